@@ -1,0 +1,99 @@
+// The one place hublink waits: epoll over file descriptors, timers, and work posted from other threads.
+//
+// Everything except Post() and Stop() must be called on the loop's thread (the thread inside Run() or
+// RunOnce()); callbacks always run there. Transports above the base transport never touch the loop's fds:
+// they only use timers and Post().
+//
+// Two ways to drive it:
+//   - loop->Run() on a thread of its own, until Stop();
+//   - loop->RunOnce(timeout) from the application's own main loop, the way embedded SDKs call Yield().
+#ifndef HUBLINK_PLUGINS_EVENT_LOOP_H_
+#define HUBLINK_PLUGINS_EVENT_LOOP_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace hublink {
+
+class EventLoop {
+ public:
+  // Readiness bits passed to and from fd callbacks. Errors and hang-ups are reported as kReadable so the
+  // owner's next read() sees them.
+  enum : uint32_t { kReadable = 1u << 0, kWritable = 1u << 1 };
+
+  using FdCallback = std::function<void(uint32_t ready)>;
+  using Task = std::function<void()>;
+  using TimerId = uint64_t;
+
+  static absl::StatusOr<std::unique_ptr<EventLoop>> Create();
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  // Watches `fd` for `interest` (kReadable|kWritable). The fd stays owned by the caller, who must call
+  // Unwatch() before closing it.
+  absl::Status Watch(int fd, uint32_t interest, FdCallback callback);
+  absl::Status SetInterest(int fd, uint32_t interest);
+  void Unwatch(int fd);
+
+  // Runs `task` once at `when` (or on the next turn if that is past). Returns an id for Cancel().
+  TimerId RunAt(absl::Time when, Task task);
+  TimerId RunAfter(absl::Duration delay, Task task) { return RunAt(Now() + delay, std::move(task)); }
+  // Returns false when the timer already ran or was cancelled. Id 0 is never issued, so it is a safe "none".
+  bool Cancel(TimerId id);
+
+  // Thread-safe: queues `task` to run on the loop thread and wakes the loop. Tasks run in posting order.
+  void Post(Task task);
+
+  // Runs until Stop(). Returns at once if Stop() was called before.
+  void Run();
+  // Thread-safe: makes Run() return after the current turn.
+  void Stop();
+  // One turn: waits at most `timeout` for something to do, then does everything ready. Returns the number
+  // of callbacks run.
+  int RunOnce(absl::Duration timeout);
+
+  bool IsLoopThread() const;
+  absl::Time Now() const { return absl::Now(); }
+
+ private:
+  EventLoop(int epoll_fd, int wake_fd);
+  int RunPosted();
+  int RunDueTimers();
+  absl::Duration TimeToNextTimer(absl::Duration cap) const;
+
+  const int epoll_fd_;
+  const int wake_fd_;
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<std::thread::id> loop_thread_{};
+
+  // Callbacks are shared so that one may Unwatch() itself (or another fd) while it runs.
+  absl::flat_hash_map<int, std::shared_ptr<FdCallback>> watchers_;
+
+  struct Timer {
+    TimerId id;
+    Task task;
+  };
+  std::multimap<absl::Time, Timer> timers_;
+  absl::flat_hash_map<TimerId, std::multimap<absl::Time, Timer>::iterator> timer_index_;
+  TimerId next_timer_id_ = 1;
+
+  absl::Mutex posted_mutex_;
+  std::vector<Task> posted_ ABSL_GUARDED_BY(posted_mutex_);
+};
+
+}  // namespace hublink
+
+#endif  // HUBLINK_PLUGINS_EVENT_LOOP_H_

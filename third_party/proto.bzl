@@ -1,6 +1,6 @@
 """C++ code from .proto files with the system protoc (Debian's protobuf-compiler), no downloads."""
 
-def hublink_cc_proto(name, srcs, deps = [], visibility = None):
+def hublink_cc_proto(name, srcs, deps = [], visibility = None, testonly = False):
     """Generates <file>.pb.{h,cc} for srcs and wraps them in cc_library `name`.
 
     deps are other hublink_cc_proto targets whose .proto files srcs import.
@@ -11,6 +11,7 @@ def hublink_cc_proto(name, srcs, deps = [], visibility = None):
         name = name + "_files",
         srcs = srcs + [d + "_files" for d in deps],
         visibility = visibility,
+        testonly = testonly,
     )
     native.genrule(
         name = name + "_gen",
@@ -18,6 +19,7 @@ def hublink_cc_proto(name, srcs, deps = [], visibility = None):
         outs = hdrs + ccs,
         cmd = "protoc -I. -I/usr/include --cpp_out=$(BINDIR) " +
               " ".join(["$(location %s)" % s for s in srcs]),
+        testonly = testonly,
     )
     native.cc_library(
         name = name,
@@ -25,4 +27,5 @@ def hublink_cc_proto(name, srcs, deps = [], visibility = None):
         hdrs = hdrs,
         deps = deps + ["@system_libs//:protobuf"],
         visibility = visibility,
+        testonly = testonly,
     )

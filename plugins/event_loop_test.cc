@@ -1,0 +1,151 @@
+#include "plugins/event_loop.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace hublink {
+namespace {
+
+std::unique_ptr<EventLoop> NewLoop() {
+  auto loop = EventLoop::Create();
+  EXPECT_TRUE(loop.ok()) << loop.status();
+  return std::move(loop).value();
+}
+
+TEST(EventLoopTest, TimersRunInDeadlineOrder) {
+  auto loop = NewLoop();
+  std::vector<int> order;
+  absl::Time now = loop->Now();
+  loop->RunAt(now + absl::Milliseconds(30), [&] { order.push_back(3); });
+  loop->RunAt(now + absl::Milliseconds(10), [&] { order.push_back(1); });
+  loop->RunAt(now + absl::Milliseconds(20), [&] { order.push_back(2); });
+  while (order.size() < 3) loop->RunOnce(absl::Seconds(1));
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+  EXPECT_GE(loop->Now() - now, absl::Milliseconds(30));
+}
+
+TEST(EventLoopTest, CancelledTimerNeverRuns) {
+  auto loop = NewLoop();
+  bool ran = false, other = false;
+  EventLoop::TimerId id = loop->RunAfter(absl::Milliseconds(5), [&] { ran = true; });
+  loop->RunAfter(absl::Milliseconds(20), [&] { other = true; });
+  EXPECT_TRUE(loop->Cancel(id));
+  EXPECT_FALSE(loop->Cancel(id));
+  EXPECT_FALSE(loop->Cancel(0));
+  while (!other) loop->RunOnce(absl::Seconds(1));
+  EXPECT_FALSE(ran);
+}
+
+TEST(EventLoopTest, RunOnceReturnsAfterTimeoutWhenIdle) {
+  auto loop = NewLoop();
+  absl::Time start = absl::Now();
+  EXPECT_EQ(loop->RunOnce(absl::Milliseconds(20)), 0);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(15));
+}
+
+TEST(EventLoopTest, PostFromOtherThreadsWakesTheLoopAndKeepsOrder) {
+  auto loop = NewLoop();
+  std::vector<int> seen;
+  constexpr int kPerThread = 1000;
+  std::thread a([&] {
+    for (int i = 0; i < kPerThread; ++i) loop->Post([&seen, i] { seen.push_back(i); });
+  });
+  std::thread b([&] {
+    for (int i = 0; i < kPerThread; ++i) loop->Post([&seen, i] { seen.push_back(100000 + i); });
+  });
+  a.join();
+  b.join();
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (seen.size() < 2 * kPerThread && absl::Now() < deadline) loop->RunOnce(absl::Seconds(1));
+  ASSERT_EQ(seen.size(), 2u * kPerThread);
+  int last_a = -1, last_b = 99999;
+  for (int v : seen) {
+    if (v < 100000) {
+      EXPECT_GT(v, last_a);
+      last_a = v;
+    } else {
+      EXPECT_GT(v, last_b);
+      last_b = v;
+    }
+  }
+}
+
+TEST(EventLoopTest, RunOnAThreadStopsFromAnotherThread) {
+  auto loop = NewLoop();
+  std::atomic<bool> in_loop{false};
+  std::thread runner([&] { loop->Run(); });
+  loop->Post([&] { in_loop = loop->IsLoopThread(); });
+  loop->Post([&] { loop->Stop(); });
+  runner.join();
+  EXPECT_TRUE(in_loop.load());
+  EXPECT_FALSE(loop->IsLoopThread());
+}
+
+TEST(EventLoopTest, FdReadinessAndUnwatchFromInsideACallback) {
+  auto loop = NewLoop();
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+  int reads = 0;
+  std::string got;
+  ASSERT_TRUE(loop->Watch(fds[0], EventLoop::kReadable, [&](uint32_t ready) {
+                    EXPECT_TRUE(ready & EventLoop::kReadable);
+                    char buf[16];
+                    ssize_t n = read(fds[0], buf, sizeof(buf));
+                    if (n > 0) got.append(buf, n);
+                    ++reads;
+                    loop->Unwatch(fds[0]);
+                  })
+                  .ok());
+  EXPECT_EQ(loop->Watch(fds[0], EventLoop::kReadable, [](uint32_t) {}).code(),
+            absl::StatusCode::kAlreadyExists);
+  ASSERT_EQ(write(fds[1], "hi", 2), 2);
+  while (reads == 0) loop->RunOnce(absl::Seconds(1));
+  ASSERT_EQ(write(fds[1], "more", 4), 4);
+  loop->RunOnce(absl::Milliseconds(20));
+  EXPECT_EQ(reads, 1);
+  EXPECT_EQ(got, "hi");
+  close(fds[0]);
+  close(fds[1]);
+}
+
+TEST(EventLoopTest, WritableInterestCanBeToggled) {
+  auto loop = NewLoop();
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+  int writable = 0;
+  ASSERT_TRUE(loop->Watch(fds[0], EventLoop::kWritable, [&](uint32_t ready) {
+                    if (ready & EventLoop::kWritable) ++writable;
+                    ASSERT_TRUE(loop->SetInterest(fds[0], EventLoop::kReadable).ok());
+                  })
+                  .ok());
+  loop->RunOnce(absl::Milliseconds(100));
+  loop->RunOnce(absl::Milliseconds(20));
+  EXPECT_EQ(writable, 1);
+  EXPECT_EQ(loop->SetInterest(12345, EventLoop::kReadable).code(), absl::StatusCode::kNotFound);
+  loop->Unwatch(fds[0]);
+  close(fds[0]);
+  close(fds[1]);
+}
+
+TEST(EventLoopTest, TimerRearmingItselfDoesNotStarveTheTurn) {
+  auto loop = NewLoop();
+  int fired = 0;
+  std::function<void()> rearm = [&] {
+    ++fired;
+    loop->RunAfter(absl::ZeroDuration(), rearm);
+  };
+  loop->RunAfter(absl::ZeroDuration(), rearm);
+  loop->RunOnce(absl::Milliseconds(10));
+  EXPECT_EQ(fired, 1);
+  loop->RunOnce(absl::Milliseconds(10));
+  EXPECT_EQ(fired, 2);
+}
+
+}  // namespace
+}  // namespace hublink

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: every test target, then again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Tests start their own real peers (mosquitto, node ws, openssl s_server) on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+command -v bazel >/dev/null && [[ -d /usr/include/android/openssl ]] || bash tools/bootstrap.sh
+
+bazel test //... "$@"
+bazel test --config=asan_ubsan //... "$@"

@@ -1,0 +1,209 @@
+// The MQTT 3.1.1 session: a Protocol (plugins/protocol.h) that outlives single connections. It
+// speaks CONNECT/CONNACK on every new link with fresh credentials from the signer, keeps the link
+// alive with PINGREQ and declares it dead when the broker goes silent, runs QoS 0/1/2 both ways
+// with an in-flight window, re-sends what was unacknowledged after a reconnect, restores every
+// subscription, and queues publishes while there is no link. It owns no sockets and no timers
+// beyond the loop's; whoever owns the transports (hublink::Client, a test) drives it and decides
+// when to reconnect.
+//
+// Everything here runs on the loop thread. Completions and message handlers are called on it too,
+// and may call back into the session.
+#ifndef HUBLINK_PROTOCOLS_MQTT_SESSION_H_
+#define HUBLINK_PROTOCOLS_MQTT_SESSION_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "plugins/event_loop.h"
+#include "plugins/protocol.h"
+#include "plugins/weak_guard.h"
+#include "protocols/mqtt/codec.h"
+#include "protocols/mqtt/message_store.h"
+#include "protocols/mqtt/mqtt.pb.h"
+
+namespace hublink {
+namespace mqtt {
+
+// A received application message. Views are valid during the handler call only.
+struct Message {
+  absl::string_view topic;
+  absl::string_view payload;
+  uint8_t qos = 0;
+  bool retain = false;
+  bool dup = false;
+};
+
+using MessageHandler = std::function<void(const Message&)>;
+// Resolved once: OK when the QoS flow completed (QoS 0: handed to the transport; QoS 1: PUBACK; QoS
+// 2: PUBCOMP; SUBSCRIBE: SUBACK granted), otherwise why not.
+using Completion = std::function<void(const absl::Status&)>;
+
+enum class QueueOverflow { kDropOldest, kRejectNew };
+
+// MqttConfig with defaults applied.
+struct SessionOptions {
+  std::string client_id;
+  std::string username;
+  std::string password;  // secret
+  bool clean_session = true;
+  absl::Duration keep_alive = absl::Seconds(60);
+  absl::Duration ping_timeout = absl::Seconds(30);
+  size_t max_packet_size = 8 << 20;
+  size_t max_inflight = 64;
+  size_t max_queued_messages = 100000;
+  size_t max_queued_bytes = 64 << 20;
+  QueueOverflow overflow = QueueOverflow::kDropOldest;
+  absl::optional<Will> will;
+  // When no handshake deadline is on the link's ConnectContext: how long to wait for CONNACK.
+  absl::Duration connack_timeout = absl::Seconds(20);
+};
+
+// Validates `config` (kInvalidArgument naming the field) and applies defaults.
+absl::StatusOr<SessionOptions> SessionOptionsFromConfig(const protocols::MqttConfig& config);
+
+// What the owner of the session hears besides link closes.
+class SessionObserver {
+ public:
+  virtual ~SessionObserver() = default;
+  // CONNACK accepted: publishes flow, subscriptions are being restored.
+  virtual void OnSessionUp(bool session_present) = 0;
+  // The broker refused (SUBACK 0x80) a subscription it had granted before, while restoring it after
+  // a reconnect. The subscription is dropped. (Refusals of a new Subscribe go to its completion.)
+  virtual void OnSubscriptionLost(absl::string_view filter, const absl::Status& status) {}
+};
+
+// The publish/subscribe facet a Client needs on top of Protocol.
+class Session : public Protocol {
+ public:
+  Session(EventLoop& loop, SessionOptions options,
+          std::unique_ptr<MessageStore> store = std::make_unique<MemoryMessageStore>());
+  ~Session() override;
+
+  void set_observer(SessionObserver* observer) { observer_ = observer; }
+
+  // Protocol.
+  void OnLinkOpen(ProtocolLink& link) override;
+  void OnLinkData(absl::string_view bytes) override;
+  void OnLinkWritable() override;
+  void OnLinkClosed(const absl::Status& status) override;
+
+  // Sends now when the session is up and nothing is queued ahead, else queues (bounded; see
+  // SessionOptions). Invalid topic, QoS or size fail `done` at once with kInvalidArgument; a full
+  // queue with kResourceExhausted. `done` may be empty.
+  void Publish(absl::string_view topic, absl::string_view payload, uint8_t qos, bool retain,
+               Completion done);
+  // Adds (or replaces the handler and QoS of) the subscription to `filter`, sends SUBSCRIBE when
+  // up, and restores it after every reconnect. `done` gets OK on SUBACK, kPermissionDenied on
+  // SUBACK 0x80 (the subscription is then dropped), kInvalidArgument for a bad filter.
+  void Subscribe(absl::string_view filter, uint8_t qos, MessageHandler handler, Completion done);
+  // Stops dispatching to `filter` at once; sends UNSUBSCRIBE when up. `done` gets OK on UNSUBACK
+  // (or at once when down: there is nothing to restore), kNotFound for a filter never subscribed.
+  void Unsubscribe(absl::string_view filter, Completion done);
+  // Sends DISCONNECT and closes the link with OK. Queued and unacknowledged messages stay in the
+  // store.
+  void Disconnect();
+  // Fails every pending publish completion and subscription completion with `status` and empties
+  // the store: for a client that gives up or goes away.
+  void FailPending(const absl::Status& status);
+
+  bool up() const { return state_ == State::kUp; }
+  size_t inflight() const { return outgoing_ids_.size(); }
+  size_t queued() const { return queued_.size(); }
+  size_t queued_bytes() const { return queued_bytes_; }
+  const SessionOptions& options() const { return options_; }
+
+ private:
+  enum class State { kDown, kAwaitingConnack, kUp };
+
+  struct Subscription {
+    uint8_t qos = 0;
+    std::shared_ptr<const MessageHandler> handler;
+    // Completions waiting for the next SUBACK covering this filter.
+    std::vector<Completion> waiting;
+    bool granted_once = false;
+  };
+  struct PendingSubscribe {
+    std::vector<std::string> filters;
+  };
+
+  absl::Status HandlePacket(const Packet& packet);
+  absl::Status HandleConnack(const Packet& packet);
+  absl::Status HandlePublish(const Packet& packet);
+  absl::Status HandleSuback(const Packet& packet);
+  void Fail(const absl::Status& status);
+  bool Write(absl::string_view bytes);
+  // Sends what resend_ and queued_ hold, within the window and while the link takes bytes.
+  void Pump();
+  void SendSubscriptions(const std::vector<std::string>& filters);
+  uint16_t NextPacketId();
+  void Complete(uint64_t seq, const absl::Status& status);
+  absl::Status Enqueue(absl::string_view topic, absl::string_view payload, uint8_t qos, bool retain,
+                       Completion done);
+  void ArmKeepAlive(absl::Time when);
+  void OnKeepAliveTimer();
+  void Recover();
+
+  EventLoop& loop_;
+  SessionOptions options_;
+  std::unique_ptr<MessageStore> store_;
+  SessionObserver* observer_ = nullptr;
+
+  ProtocolLink* link_ = nullptr;
+  State state_ = State::kDown;
+  bool closing_ = false;  // we asked the link to close; ignore further input
+  Decoder decoder_;
+  std::string out_;  // reused encode buffer
+
+  // Outgoing publishes, by sequence number; the messages themselves live in store_.
+  std::deque<uint64_t> queued_;
+  size_t queued_bytes_ = 0;
+  std::deque<uint64_t> resend_;                           // in flight, to go out again on this link
+  std::map<uint64_t, uint16_t> inflight_;                 // seq -> packet id, in send order
+  absl::flat_hash_map<uint16_t, uint64_t> outgoing_ids_;  // packet id -> seq
+  absl::flat_hash_map<uint64_t, Completion> completions_;
+  uint64_t next_seq_ = 1;
+  uint16_t next_packet_id_ = 1;
+
+  // Incoming QoS 2 packet ids acknowledged with PUBREC and not yet released: duplicates are not
+  // delivered.
+  absl::flat_hash_set<uint16_t> incoming_qos2_;
+  // The client id of the current link, for CONNACK errors.
+  std::string connected_client_id_;
+
+  std::map<std::string, Subscription> subscriptions_;
+  absl::flat_hash_map<uint16_t, PendingSubscribe> pending_subscribes_;
+  absl::flat_hash_map<uint16_t, Completion> pending_unsubscribes_;
+  std::vector<std::shared_ptr<const MessageHandler>> dispatch_scratch_;
+
+  // Keep-alive.
+  EventLoop::TimerId keep_alive_timer_ = 0;
+  absl::Time keep_alive_due_ = absl::InfiniteFuture();
+  EventLoop::TimerId connack_timer_ = 0;
+  absl::Time last_sent_;
+  absl::Time last_received_;
+  absl::Time ping_sent_ = absl::InfinitePast();
+  bool ping_outstanding_ = false;
+
+  WeakGuard guard_;
+};
+
+// Maps a CONNACK refusal to an actionable status ("mqtt: broker refused credentials (CONNACK 4):
+// ...").
+absl::Status ConnackError(uint8_t return_code, absl::string_view client_id);
+
+}  // namespace mqtt
+}  // namespace hublink
+
+#endif  // HUBLINK_PROTOCOLS_MQTT_SESSION_H_

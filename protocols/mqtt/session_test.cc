@@ -1,0 +1,762 @@
+#include "protocols/mqtt/session.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "plugins/signer.h"
+#include "protocols/mqtt/codec.h"
+#include "tests/test_util.h"
+
+namespace hublink {
+namespace mqtt {
+namespace {
+
+using ::hublink::testing::RunUntil;
+
+class FakeLink : public ProtocolLink {
+ public:
+  explicit FakeLink(EventLoop& loop) : context_(loop, "broker.test", 1883) {}
+  absl::Status Write(absl::string_view bytes) override {
+    if (closed.has_value()) return absl::FailedPreconditionError("closed");
+    if (refuse_writes) return absl::ResourceExhaustedError("full");
+    written.append(bytes.data(), bytes.size());
+    return absl::OkStatus();
+  }
+  size_t BufferedBytes() const override { return 0; }
+  void Close(const absl::Status& reason) override {
+    if (!closed.has_value()) closed = reason;
+  }
+  ConnectContext& context() override { return context_; }
+
+  ConnectContext context_;
+  std::string written;
+  absl::optional<absl::Status> closed;
+  bool refuse_writes = false;
+};
+
+// What the session wrote, decoded the way a broker would.
+struct Sent {
+  PacketType type;
+  uint16_t id = 0;
+  bool dup = false;
+  uint8_t qos = 0;
+  bool retain = false;
+  std::string topic;
+  std::string payload;
+  ConnectFields connect;
+  std::vector<std::pair<std::string, uint8_t>> subscribe;
+  std::vector<std::string> unsubscribe;
+};
+
+class CountingSigner : public Signer {
+ public:
+  absl::StatusOr<Credentials> Sign(const SignRequest& request) override {
+    ++calls;
+    last = request;
+    if (fail) return absl::UnauthenticatedError("hmac: key expired");
+    Credentials c;
+    c.client_id = "signed-" + std::to_string(calls);
+    c.username = "user-" + std::to_string(calls);
+    c.password = "secret-" + std::to_string(calls);
+    return c;
+  }
+  int calls = 0;
+  bool fail = false;
+  SignRequest last;
+};
+
+class SessionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    loop_ = *EventLoop::Create();
+    options_.client_id = "dev1";
+    options_.username = "u";
+    options_.password = "p";
+  }
+
+  Session& session() {
+    if (session_ == nullptr) session_ = std::make_unique<Session>(*loop_, options_);
+    return *session_;
+  }
+
+  // Opens a new link and returns what the session sent on it (the CONNECT).
+  std::vector<Sent> Open() {
+    link_ = std::make_unique<FakeLink>(*loop_);
+    if (signer_ != nullptr) link_->context_.set_signer(signer_.get());
+    session().OnLinkOpen(*link_);
+    return TakeSent();
+  }
+
+  std::vector<Sent> Connack(bool session_present = false, uint8_t rc = 0) {
+    std::string bytes;
+    AppendConnack(session_present, rc, &bytes);
+    session().OnLinkData(bytes);
+    return TakeSent();
+  }
+
+  void CloseLink(absl::Status status = absl::UnavailableError("tcp: reset")) {
+    session().OnLinkClosed(status);
+  }
+
+  std::vector<Sent> Feed(const std::string& bytes) {
+    session().OnLinkData(bytes);
+    return TakeSent();
+  }
+
+  std::vector<Sent> TakeSent() {
+    std::vector<Sent> out;
+    if (link_ == nullptr) return out;
+    Decoder decoder(64 << 20, Decoder::Role::kServer);
+    absl::Status status = decoder.Feed(link_->written, [&](const Packet& p) {
+      Sent s;
+      s.type = p.type;
+      s.id = p.packet_id;
+      s.dup = p.dup;
+      s.qos = p.qos;
+      s.retain = p.retain;
+      s.topic = std::string(p.topic);
+      s.payload = std::string(p.payload);
+      if (p.type == PacketType::kConnect) s.connect = *ParseConnect(p);
+      if (p.type == PacketType::kSubscribe) s.subscribe = *ParseSubscribe(p);
+      if (p.type == PacketType::kUnsubscribe) s.unsubscribe = *ParseUnsubscribe(p);
+      out.push_back(std::move(s));
+      return absl::OkStatus();
+    });
+    EXPECT_TRUE(status.ok()) << status;
+    EXPECT_EQ(decoder.buffered(), 0u);
+    link_->written.clear();
+    return out;
+  }
+
+  std::string Ack(PacketType type, uint16_t id) {
+    std::string s;
+    AppendAck(type, id, &s);
+    return s;
+  }
+  std::string Pub(absl::string_view topic, absl::string_view payload, uint8_t qos, uint16_t id,
+                  bool dup = false) {
+    std::string s;
+    EXPECT_TRUE(AppendPublish({topic, payload, qos, false, dup, id}, &s).ok());
+    return s;
+  }
+
+  std::unique_ptr<EventLoop> loop_;
+  SessionOptions options_;
+  std::unique_ptr<Session> session_;
+  std::unique_ptr<FakeLink> link_;
+  std::unique_ptr<CountingSigner> signer_;
+};
+
+TEST_F(SessionTest, ConnectCarriesConfiguredCredentials) {
+  options_.keep_alive = absl::Seconds(45);
+  options_.clean_session = false;
+  std::vector<Sent> sent = Open();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].type, PacketType::kConnect);
+  EXPECT_EQ(sent[0].connect.client_id, "dev1");
+  EXPECT_EQ(sent[0].connect.username.value_or("-"), "u");
+  EXPECT_EQ(sent[0].connect.password.value_or("-"), "p");
+  EXPECT_EQ(sent[0].connect.keep_alive_seconds, 45);
+  EXPECT_FALSE(sent[0].connect.clean_session);
+  EXPECT_FALSE(session().up());
+  Connack();
+  EXPECT_TRUE(session().up());
+}
+
+TEST_F(SessionTest, SignerIsAskedAtEveryAttemptWithServerTimeAndHost) {
+  signer_ = std::make_unique<CountingSigner>();
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    link_ = std::make_unique<FakeLink>(*loop_);
+    link_->context_.set_signer(signer_.get());
+    link_->context_.set_server_clock_offset(absl::Hours(2));
+    session().OnLinkOpen(*link_);
+    std::vector<Sent> sent = TakeSent();
+    ASSERT_EQ(sent.size(), 1u);
+    EXPECT_EQ(sent[0].connect.client_id, "signed-" + std::to_string(attempt));
+    EXPECT_EQ(sent[0].connect.username.value_or(""), "user-" + std::to_string(attempt));
+    EXPECT_EQ(sent[0].connect.password.value_or(""), "secret-" + std::to_string(attempt));
+    EXPECT_EQ(signer_->calls, attempt);
+    EXPECT_EQ(signer_->last.host, "broker.test");
+    EXPECT_LT(absl::AbsDuration(signer_->last.now - (absl::Now() + absl::Hours(2))),
+              absl::Seconds(5));
+    CloseLink();
+  }
+}
+
+TEST_F(SessionTest, SignerFailureClosesTheLinkWithItsReason) {
+  signer_ = std::make_unique<CountingSigner>();
+  signer_->fail = true;
+  Open();
+  ASSERT_TRUE(link_->closed.has_value());
+  EXPECT_EQ(link_->closed->code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(link_->closed->message(), "mqtt: signer: hmac: key expired");
+}
+
+TEST_F(SessionTest, ConnackRefusalsMapToActionableErrors) {
+  struct {
+    uint8_t rc;
+    absl::StatusCode code;
+    const char* prefix;
+  } cases[] = {
+      {1, absl::StatusCode::kFailedPrecondition,
+       "mqtt: broker refused the connection: unacceptable"},
+      {2, absl::StatusCode::kInvalidArgument,
+       "mqtt: broker rejected client id \"dev1\" (CONNACK 2)"},
+      {3, absl::StatusCode::kUnavailable, "mqtt: broker unavailable (CONNACK 3)"},
+      {4, absl::StatusCode::kUnauthenticated, "mqtt: broker refused credentials (CONNACK 4)"},
+      {5, absl::StatusCode::kPermissionDenied,
+       "mqtt: broker refused the connection: not authorized"},
+  };
+  for (const auto& c : cases) {
+    Open();
+    Connack(false, c.rc);
+    ASSERT_TRUE(link_->closed.has_value()) << c.rc;
+    EXPECT_EQ(link_->closed->code(), c.code);
+    EXPECT_EQ(link_->closed->message().substr(0, strlen(c.prefix)), c.prefix);
+    EXPECT_EQ(link_->closed->message().find("\"p\""), absl::string_view::npos);
+    EXPECT_FALSE(session().up());
+    CloseLink(*link_->closed);
+  }
+}
+
+TEST_F(SessionTest, PacketsBeforeConnackAreAProtocolError) {
+  Open();
+  Feed(Ack(PacketType::kPuback, 1));
+  ASSERT_TRUE(link_->closed.has_value());
+  EXPECT_EQ(link_->closed->message(), "mqtt: PUBACK before CONNACK");
+}
+
+TEST_F(SessionTest, MalformedInputClosesTheLinkWithTheDecoderError) {
+  Open();
+  Connack();
+  Feed(std::string("\x30\x03\x00\x05\x61", 5));
+  ASSERT_TRUE(link_->closed.has_value());
+  EXPECT_EQ(link_->closed->code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(link_->closed->message(),
+            "mqtt: PUBLISH: topic: truncated string: length 5 but only 1 bytes left in the packet");
+}
+
+TEST_F(SessionTest, Qos0Qos1Qos2OutgoingFlows) {
+  Open();
+  Connack();
+  std::vector<absl::Status> done(3, absl::UnknownError("pending"));
+  session().Publish("t/0", "zero", 0, false, [&](const absl::Status& s) { done[0] = s; });
+  session().Publish("t/1", "one", 1, true, [&](const absl::Status& s) { done[1] = s; });
+  session().Publish("t/2", "two", 2, false, [&](const absl::Status& s) { done[2] = s; });
+  std::vector<Sent> sent = TakeSent();
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(sent[0].qos, 0);
+  EXPECT_EQ(sent[1].qos, 1);
+  EXPECT_TRUE(sent[1].retain);
+  EXPECT_EQ(sent[2].qos, 2);
+  EXPECT_TRUE(done[0].ok());
+  EXPECT_EQ(done[1].code(), absl::StatusCode::kUnknown);
+  EXPECT_EQ(session().inflight(), 2u);
+
+  EXPECT_TRUE(Feed(Ack(PacketType::kPuback, sent[1].id)).empty());
+  EXPECT_TRUE(done[1].ok());
+  sent = Feed(Ack(PacketType::kPubrec, sent[2].id));
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].type, PacketType::kPubrel);
+  EXPECT_EQ(done[2].code(), absl::StatusCode::kUnknown) << "QoS 2 completes on PUBCOMP, not PUBREC";
+  Feed(Ack(PacketType::kPubcomp, sent[0].id));
+  EXPECT_TRUE(done[2].ok());
+  EXPECT_EQ(session().inflight(), 0u);
+}
+
+TEST_F(SessionTest, InflightWindowHoldsBackFurtherPublishes) {
+  options_.max_inflight = 2;
+  Open();
+  Connack();
+  for (int i = 0; i < 5; ++i) session().Publish("t", std::to_string(i), 1, false, nullptr);
+  std::vector<Sent> sent = TakeSent();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(session().queued(), 3u);
+  sent = Feed(Ack(PacketType::kPuback, sent[0].id));
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].payload, "2");
+}
+
+TEST_F(SessionTest, PacketIdsSkipIdsStillInUse) {
+  options_.max_inflight = 65535;
+  options_.max_queued_messages = 1 << 20;
+  Open();
+  Connack();
+  session().Publish("t", "held", 1, false, nullptr);  // packet id 1, never acknowledged
+  std::vector<Sent> first = TakeSent();
+  ASSERT_EQ(first[0].id, 1);
+  // Cycle through every other id, acknowledging each at once.
+  for (int i = 0; i < 65534; ++i) {
+    session().Publish("t", "x", 1, false, nullptr);
+    std::vector<Sent> sent = TakeSent();
+    ASSERT_EQ(sent.size(), 1u);
+    session().OnLinkData(Ack(PacketType::kPuback, sent[0].id));
+  }
+  session().Publish("t", "wrapped", 1, false, nullptr);
+  std::vector<Sent> sent = TakeSent();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].id, 2) << "id 1 is still in flight and must be skipped";
+}
+
+TEST_F(SessionTest, UnackedPublishesResentWithDupWhenTheSessionSurvived) {
+  options_.clean_session = false;
+  Open();
+  Connack();
+  absl::Status q1 = absl::UnknownError("pending"), q2 = q1;
+  session().Publish("a", "1", 1, false, [&](const absl::Status& s) { q1 = s; });
+  session().Publish("b", "2", 2, false, [&](const absl::Status& s) { q2 = s; });
+  session().Publish("c", "3", 2, false, nullptr);
+  std::vector<Sent> sent = TakeSent();
+  ASSERT_EQ(sent.size(), 3u);
+  Feed(Ack(PacketType::kPubrec, sent[2].id));  // "c" is now waiting for PUBCOMP
+  CloseLink();
+  EXPECT_FALSE(q1.ok());
+
+  Open();
+  std::vector<Sent> resent = Connack(/*session_present=*/true);
+  ASSERT_EQ(resent.size(), 3u);
+  EXPECT_EQ(resent[0].type, PacketType::kPublish);
+  EXPECT_TRUE(resent[0].dup);
+  EXPECT_EQ(resent[0].id, sent[0].id);
+  EXPECT_EQ(resent[1].type, PacketType::kPublish);
+  EXPECT_TRUE(resent[1].dup);
+  EXPECT_EQ(resent[1].id, sent[1].id);
+  EXPECT_EQ(resent[2].type, PacketType::kPubrel);
+  EXPECT_EQ(resent[2].id, sent[2].id);
+  Feed(Ack(PacketType::kPuback, sent[0].id));
+  EXPECT_TRUE(q1.ok());
+}
+
+TEST_F(SessionTest, UnackedPublishesResentAsNewWhenTheSessionWasLost) {
+  Open();
+  Connack();
+  absl::Status c3 = absl::UnknownError("pending");
+  session().Publish("a", "1", 1, false, nullptr);
+  session().Publish("b", "2", 2, false, nullptr);
+  session().Publish("c", "3", 2, false, [&](const absl::Status& s) { c3 = s; });
+  std::vector<Sent> sent = TakeSent();
+  Feed(Ack(PacketType::kPubrec, sent[2].id));
+  TakeSent();
+  CloseLink();
+  session().Publish("d", "4", 1, false, nullptr);  // queued while down: goes after the re-sent ones
+
+  Open();
+  std::vector<Sent> resent = Connack(/*session_present=*/false);
+  ASSERT_EQ(resent.size(), 3u);
+  EXPECT_EQ(resent[0].topic, "a");
+  EXPECT_FALSE(resent[0].dup);
+  EXPECT_EQ(resent[1].topic, "b");
+  EXPECT_FALSE(resent[1].dup);
+  EXPECT_EQ(resent[2].topic, "d");
+  // The broker had accepted "c" (PUBREC): re-sending it would deliver it twice.
+  EXPECT_TRUE(c3.ok());
+}
+
+TEST_F(SessionTest, IncomingQos2DuplicatesAreNotDeliveredTwice) {
+  Open();
+  Connack();
+  std::vector<std::string> got;
+  session().Subscribe(
+      "in/#", 2, [&](const Message& m) { got.emplace_back(m.payload); }, nullptr);
+  TakeSent();
+  std::vector<Sent> sent = Feed(Pub("in/x", "once", 2, 5));
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].type, PacketType::kPubrec);
+  sent = Feed(Pub("in/x", "once", 2, 5, /*dup=*/true));
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].type, PacketType::kPubrec);
+  EXPECT_EQ(got.size(), 1u);
+  sent = Feed(Ack(PacketType::kPubrel, 5));
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].type, PacketType::kPubcomp);
+  Feed(Pub("in/x", "again", 2, 5));  // id 5 released: a new message
+  EXPECT_EQ(got, (std::vector<std::string>{"once", "again"}));
+}
+
+TEST_F(SessionTest, IncomingQos1IsAcknowledgedAfterTheHandler) {
+  Open();
+  Connack();
+  int calls = 0;
+  session().Subscribe(
+      "a/+", 1,
+      [&](const Message& m) {
+        ++calls;
+        EXPECT_TRUE(link_->written.empty()) << "PUBACK must follow delivery";
+      },
+      nullptr);
+  TakeSent();
+  std::vector<Sent> sent = Feed(Pub("a/b", "x", 1, 9));
+  EXPECT_EQ(calls, 1);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].type, PacketType::kPuback);
+  EXPECT_EQ(sent[0].id, 9);
+}
+
+TEST_F(SessionTest, SubscriptionsDispatchRestoreAndReportRefusals) {
+  Open();
+  Connack();
+  std::vector<std::string> wild, sys, exact;
+  absl::Status ok_done = absl::UnknownError("pending"), refused = ok_done;
+  session().Subscribe(
+      "#", 0, [&](const Message& m) { wild.emplace_back(m.topic); },
+      [&](const absl::Status& s) { ok_done = s; });
+  session().Subscribe(
+      "$sys/+/r", 1, [&](const Message& m) { sys.emplace_back(m.topic); }, nullptr);
+  session().Subscribe(
+      "a/b", 1, [&](const Message& m) { exact.emplace_back(m.topic); }, nullptr);
+  session().Subscribe("forbidden/#", 0, nullptr, [&](const absl::Status& s) { refused = s; });
+  std::vector<Sent> sent = TakeSent();
+  ASSERT_EQ(sent.size(), 4u);
+  const uint8_t granted[] = {0};
+  const uint8_t granted1[] = {1};
+  const uint8_t failure[] = {kSubackFailure};
+  std::string acks;
+  AppendSuback(sent[0].id, granted, &acks);
+  AppendSuback(sent[1].id, granted1, &acks);
+  AppendSuback(sent[2].id, granted1, &acks);
+  AppendSuback(sent[3].id, failure, &acks);
+  Feed(acks);
+  EXPECT_TRUE(ok_done.ok());
+  EXPECT_EQ(refused.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(refused.message(),
+            "mqtt: broker refused subscription to \"forbidden/#\" (SUBACK 0x80)");
+
+  Feed(Pub("$sys/op/r", "", 0, 0));
+  Feed(Pub("a/b", "", 0, 0));
+  EXPECT_EQ(wild, (std::vector<std::string>{"a/b"})) << "'#' must not match $ topics";
+  EXPECT_EQ(sys, (std::vector<std::string>{"$sys/op/r"}));
+  EXPECT_EQ(exact, (std::vector<std::string>{"a/b"}));
+
+  // Every subscription (but the refused one) comes back after a reconnect, in one SUBSCRIBE.
+  CloseLink();
+  Open();
+  std::vector<Sent> restored = Connack();
+  ASSERT_EQ(restored.size(), 1u);
+  EXPECT_EQ(restored[0].type, PacketType::kSubscribe);
+  EXPECT_EQ(restored[0].subscribe,
+            (std::vector<std::pair<std::string, uint8_t>>{{"#", 0}, {"$sys/+/r", 1}, {"a/b", 1}}));
+}
+
+TEST_F(SessionTest, ManySubscriptionsRestoredWithinThePacketSizeLimit) {
+  options_.max_packet_size = 1024;
+  Open();
+  Connack();
+  for (int i = 0; i < 500; ++i) {
+    session().Subscribe("devices/" + std::to_string(i) + "/data", 1, nullptr, nullptr);
+  }
+  TakeSent();
+  CloseLink();
+  Open();
+  std::vector<Sent> restored = Connack();
+  size_t filters = 0;
+  for (const Sent& s : restored) {
+    EXPECT_EQ(s.type, PacketType::kSubscribe);
+    filters += s.subscribe.size();
+  }
+  EXPECT_EQ(filters, 500u);
+  EXPECT_GT(restored.size(), 1u);
+}
+
+TEST_F(SessionTest, UnsubscribeStopsDispatchAndWaitsForUnsuback) {
+  Open();
+  Connack();
+  int calls = 0;
+  session().Subscribe(
+      "x", 0, [&](const Message&) { ++calls; }, nullptr);
+  TakeSent();
+  absl::Status done = absl::UnknownError("pending");
+  session().Unsubscribe("x", [&](const absl::Status& s) { done = s; });
+  std::vector<Sent> sent = TakeSent();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].unsubscribe, std::vector<std::string>{"x"});
+  Feed(Pub("x", "", 0, 0));
+  EXPECT_EQ(calls, 0);
+  EXPECT_EQ(done.code(), absl::StatusCode::kUnknown);
+  Feed(Ack(PacketType::kUnsuback, sent[0].id));
+  EXPECT_TRUE(done.ok());
+  session().Unsubscribe("never", [&](const absl::Status& s) { done = s; });
+  EXPECT_EQ(done.code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(SessionTest, OfflineQueueIsSentInOrderAfterConnect) {
+  std::vector<int> order;
+  for (int i = 0; i < 5; ++i) {
+    session().Publish("q", std::to_string(i), i % 2, false, [&, i](const absl::Status& s) {
+      if (s.ok()) order.push_back(i);
+    });
+  }
+  EXPECT_EQ(session().queued(), 5u);
+  Open();
+  std::vector<Sent> sent = Connack();
+  ASSERT_EQ(sent.size(), 5u);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(sent[i].payload, std::to_string(i));
+  for (const Sent& s : sent) {
+    if (s.qos == 1) Feed(Ack(PacketType::kPuback, s.id));
+  }
+  EXPECT_EQ(order.size(), 5u);
+}
+
+TEST_F(SessionTest, OfflineQueueDropsOldestOrRejectsNew) {
+  options_.max_queued_messages = 3;
+  options_.max_queued_bytes = 1000;
+  std::vector<std::string> results;
+  auto record = [&](std::string name) {
+    return [&results, name](const absl::Status& s) {
+      results.push_back(name + ":" + std::string(absl::StatusCodeToString(s.code())));
+    };
+  };
+  for (int i = 0; i < 5; ++i)
+    session().Publish("t", std::to_string(i), 1, false, record(std::to_string(i)));
+  EXPECT_EQ(results, (std::vector<std::string>{"0:RESOURCE_EXHAUSTED", "1:RESOURCE_EXHAUSTED"}));
+  EXPECT_EQ(session().queued(), 3u);
+  // Bytes bound: one big message pushes out everything older.
+  session().Publish("t", std::string(998, 'x'), 1, false, record("big"));
+  EXPECT_EQ(session().queued(), 1u);
+
+  session_.reset();
+  results.clear();
+  options_.overflow = QueueOverflow::kRejectNew;
+  for (int i = 0; i < 5; ++i)
+    session().Publish("t", std::to_string(i), 1, false, record(std::to_string(i)));
+  EXPECT_EQ(results, (std::vector<std::string>{"3:RESOURCE_EXHAUSTED", "4:RESOURCE_EXHAUSTED"}));
+  EXPECT_EQ(session().queued(), 3u);
+}
+
+TEST_F(SessionTest, MaxPacketSizeBothDirections) {
+  options_.max_packet_size = 4096;
+  Open();
+  Connack();
+  absl::Status done;
+  session().Publish("t", std::string(4096, 'x'), 0, false,
+                    [&](const absl::Status& s) { done = s; });
+  EXPECT_EQ(done.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(done.message(),
+            "mqtt: PUBLISH to \"t\" would be 4102 bytes, above max_packet_size 4096");
+  session().Publish("t", std::string(4000, 'x'), 0, false,
+                    [&](const absl::Status& s) { done = s; });
+  EXPECT_TRUE(done.ok());
+  TakeSent();
+  Feed(Pub("t", std::string(5000, 'y'), 0, 0));
+  ASSERT_TRUE(link_->closed.has_value());
+  EXPECT_EQ(link_->closed->code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST_F(SessionTest, DefaultMaxPacketSizeIsFarAboveTwoKibibytes) {
+  Open();
+  Connack();
+  absl::Status done = absl::UnknownError("pending");
+  session().Publish("t", std::string(1 << 20, 'x'), 1, false,
+                    [&](const absl::Status& s) { done = s; });
+  std::vector<Sent> sent = TakeSent();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].payload.size(), 1u << 20);
+  std::vector<std::string> got;
+  session().Subscribe(
+      "big", 0, [&](const Message& m) { got.emplace_back(m.payload); }, nullptr);
+  Feed(Pub("big", std::string(1 << 20, 'y'), 0, 0));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].size(), 1u << 20);
+}
+
+TEST_F(SessionTest, BackpressuredWritesResumeOnWritable) {
+  Open();
+  Connack();
+  link_->refuse_writes = true;
+  int done = 0;
+  for (int i = 0; i < 3; ++i)
+    session().Publish("t", "x", 0, false, [&](const absl::Status&) { ++done; });
+  EXPECT_EQ(done, 0);
+  EXPECT_EQ(session().queued(), 3u);
+  link_->refuse_writes = false;
+  session().OnLinkWritable();
+  EXPECT_EQ(done, 3);
+  EXPECT_EQ(TakeSent().size(), 3u);
+}
+
+TEST_F(SessionTest, KeepAlivePingsAndDeclaresASilentBrokerDead) {
+  options_.keep_alive = absl::Seconds(1);
+  options_.ping_timeout = absl::Milliseconds(400);
+  Open();
+  Connack();
+  absl::Time start = absl::Now();
+  ASSERT_TRUE(RunUntil(
+      *loop_, [&] { return !link_->written.empty(); }, absl::Seconds(3)));
+  absl::Duration to_ping = absl::Now() - start;
+  std::vector<Sent> sent = TakeSent();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].type, PacketType::kPingreq);
+  EXPECT_GE(to_ping, absl::Milliseconds(550));
+  EXPECT_LE(to_ping, absl::Milliseconds(900));
+  ASSERT_TRUE(RunUntil(
+      *loop_, [&] { return link_->closed.has_value(); }, absl::Seconds(3)));
+  absl::Duration to_dead = absl::Now() - start;
+  EXPECT_EQ(link_->closed->code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_LE(to_dead, absl::Milliseconds(1500)) << "dead within 1.5 x keep-alive";
+  EXPECT_NE(link_->closed->message().find("no answer to PINGREQ"), std::string::npos);
+}
+
+TEST_F(SessionTest, KeepAliveAnsweredKeepsTheLinkUp) {
+  options_.keep_alive = absl::Seconds(1);
+  options_.ping_timeout = absl::Milliseconds(400);
+  Open();
+  Connack();
+  int pings = 0;
+  absl::Time end = absl::Now() + absl::Milliseconds(2500);
+  while (absl::Now() < end && !link_->closed.has_value()) {
+    loop_->RunOnce(absl::Milliseconds(50));
+    for (const Sent& s : TakeSent()) {
+      if (s.type == PacketType::kPingreq) {
+        ++pings;
+        std::string resp;
+        AppendPingresp(&resp);
+        session().OnLinkData(resp);
+      }
+    }
+  }
+  EXPECT_FALSE(link_->closed.has_value()) << *link_->closed;
+  EXPECT_GE(pings, 3);
+}
+
+TEST_F(SessionTest, MissingConnackTimesOut) {
+  Open();
+  link_->context_.set_deadline(absl::InfiniteFuture());
+  session_.reset();
+  options_.connack_timeout = absl::Milliseconds(200);
+  Open();
+  ASSERT_TRUE(RunUntil(
+      *loop_, [&] { return link_->closed.has_value(); }, absl::Seconds(3)));
+  EXPECT_EQ(link_->closed->code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(link_->closed->message(), "mqtt: no CONNACK from the broker within 200ms");
+}
+
+TEST_F(SessionTest, DisconnectSendsDisconnectAndClosesCleanly) {
+  Open();
+  Connack();
+  session().Publish("t", "kept", 1, false, nullptr);
+  TakeSent();
+  session().Disconnect();
+  std::vector<Sent> sent = TakeSent();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].type, PacketType::kDisconnect);
+  ASSERT_TRUE(link_->closed.has_value());
+  EXPECT_TRUE(link_->closed->ok());
+  CloseLink(absl::OkStatus());
+  EXPECT_EQ(session().inflight(), 1u) << "unacknowledged messages survive a disconnect";
+}
+
+TEST_F(SessionTest, FailPendingResolvesEveryCompletion) {
+  std::vector<absl::Status> results;
+  for (int i = 0; i < 3; ++i) {
+    session().Publish("t", "x", 1, false, [&](const absl::Status& s) { results.push_back(s); });
+  }
+  session().Subscribe("s", 0, nullptr, [&](const absl::Status& s) { results.push_back(s); });
+  session().FailPending(absl::UnavailableError("gave up"));
+  ASSERT_EQ(results.size(), 4u);
+  for (const auto& s : results) EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(session().queued(), 0u);
+}
+
+TEST_F(SessionTest, HandlersMayPublishAndDisconnectReentrantly) {
+  Open();
+  Connack();
+  session().Subscribe(
+      "in", 1,
+      [&](const Message& m) {
+        session().Publish("out", m.payload, 0, false, nullptr);
+        if (m.payload == "bye") session().Disconnect();
+      },
+      nullptr);
+  TakeSent();
+  std::string both = Pub("in", "hi", 1, 1) + Pub("in", "bye", 1, 2) + Pub("in", "late", 1, 3);
+  std::vector<Sent> sent = Feed(both);
+  // "hi" echoed and acked; "bye" echoed, then DISCONNECT, then nothing else.
+  ASSERT_EQ(sent.size(), 4u);
+  EXPECT_EQ(sent[0].topic, "out");
+  EXPECT_EQ(sent[1].type, PacketType::kPuback);
+  EXPECT_EQ(sent[2].topic, "out");
+  EXPECT_EQ(sent[3].type, PacketType::kDisconnect);
+}
+
+TEST(SessionOptions, ConfigValidation) {
+  protocols::MqttConfig config;
+  absl::StatusOr<SessionOptions> o = SessionOptionsFromConfig(config);
+  ASSERT_TRUE(o.ok());
+  EXPECT_TRUE(o->clean_session);
+  EXPECT_EQ(o->keep_alive, absl::Seconds(60));
+  EXPECT_EQ(o->ping_timeout, absl::Seconds(30));
+  EXPECT_GT(o->max_packet_size, 1u << 20);
+  config.mutable_keep_alive()->set_seconds(70000);
+  EXPECT_EQ(SessionOptionsFromConfig(config).status().message(),
+            "mqtt: keep_alive: 19h26m40s is above MQTT's 65535 s");
+  config.mutable_keep_alive()->set_seconds(10);
+  config.mutable_ping_timeout()->set_seconds(10);
+  EXPECT_FALSE(SessionOptionsFromConfig(config).ok());
+  config.clear_ping_timeout();
+  config.mutable_will()->set_topic("a/+");
+  EXPECT_EQ(SessionOptionsFromConfig(config).status().code(), absl::StatusCode::kInvalidArgument);
+  config.mutable_will()->set_topic("a/b");
+  config.set_max_inflight(70000);
+  EXPECT_FALSE(SessionOptionsFromConfig(config).ok());
+}
+
+}  // namespace
+}  // namespace mqtt
+}  // namespace hublink
+
+namespace hublink {
+namespace mqtt {
+namespace {
+
+// A store that already holds messages (what a durable store hands back after a restart) is picked
+// up by a new session: in-flight ones go again with DUP on a surviving session, queued ones after
+// them.
+TEST(SessionRecovery, MessagesInTheStoreAreSentAfterConnect) {
+  auto loop = *EventLoop::Create();
+  auto store = std::make_unique<MemoryMessageStore>();
+  StoredMessage inflight;
+  inflight.seq = 7;
+  inflight.packet_id = 300;
+  inflight.phase = StoredMessage::Phase::kAwaitingAck;
+  inflight.qos = 1;
+  inflight.topic = "r";
+  inflight.payload = "in-flight";
+  ASSERT_TRUE(store->Add(inflight).ok());
+  StoredMessage queued = inflight;
+  queued.seq = 9;
+  queued.packet_id = 0;
+  queued.phase = StoredMessage::Phase::kQueued;
+  queued.payload = "queued";
+  ASSERT_TRUE(store->Add(queued).ok());
+  SessionOptions options;
+  options.client_id = "dev";
+  options.clean_session = false;
+  Session session(*loop, options, std::move(store));
+  EXPECT_EQ(session.inflight(), 1u);
+  EXPECT_EQ(session.queued(), 1u);
+  FakeLink link(*loop);
+  session.OnLinkOpen(link);
+  link.written.clear();
+  std::string connack;
+  AppendConnack(true, 0, &connack);
+  session.OnLinkData(connack);
+  Decoder decoder(1 << 20, Decoder::Role::kServer);
+  std::vector<std::string> sent;
+  ASSERT_TRUE(decoder
+                  .Feed(link.written,
+                        [&](const Packet& p) {
+                          sent.push_back(std::string(p.payload) + "/" +
+                                         std::to_string(p.packet_id) + "/" + std::to_string(p.dup));
+                          return absl::OkStatus();
+                        })
+                  .ok());
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[0], "in-flight/300/1");
+  EXPECT_EQ(sent[1].substr(0, 7), "queued/");
+  EXPECT_NE(sent[1], "queued/300/0") << "a new id, not one in use";
+}
+
+}  // namespace
+}  // namespace mqtt
+}  // namespace hublink

@@ -131,7 +131,9 @@ TEST(RandomConnIdTest, UniformWithoutModuloBias) {
   std::map<char, int> counts;
   constexpr int kDraws = 4000;
   for (int i = 0; i < kDraws; ++i) {
-    for (char c : *RandomConnId()) ++counts[c];
+    const std::string connid =
+        *RandomConnId();  // not `: *RandomConnId()`: the StatusOr would die first
+    for (char c : connid) ++counts[c];
   }
   ASSERT_EQ(counts.size(), kConnIdAlphabet.size());  // every character shows up
   const double total = kDraws * kConnIdLength;

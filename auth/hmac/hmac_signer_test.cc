@@ -325,7 +325,7 @@ TEST(HmacSignerTest, NoSecretOrPasswordInLogsOrErrors) {
   std::vector<std::string> lines;
   {
     auth::testing::LogCapture capture;
-    for (const std::string& algorithm : {"hmacsha1", "hmacsha256"}) {
+    for (const char* algorithm : {"hmacsha1", "hmacsha256"}) {
       for (int source = 0; source < 3; ++source) {
         HmacSignerConfig config = ExampleConfig();
         config.set_algorithm(algorithm);

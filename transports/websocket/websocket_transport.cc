@@ -1,0 +1,665 @@
+#include "transports/websocket/websocket_transport.h"
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "absl/types/optional.h"
+#include "plugins/log.h"
+#include "plugins/signer.h"
+#include "plugins/status_macros.h"
+#include "plugins/weak_guard.h"
+#include "transports/websocket/frame.h"
+#include "transports/websocket/upgrade.h"
+#include "transports/websocket/websocket.pb.h"
+
+namespace hublink {
+namespace {
+
+using transports::WebSocketConfig;
+using websocket::Opcode;
+
+constexpr size_t kDefaultMaxResponseBytes = 16 * 1024;
+constexpr uint64_t kDefaultMaxMessageBytes = 16ull << 20;
+constexpr absl::Duration kDefaultUpgradeTimeout = absl::Seconds(10);
+constexpr absl::Duration kDefaultCloseTimeout = absl::Seconds(1);
+// Coalesced writes are flushed early once this much is pending, and a single write this large
+// becomes its own frame without a copy into the coalescing buffer.
+constexpr size_t kCoalesceLimit = 64 * 1024;
+
+absl::Duration ToDuration(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+// The config with defaults applied, validated once per pipeline.
+struct Settings {
+  std::string path;
+  std::vector<std::string> subprotocols;
+  bool allow_missing_subprotocol = false;
+  std::string origin;
+  std::string user_agent;
+  std::vector<std::pair<std::string, std::string>> headers;
+  bool signed_upgrade = false;
+  size_t max_response_bytes = kDefaultMaxResponseBytes;
+  uint64_t max_message_bytes = kDefaultMaxMessageBytes;
+  absl::optional<absl::Duration> upgrade_timeout;
+  absl::Duration ping_interval = absl::ZeroDuration();  // zero: no client pings
+  absl::Duration pong_timeout = absl::ZeroDuration();
+  absl::Duration close_timeout = kDefaultCloseTimeout;
+  bool coalesce = true;
+};
+
+// What a server's CLOSE means for the layer above: 1000 is a clean end of stream (like TCP's FIN);
+// anything else is the server's reason for ending the connection, with its code and text.
+absl::Status StatusForServerClose(absl::string_view payload) {
+  if (payload.size() < 2) {
+    return absl::UnavailableError("websocket: server closed the connection (no close code)");
+  }
+  uint16_t code = static_cast<uint16_t>((static_cast<uint8_t>(payload[0]) << 8) |
+                                        static_cast<uint8_t>(payload[1]));
+  if (code == websocket::kCloseNormal) return absl::OkStatus();
+  absl::string_view reason = payload.substr(2);
+  absl::string_view name = websocket::CloseCodeName(code);
+  std::string message = absl::StrCat("websocket: server closed the connection: ", code,
+                                     name.empty() ? "" : absl::StrCat(" (", name, ")"),
+                                     reason.empty() ? "" : absl::StrCat(" \"", reason, "\""));
+  switch (code) {
+    case 1008:  // policy violation: usually an authorization decision
+    case 3003:  // IANA: forbidden
+      return absl::PermissionDeniedError(message);
+    case 3000:  // IANA: unauthorized
+      return absl::UnauthenticatedError(message);
+    case websocket::kCloseProtocolError:
+    case websocket::kCloseUnsupportedData:
+    case websocket::kCloseInvalidPayload:
+    case websocket::kCloseMessageTooBig:
+    case 1010:
+      return absl::FailedPreconditionError(message);
+    default:
+      return absl::UnavailableError(message);
+  }
+}
+
+class WebSocketTransport : public Transport,
+                           private TransportListener,
+                           private websocket::FrameDecoder::Handler {
+ public:
+  WebSocketTransport(const Settings& settings, ConnectContext& context,
+                     std::unique_ptr<Transport> lower)
+      : settings_(settings),
+        context_(context),
+        loop_(context.loop()),
+        lower_(std::move(lower)),
+        decoder_(settings.max_message_bytes),
+        pending_(websocket::kMaxFrameHeaderSize, '\0') {}
+
+  ~WebSocketTransport() override { CancelTimers(); }
+
+  void Open(TransportListener* listener) override {
+    listener_ = listener;
+    if (state_ != State::kIdle) {
+      loop_.Post(guard_.Wrap(
+          [this] { Finish(absl::FailedPreconditionError("websocket: Open() called twice")); }));
+      return;
+    }
+    state_ = State::kOpening;
+    lower_->Open(this);
+  }
+
+  absl::Status Write(absl::string_view bytes) override {
+    if (state_ != State::kOpen) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("websocket: write on a ", StateName(), " connection"));
+    }
+    if (bytes.empty()) return absl::OkStatus();
+    if (!settings_.coalesce) return WriteFrame(bytes);
+    if (PendingSize() + bytes.size() > kCoalesceLimit) {
+      // Keep frames and the copy bounded: send what is pending now, in order.
+      HUBLINK_RETURN_IF_ERROR(FlushPending());
+      if (bytes.size() >= kCoalesceLimit) return WriteFrame(bytes);
+    }
+    pending_.append(bytes.data(), bytes.size());
+    if (!flush_posted_) {
+      flush_posted_ = true;
+      loop_.Post(guard_.Wrap([this] {
+        flush_posted_ = false;
+        if (state_ == State::kOpen) (void)FlushPending();
+      }));
+    }
+    return absl::OkStatus();
+  }
+
+  void Close() override {
+    switch (state_) {
+      case State::kIdle:
+      case State::kOpening:
+      case State::kUpgrading:
+        if (state_ != State::kIdle) lower_->Close();
+        state_ = State::kClosed;
+        CancelTimers();
+        loop_.Post(guard_.Wrap([this] { Deliver(absl::OkStatus()); }));
+        return;
+      case State::kOpen: {
+        // Bytes written before Close() must reach the server ahead of the CLOSE frame.
+        absl::Status flushed = FlushPending();
+        if (!flushed.ok()) HLOG(WARNING) << "websocket: data lost at close: " << flushed;
+        SendClose(websocket::kCloseNormal, "");
+        state_ = State::kClosing;
+        CancelTimer(ping_timer_);
+        CancelTimer(pong_timer_);
+        close_timer_ = loop_.RunAfter(settings_.close_timeout, guard_.Wrap([this] {
+          close_timer_ = 0;
+          HLOG(DEBUG) << "websocket: no CLOSE echo within " << settings_.close_timeout
+                      << "; closing below";
+          CloseBelow(absl::OkStatus());
+        }));
+        return;
+      }
+      case State::kClosing:
+      case State::kClosingBelow:
+      case State::kClosed:
+        return;
+    }
+  }
+
+  size_t BufferedBytes() const override { return PendingSize() + lower_->BufferedBytes(); }
+
+ private:
+  enum class State { kIdle, kOpening, kUpgrading, kOpen, kClosing, kClosingBelow, kClosed };
+
+  const char* StateName() const {
+    switch (state_) {
+      case State::kIdle:
+      case State::kOpening:
+      case State::kUpgrading:
+        return "not yet open";
+      case State::kOpen:
+        return "open";
+      case State::kClosing:
+      case State::kClosingBelow:
+        return "closing";
+      case State::kClosed:
+        return "closed";
+    }
+    return "?";
+  }
+
+  size_t PendingSize() const { return pending_.size() - websocket::kMaxFrameHeaderSize; }
+
+  // --- The layer below (TransportListener) ---
+
+  void OnOpen() override {
+    if (state_ != State::kOpening) return;
+    state_ = State::kUpgrading;
+    absl::Time deadline;
+    if (settings_.upgrade_timeout.has_value()) {
+      deadline = std::min(loop_.Now() + *settings_.upgrade_timeout, context_.deadline());
+    } else {
+      deadline = context_.deadline() == absl::InfiniteFuture()
+                     ? loop_.Now() + kDefaultUpgradeTimeout
+                     : context_.deadline();
+    }
+    upgrade_timer_ = loop_.RunAt(deadline, guard_.Wrap([this] {
+      upgrade_timer_ = 0;
+      Abort(absl::DeadlineExceededError(
+          absl::StrCat("websocket: no upgrade response from ", Endpoint(), " in time (",
+                       parser_ ? parser_->bytes_seen() : 0, " bytes received)")));
+    }));
+
+    websocket::UpgradeRequest request;
+    request.host = context_.host();
+    request.port = context_.port();
+    request.path = settings_.path;
+    request.subprotocols = settings_.subprotocols;
+    request.origin = settings_.origin;
+    request.user_agent = settings_.user_agent;
+    request.headers = settings_.headers;
+    if (settings_.signed_upgrade) {
+      absl::Status signed_ok = AddSignedHeaders(request);
+      if (!signed_ok.ok()) {
+        Abort(signed_ok);
+        return;
+      }
+    }
+    std::string key = websocket::GenerateKey();
+    parser_ = std::make_unique<websocket::UpgradeResponseParser>(
+        key, settings_.subprotocols, settings_.max_response_bytes,
+        settings_.allow_missing_subprotocol);
+    absl::Status sent = lower_->Write(websocket::BuildUpgradeRequest(request, key));
+    if (!sent.ok()) Abort(Annotate(sent, "websocket: sending the upgrade request"));
+  }
+
+  absl::Status AddSignedHeaders(websocket::UpgradeRequest& request) {
+    Signer* signer = context_.signer();
+    if (signer == nullptr) {
+      return absl::FailedPreconditionError(
+          "websocket: signed_upgrade is set but the pipeline has no signer");
+    }
+    SignRequest sign_request;
+    sign_request.now = context_.ServerNow();
+    sign_request.host = context_.host();
+    absl::StatusOr<Credentials> credentials = signer->Sign(sign_request);
+    if (!credentials.ok()) return Annotate(credentials.status(), "websocket: signing the upgrade");
+    for (const auto& [name, value] : credentials->http_headers) {
+      HUBLINK_RETURN_IF_ERROR(websocket::ValidateHeader(name, value, "websocket: signer header"));
+      if (websocket::IsReservedHeader(name)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("websocket: signer header ", name, " is computed by the transport"));
+      }
+      request.headers.emplace_back(name, value);
+    }
+    request.query = credentials->http_query;
+    return absl::OkStatus();
+  }
+
+  void OnData(absl::string_view bytes) override {
+    if (state_ == State::kUpgrading) {
+      absl::StatusOr<bool> done = parser_->Feed(bytes);
+      if (!done.ok()) {
+        Abort(done.status());
+        return;
+      }
+      if (!*done) return;
+      OnUpgraded();
+      return;
+    }
+    if (state_ == State::kOpen || state_ == State::kClosing) Decode(bytes);
+  }
+
+  void OnUpgraded() {
+    CancelTimer(upgrade_timer_);
+    const websocket::UpgradeResponse& response = parser_->response();
+    if (response.date.has_value()) {
+      // Date has whole seconds and was stamped when the server answered: the server's clock is on
+      // average half a second past it on arrival.
+      context_.set_server_clock_offset(*response.date + absl::Milliseconds(500) - loop_.Now());
+    }
+    std::string leftover = parser_->TakeLeftover();
+    state_ = State::kOpen;
+    context_.ReportStage(
+        "websocket",
+        absl::StrCat("upgrade 101 GET ", settings_.path,
+                     response.subprotocol.empty() ? "" : " subprotocol ", response.subprotocol));
+    StartPingTimer();
+    listener_->OnOpen();
+    // Frames that came with the 101 (a greeting, a CONNACK) go up after OnOpen, in order.
+    if (!leftover.empty() && (state_ == State::kOpen || state_ == State::kClosing))
+      Decode(leftover);
+  }
+
+  void OnClosed(const absl::Status& status) override {
+    switch (state_) {
+      case State::kIdle:
+      case State::kClosed:
+        return;
+      case State::kOpening:
+        Finish(status);
+        return;
+      case State::kUpgrading:
+        Finish(status.ok()
+                   ? absl::UnavailableError(absl::StrCat(
+                         "websocket: ", Endpoint(), " closed the connection during the upgrade (",
+                         parser_ ? parser_->bytes_seen() : 0, " bytes of response received)"))
+                   : Annotate(status, "websocket: during the upgrade"));
+        return;
+      case State::kOpen:
+        Finish(
+            status.ok()
+                ? absl::UnavailableError(
+                      "websocket: connection closed without a CLOSE frame (abnormal closure, 1006)")
+                : status);
+        return;
+      case State::kClosing:
+        Finish(absl::OkStatus());  // we were closing anyway; the echo no longer matters
+        return;
+      case State::kClosingBelow:
+        Finish(close_status_);
+        return;
+    }
+  }
+
+  void OnWritable() override {
+    if (state_ != State::kOpen) return;
+    if (write_blocked_) {
+      write_blocked_ = false;
+      if (!FlushPending().ok()) return;
+    }
+    listener_->OnWritable();
+  }
+
+  // --- Frames from the server (FrameDecoder::Handler) ---
+
+  void Decode(absl::string_view bytes) {
+    absl::Status decoded = decoder_.Feed(bytes, *this);
+    if (!decoded.ok() && state_ != State::kClosingBelow && state_ != State::kClosed) {
+      HLOG(WARNING) << decoded;
+      SendClose(decoder_.close_code(), decoded.message());
+      CloseBelow(decoded);
+    }
+  }
+
+  void OnMessageData(Opcode opcode, absl::string_view data, bool /*message_end*/) override {
+    if (state_ != State::kOpen && state_ != State::kClosing) return;
+    if (opcode == websocket::kText) {
+      // MQTT over WebSocket is binary only (MQTT 3.1.1 section 6); text would corrupt the packet
+      // stream.
+      absl::Status error = absl::FailedPreconditionError(
+          "websocket: server sent a text frame; MQTT over WebSocket uses binary frames (closing "
+          "with 1003)");
+      decoder_.stop();
+      SendClose(websocket::kCloseUnsupportedData, "binary frames only");
+      CloseBelow(error);
+      return;
+    }
+    if (!data.empty()) listener_->OnData(data);
+  }
+
+  void OnControl(Opcode opcode, absl::string_view payload) override {
+    if (opcode == websocket::kPing) {
+      // Answered now, not with the next write: servers time out unanswered pings.
+      if (!close_sent_) WriteControl(websocket::kPong, payload);
+      return;
+    }
+    if (opcode == websocket::kPong) {
+      if (pong_timer_ != 0 && payload == ping_payload_) CancelTimer(pong_timer_);
+      return;
+    }
+    // CLOSE: nothing after it is read.
+    decoder_.stop();
+    if (state_ == State::kClosing) {
+      CancelTimer(close_timer_);
+      CloseBelow(absl::OkStatus());
+      return;
+    }
+    absl::Status status = StatusForServerClose(payload);
+    HLOG(INFO) << "websocket: server sent CLOSE"
+               << (payload.size() >= 2 ? absl::StrCat(" ", (static_cast<uint8_t>(payload[0]) << 8) |
+                                                               static_cast<uint8_t>(payload[1]))
+                                       : "")
+               << (status.ok() ? "" : absl::StrCat(": ", status.message()));
+    // Echo the code (RFC 6455 section 5.5.1); pending writes are dropped, the server reads no more
+    // data.
+    pending_.resize(websocket::kMaxFrameHeaderSize);
+    if (!close_sent_) {
+      close_sent_ = true;
+      WriteControl(websocket::kClose, payload.substr(0, std::min<size_t>(payload.size(), 2)));
+    }
+    CloseBelow(status);
+  }
+
+  // --- Writing ---
+
+  absl::Status WriteFrame(absl::string_view payload) {
+    std::string frame;
+    frame.reserve(payload.size() + websocket::kMaxFrameHeaderSize);
+    websocket::AppendClientFrame(websocket::kBinary, payload, keys_, &frame);
+    return lower_->Write(frame);
+  }
+
+  // Sends the coalesced bytes as one frame, built in place: the header goes into the room reserved
+  // in front of them and the payload is masked where it lies.
+  absl::Status FlushPending() {
+    size_t size = PendingSize();
+    if (size == 0) return absl::OkStatus();
+    uint8_t key[4];
+    keys_.Next(key);
+    uint8_t header[websocket::kMaxFrameHeaderSize];
+    size_t header_size =
+        websocket::EncodeClientFrameHeader(websocket::kBinary, true, size, key, header);
+    size_t start = websocket::kMaxFrameHeaderSize - header_size;
+    std::memcpy(&pending_[start], header, header_size);
+    char* payload = &pending_[websocket::kMaxFrameHeaderSize];
+    websocket::Mask(payload, size, key);
+    absl::Status written = lower_->Write(absl::string_view(pending_).substr(start));
+    if (written.code() == absl::StatusCode::kResourceExhausted) {
+      // Nothing was queued below: unmask and keep the bytes for the next OnWritable().
+      websocket::Mask(payload, size, key);
+      write_blocked_ = true;
+      return written;
+    }
+    pending_.resize(websocket::kMaxFrameHeaderSize);
+    return written;
+  }
+
+  void WriteControl(Opcode opcode, absl::string_view payload) {
+    std::string frame;
+    websocket::AppendClientFrame(opcode, payload, keys_, &frame);
+    absl::Status written = lower_->Write(frame);
+    if (!written.ok()) HLOG(DEBUG) << "websocket: control frame not sent: " << written;
+  }
+
+  void SendClose(uint16_t code, absl::string_view reason) {
+    if (close_sent_) return;
+    close_sent_ = true;
+    WriteControl(websocket::kClose, websocket::ClosePayload(code, reason));
+  }
+
+  // --- Keep-alive ---
+
+  void StartPingTimer() {
+    if (settings_.ping_interval <= absl::ZeroDuration()) return;
+    ping_timer_ = loop_.RunAfter(settings_.ping_interval, guard_.Wrap([this] {
+      ping_timer_ = 0;
+      if (state_ != State::kOpen) return;
+      if (pong_timer_ == 0) {
+        ++ping_count_;
+        ping_payload_ = absl::StrCat("hublink-", ping_count_);
+        WriteControl(websocket::kPing, ping_payload_);
+        pong_timer_ = loop_.RunAfter(settings_.pong_timeout, guard_.Wrap([this] {
+          pong_timer_ = 0;
+          Abort(absl::DeadlineExceededError(
+              absl::StrCat("websocket: no PONG from ", Endpoint(), " within ",
+                           absl::FormatDuration(settings_.pong_timeout),
+                           " of our PING; the connection is presumed dead")));
+        }));
+      }
+      StartPingTimer();
+    }));
+  }
+
+  // --- Ending ---
+
+  // Orderly end: closes the layer below and reports `status` once it has closed (bounded by
+  // close_timeout).
+  void CloseBelow(const absl::Status& status) {
+    if (state_ == State::kClosingBelow || state_ == State::kClosed) return;
+    state_ = State::kClosingBelow;
+    close_status_ = status;
+    decoder_.stop();
+    CancelTimers();
+    lower_->Close();
+    close_timer_ = loop_.RunAfter(settings_.close_timeout, guard_.Wrap([this] {
+      close_timer_ = 0;
+      Finish(close_status_);
+    }));
+  }
+
+  // Immediate end for failures where waiting helps nobody (refused or timed-out upgrade, a dead
+  // link): the layer below is closed in the background and its report ignored.
+  void Abort(const absl::Status& status) {
+    if (state_ == State::kClosed) return;
+    lower_->Close();
+    Finish(status);
+  }
+
+  void Finish(const absl::Status& status) {
+    if (state_ == State::kClosed && delivered_) return;
+    state_ = State::kClosed;
+    CancelTimers();
+    Deliver(status);
+  }
+
+  void Deliver(const absl::Status& status) {
+    if (delivered_) return;
+    delivered_ = true;
+    state_ = State::kClosed;
+    if (listener_ != nullptr) listener_->OnClosed(status);
+  }
+
+  void CancelTimer(EventLoop::TimerId& timer) {
+    if (timer != 0) loop_.Cancel(timer);
+    timer = 0;
+  }
+  void CancelTimers() {
+    CancelTimer(upgrade_timer_);
+    CancelTimer(ping_timer_);
+    CancelTimer(pong_timer_);
+    CancelTimer(close_timer_);
+  }
+
+  std::string Endpoint() const { return absl::StrCat(context_.host(), ":", context_.port()); }
+
+  const Settings settings_;
+  ConnectContext& context_;
+  EventLoop& loop_;
+  std::unique_ptr<Transport> lower_;
+  TransportListener* listener_ = nullptr;
+  State state_ = State::kIdle;
+
+  std::unique_ptr<websocket::UpgradeResponseParser> parser_;
+  websocket::FrameDecoder decoder_;
+  websocket::MaskKeySource keys_;
+  // kMaxFrameHeaderSize reserved bytes, then the coalesced payload.
+  std::string pending_;
+  bool flush_posted_ = false;
+  bool write_blocked_ = false;
+  bool close_sent_ = false;
+  bool delivered_ = false;
+  absl::Status close_status_;
+
+  EventLoop::TimerId upgrade_timer_ = 0;
+  EventLoop::TimerId ping_timer_ = 0;
+  EventLoop::TimerId pong_timer_ = 0;
+  EventLoop::TimerId close_timer_ = 0;
+  uint64_t ping_count_ = 0;
+  std::string ping_payload_;
+  WeakGuard guard_;
+};
+
+class ConfiguredWebSocket : public ConfiguredTransport {
+ public:
+  explicit ConfiguredWebSocket(Settings settings) : settings_(std::move(settings)) {}
+  absl::StatusOr<std::unique_ptr<Transport>> Create(ConnectContext& context,
+                                                    std::unique_ptr<Transport> lower) override {
+    if (lower == nullptr) {
+      return absl::InvalidArgumentError(
+          "websocket: is a wrapping transport and needs a transport below it (tcp or tls)");
+    }
+    return std::unique_ptr<Transport>(new WebSocketTransport(settings_, context, std::move(lower)));
+  }
+
+ private:
+  const Settings settings_;
+};
+
+absl::Status CheckDuration(const google::protobuf::Duration& d, absl::string_view field) {
+  if (d.seconds() < 0 || d.nanos() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("websocket: ", field, ": must not be negative"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Settings> MakeSettings(const WebSocketConfig& config) {
+  Settings s;
+  s.path = config.path().empty() ? "/" : config.path();
+  if (s.path[0] != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("websocket: path: must start with '/' (got \"", s.path, "\")"));
+  }
+  for (char c : s.path) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '#') {
+      return absl::InvalidArgumentError(
+          "websocket: path: must not contain spaces, control characters or '#' (percent-encode "
+          "them)");
+    }
+  }
+  if (config.no_subprotocol() && config.subprotocols_size() > 0) {
+    return absl::InvalidArgumentError(
+        "websocket: no_subprotocol is set but subprotocols lists some");
+  }
+  for (int i = 0; i < config.subprotocols_size(); ++i) {
+    HUBLINK_RETURN_IF_ERROR(websocket::ValidateHeader(
+        config.subprotocols(i), "", absl::StrCat("websocket: subprotocols[", i, "]")));
+    s.subprotocols.push_back(config.subprotocols(i));
+  }
+  if (s.subprotocols.empty() && !config.no_subprotocol()) s.subprotocols = {"mqtt"};
+  s.allow_missing_subprotocol = config.allow_missing_subprotocol();
+  HUBLINK_RETURN_IF_ERROR(
+      websocket::ValidateHeader("Origin", config.origin(), "websocket: origin"));
+  HUBLINK_RETURN_IF_ERROR(
+      websocket::ValidateHeader("User-Agent", config.user_agent(), "websocket: user_agent"));
+  s.origin = config.origin();
+  s.user_agent = config.user_agent();
+  for (int i = 0; i < config.headers_size(); ++i) {
+    const auto& header = config.headers(i);
+    std::string field = absl::StrCat("websocket: headers[", i, "]");
+    HUBLINK_RETURN_IF_ERROR(websocket::ValidateHeader(header.name(), header.value(), field));
+    if (websocket::IsReservedHeader(header.name())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": ", header.name(), " is computed by the transport and cannot be set"));
+    }
+    if (absl::EqualsIgnoreCase(header.name(), "origin") ||
+        absl::EqualsIgnoreCase(header.name(), "user-agent")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": use the ",
+                       absl::AsciiStrToLower(header.name()) == "origin" ? "origin" : "user_agent",
+                       " field for ", header.name()));
+    }
+    s.headers.emplace_back(header.name(), header.value());
+  }
+  s.signed_upgrade = config.signed_upgrade();
+  if (config.max_response_bytes() != 0) {
+    if (config.max_response_bytes() < 64) {
+      return absl::InvalidArgumentError(
+          "websocket: max_response_bytes: at least 64 (a 101 needs ~130)");
+    }
+    s.max_response_bytes = config.max_response_bytes();
+  }
+  if (config.max_message_bytes() != 0) s.max_message_bytes = config.max_message_bytes();
+  HUBLINK_RETURN_IF_ERROR(CheckDuration(config.upgrade_timeout(), "upgrade_timeout"));
+  HUBLINK_RETURN_IF_ERROR(CheckDuration(config.ping_interval(), "ping_interval"));
+  HUBLINK_RETURN_IF_ERROR(CheckDuration(config.pong_timeout(), "pong_timeout"));
+  HUBLINK_RETURN_IF_ERROR(CheckDuration(config.close_timeout(), "close_timeout"));
+  if (config.has_upgrade_timeout()) s.upgrade_timeout = ToDuration(config.upgrade_timeout());
+  if (config.has_ping_interval()) s.ping_interval = ToDuration(config.ping_interval());
+  s.pong_timeout = config.has_pong_timeout() ? ToDuration(config.pong_timeout()) : s.ping_interval;
+  if (config.has_pong_timeout() && s.ping_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("websocket: pong_timeout is set but ping_interval is not");
+  }
+  if (s.ping_interval > absl::ZeroDuration() && s.pong_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("websocket: pong_timeout: must be positive");
+  }
+  if (config.has_close_timeout()) s.close_timeout = ToDuration(config.close_timeout());
+  s.coalesce = !config.has_coalesce_writes() || config.coalesce_writes();
+  return s;
+}
+
+class WebSocketFactory : public TransportFactory {
+ public:
+  absl::string_view name() const override { return "websocket"; }
+  const google::protobuf::Descriptor* config_type() const override {
+    return WebSocketConfig::descriptor();
+  }
+  Kind kind() const override { return Kind::kWrapping; }
+  absl::StatusOr<std::unique_ptr<ConfiguredTransport>> Configure(
+      const google::protobuf::Message& message) const override {
+    HUBLINK_ASSIGN_OR_RETURN(Settings settings,
+                             MakeSettings(static_cast<const WebSocketConfig&>(message)));
+    return std::unique_ptr<ConfiguredTransport>(new ConfiguredWebSocket(std::move(settings)));
+  }
+};
+
+}  // namespace
+
+void RegisterWebSocketTransport(Registry::Builder& builder) {
+  builder.AddTransport(std::make_unique<WebSocketFactory>());
+}
+
+}  // namespace hublink

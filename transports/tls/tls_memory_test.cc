@@ -1,0 +1,429 @@
+// TLS over an in-memory transport pair: no sockets. The server is BoringSSL over a BIO pair,
+// wrapped around the pipe's server end here in the test; deliveries may be split down to one byte
+// per OnData.
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "plugins/log.h"
+#include "tests/memory_pipe.h"
+#include "tests/test_util.h"
+#include "transports/tls/tls.pb.h"
+#include "transports/tls/tls_test_helpers.h"
+
+namespace hublink {
+namespace testing {
+namespace {
+
+using transports::TlsConfig;
+
+// A TLS server over one end of a memory pipe. Sends `greeting` as soon as its handshake is done (in
+// the same Write as its last flight) and echoes what it reads when `echo` is set.
+class MemoryTlsServer : public TransportListener {
+ public:
+  MemoryTlsServer(std::unique_ptr<Transport> end, SSL_CTX* ctx, std::string greeting)
+      : end_(std::move(end)), greeting_(std::move(greeting)) {
+    ssl_.reset(SSL_new(ctx));
+    BIO* internal = nullptr;
+    BIO* network = nullptr;
+    BIO_new_bio_pair(&internal, 0, &network, 0);
+    network_.reset(network);
+    SSL_set_bio(ssl_.get(), internal, internal);
+    SSL_set_accept_state(ssl_.get());
+  }
+
+  void Open() { end_->Open(this); }
+
+  void OnOpen() override {}
+  void OnData(absl::string_view bytes) override {
+    if (drop_after_client_hello) {
+      end_->Close();
+      return;
+    }
+    if (silent) return;
+    // The pair's buffer is small: feed, let BoringSSL drain, repeat (bounded by the input size).
+    for (int rounds = 0; !bytes.empty() && rounds < 1000; ++rounds) {
+      int n = BIO_write(network_.get(), bytes.data(), static_cast<int>(bytes.size()));
+      if (n > 0) bytes.remove_prefix(static_cast<size_t>(n));
+      Pump();
+    }
+  }
+  void OnClosed(const absl::Status& status) override { closed = status; }
+
+  void Pump() {
+    if (!handshake_done) {
+      int rc = SSL_do_handshake(ssl_.get());
+      if (rc == 1) {
+        handshake_done = true;
+        if (!greeting_.empty())
+          SSL_write(ssl_.get(), greeting_.data(), static_cast<int>(greeting_.size()));
+      } else if (SSL_get_error(ssl_.get(), rc) != SSL_ERROR_WANT_READ) {
+        handshake_error = ERR_reason_error_string(ERR_get_error()) ?: "?";
+        ERR_clear_error();
+      }
+    }
+    if (handshake_done) {
+      resumed = SSL_session_reused(ssl_.get());
+      char buffer[4096];
+      while (true) {
+        int n = SSL_read(ssl_.get(), buffer, sizeof(buffer));
+        if (n > 0) {
+          received.append(buffer, static_cast<size_t>(n));
+          if (echo) SSL_write(ssl_.get(), buffer, n);
+          continue;
+        }
+        if (SSL_get_error(ssl_.get(), n) == SSL_ERROR_ZERO_RETURN) got_close_notify = true;
+        ERR_clear_error();
+        break;
+      }
+    }
+    std::string out;
+    char buffer[4096];
+    while (BIO_ctrl_pending(network_.get()) > 0) {
+      int n = BIO_read(network_.get(), buffer, sizeof(buffer));
+      if (n <= 0) break;
+      out.append(buffer, static_cast<size_t>(n));
+    }
+    if (!out.empty()) (void)end_->Write(out);
+  }
+
+  bool echo = true;
+  bool silent = false;  // never answers (handshake timeout test)
+  bool drop_after_client_hello = false;
+  bool handshake_done = false;
+  bool resumed = false;
+  bool got_close_notify = false;
+  std::string handshake_error;
+  std::string received;
+  absl::optional<absl::Status> closed;
+
+ private:
+  std::unique_ptr<Transport> end_;
+  std::string greeting_;
+  bssl::UniquePtr<SSL> ssl_;
+  bssl::UniquePtr<BIO> network_;
+};
+
+class TlsMemoryTest : public ::testing::TestWithParam<size_t> {
+ protected:
+  void SetUp() override {
+    auto loop = EventLoop::Create();
+    ASSERT_TRUE(loop.ok());
+    loop_ = std::move(loop).value();
+    dir_ = NewDir("tls_memory");
+    auto certs = MakeTestCertificates(dir_, {"broker.local", "127.0.0.1"});
+    ASSERT_TRUE(certs.ok()) << certs.status();
+    certs_ = *certs;
+    server_ctx_.reset(SSL_CTX_new(TLS_method()));
+    ASSERT_TRUE(SSL_CTX_use_certificate_chain_file(server_ctx_.get(), certs_.cert_file.c_str()));
+    ASSERT_TRUE(
+        SSL_CTX_use_PrivateKey_file(server_ctx_.get(), certs_.key_file.c_str(), SSL_FILETYPE_PEM));
+    config_.set_ca_file(certs_.ca_file);
+  }
+
+  struct Link {
+    std::unique_ptr<MemoryTlsServer> server;
+    std::unique_ptr<Attempt> client;
+  };
+
+  // Opens tls over a memory pipe to a fresh MemoryTlsServer and runs until the client opens or
+  // closes.
+  Link Connect(ConfiguredTransport& tls, const std::string& host = "broker.local",
+               const std::string& greeting = "HELLO\n") {
+    MemoryPipe pipe = MakeMemoryPipe(*loop_, GetParam());
+    Link link;
+    link.server =
+        std::make_unique<MemoryTlsServer>(std::move(pipe.server), server_ctx_.get(), greeting);
+    link.client = std::make_unique<Attempt>(*loop_, host, 8883);
+    auto top = tls.Create(link.client->context, std::move(pipe.client));
+    EXPECT_TRUE(top.ok()) << top.status();
+    if (!top.ok()) return link;
+    link.client->transport = std::move(top).value();
+    link.server->Open();
+    link.client->transport->Open(&link.client->listener);
+    RecordingListener& l = link.client->listener;
+    RunUntil(*loop_, [&] { return l.opened > 0 || l.closed.has_value(); });
+    return link;
+  }
+
+  std::unique_ptr<ConfiguredTransport> Configure(const TlsConfig& config) {
+    auto tls = ConfigureTls(config);
+    EXPECT_TRUE(tls.ok()) << tls.status();
+    return tls.ok() ? std::move(tls).value() : nullptr;
+  }
+
+  std::unique_ptr<EventLoop> loop_;
+  std::string dir_;
+  TestCertificates certs_;
+  bssl::UniquePtr<SSL_CTX> server_ctx_;
+  TlsConfig config_;
+};
+
+TEST_P(TlsMemoryTest, HandshakeEchoAndOrderlyClose) {
+  auto tls = Configure(config_);
+  ASSERT_NE(tls, nullptr);
+  Link link = Connect(*tls);
+  RecordingListener& l = link.client->listener;
+  ASSERT_EQ(l.opened, 1) << (l.closed ? l.closed->ToString() : "");
+  EXPECT_TRUE(absl::StrContains(link.client->TlsStage(), "handshake done TLSv1.3"))
+      << link.client->TlsStage();
+  EXPECT_TRUE(absl::StrContains(link.client->TlsStage(), "sni=broker.local"))
+      << link.client->TlsStage();
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return l.data.size() >= 6; }));
+  EXPECT_EQ(l.data, "HELLO\n");
+
+  std::string message;
+  for (int i = 0; i < 3000; ++i) message += static_cast<char>('a' + i % 26);
+  ASSERT_TRUE(link.client->transport->Write(message).ok());
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return l.data.size() >= 6 + message.size(); }));
+  EXPECT_EQ(l.data.substr(6), message);
+  EXPECT_EQ(link.server->received, message);
+
+  link.client->transport->Close();
+  EXPECT_EQ(link.client->transport->Write("late").code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return l.closed.has_value(); }));
+  EXPECT_TRUE(l.closed->ok()) << *l.closed;
+  EXPECT_EQ(l.closed_count, 1);
+  EXPECT_TRUE(link.server->got_close_notify)
+      << "close_notify did not reach the server before the close";
+}
+
+TEST_P(TlsMemoryTest, PlaintextInTheLastHandshakeFlightIsHandedUp) {
+  // TLS 1.2: the server's Finished is the last flight, and the greeting rides in the same Write.
+  config_.set_max_version(TlsConfig::TLS1_2);
+  auto tls = Configure(config_);
+  ASSERT_NE(tls, nullptr);
+  Link link = Connect(*tls, "broker.local", "greeting-with-finished");
+  RecordingListener& l = link.client->listener;
+  ASSERT_EQ(l.opened, 1) << (l.closed ? l.closed->ToString() : "");
+  EXPECT_TRUE(absl::StrContains(link.client->TlsStage(), "TLSv1.2")) << link.client->TlsStage();
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return l.data.size() >= 22; }));
+  EXPECT_EQ(l.data, "greeting-with-finished");
+}
+
+TEST_P(TlsMemoryTest, SessionIsResumedOnTheNextConnection) {
+  auto tls = Configure(config_);
+  ASSERT_NE(tls, nullptr);
+  {
+    Link first = Connect(*tls);
+    ASSERT_EQ(first.client->listener.opened, 1);
+    // The greeting follows the session tickets, so once it is here the tickets were processed.
+    ASSERT_TRUE(RunUntil(*loop_, [&] { return first.client->listener.data.size() >= 6; }));
+    EXPECT_TRUE(absl::StrContains(first.client->TlsStage(), "resumed=no"));
+    EXPECT_FALSE(first.server->resumed);
+  }
+  Link second = Connect(*tls);
+  ASSERT_EQ(second.client->listener.opened, 1);
+  EXPECT_TRUE(absl::StrContains(second.client->TlsStage(), "resumed=yes"))
+      << second.client->TlsStage();
+  // The server's view settles once its side of the handshake is done, before it greets.
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return second.client->listener.data.size() >= 6; }));
+  EXPECT_TRUE(second.server->resumed);
+
+  // Another host name is another cache entry: no resumption there.
+  Link other = Connect(*tls, "127.0.0.1");
+  ASSERT_EQ(other.client->listener.opened, 1) << other.client->listener.closed->ToString();
+  EXPECT_TRUE(absl::StrContains(other.client->TlsStage(), "resumed=no"));
+  EXPECT_TRUE(absl::StrContains(other.client->TlsStage(), "sni=none")) << other.client->TlsStage();
+}
+
+TEST_P(TlsMemoryTest, HostnameMismatchIsRefusedWithTheNames) {
+  auto tls = Configure(config_);
+  ASSERT_NE(tls, nullptr);
+  Link link = Connect(*tls, "other.local");
+  RecordingListener& l = link.client->listener;
+  ASSERT_TRUE(l.closed.has_value());
+  EXPECT_EQ(l.opened, 0);
+  EXPECT_EQ(l.closed->code(), absl::StatusCode::kUnauthenticated) << *l.closed;
+  EXPECT_TRUE(
+      absl::StartsWith(l.closed->message(),
+                       "tls: certificate verify failed: hostname mismatch (wanted other.local, "
+                       "certificate has CN=broker.local, DNS:broker.local, IP:127.0.0.1"))
+      << *l.closed;
+}
+
+TEST_P(TlsMemoryTest, PeerClosingMidHandshakeIsUnavailable) {
+  auto tls = Configure(config_);
+  ASSERT_NE(tls, nullptr);
+  MemoryPipe pipe = MakeMemoryPipe(*loop_, GetParam());
+  MemoryTlsServer server(std::move(pipe.server), server_ctx_.get(), "");
+  server.drop_after_client_hello = true;
+  Attempt attempt(*loop_, "broker.local", 8883);
+  auto top = tls->Create(attempt.context, std::move(pipe.client));
+  ASSERT_TRUE(top.ok());
+  server.Open();
+  (*top)->Open(&attempt.listener);
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return attempt.listener.closed.has_value(); }));
+  EXPECT_EQ(attempt.listener.opened, 0);
+  EXPECT_EQ(attempt.listener.closed->code(), absl::StatusCode::kUnavailable)
+      << *attempt.listener.closed;
+  EXPECT_TRUE(absl::StartsWith(attempt.listener.closed->message(),
+                               "tls: handshake failed: peer closed the connection mid-handshake"))
+      << *attempt.listener.closed;
+}
+
+TEST_P(TlsMemoryTest, SilentPeerTimesOut) {
+  config_.mutable_handshake_timeout()->set_nanos(200 * 1000 * 1000);
+  auto tls = Configure(config_);
+  ASSERT_NE(tls, nullptr);
+  MemoryPipe pipe = MakeMemoryPipe(*loop_, GetParam());
+  MemoryTlsServer server(std::move(pipe.server), server_ctx_.get(), "");
+  server.silent = true;
+  Attempt attempt(*loop_, "broker.local", 8883);
+  auto top = tls->Create(attempt.context, std::move(pipe.client));
+  ASSERT_TRUE(top.ok());
+  EXPECT_EQ((*top)->Write("early").code(), absl::StatusCode::kFailedPrecondition);
+  server.Open();
+  (*top)->Open(&attempt.listener);
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return attempt.listener.closed.has_value(); }));
+  EXPECT_EQ(attempt.listener.closed->code(), absl::StatusCode::kDeadlineExceeded)
+      << *attempt.listener.closed;
+  EXPECT_TRUE(absl::StrContains(attempt.listener.closed->message(),
+                                "tls: handshake with broker.local timed out"))
+      << *attempt.listener.closed;
+}
+
+TEST_P(TlsMemoryTest, TlsOverTls) {
+  // tls > tls over the pipe: once the outer handshake is done, the inner ClientHello must reach the
+  // outer server as plaintext, i.e. the inner layer writes through the outer one, not to any
+  // socket.
+  auto outer_tls = Configure(config_);
+  auto inner_tls = Configure(config_);
+  ASSERT_NE(outer_tls, nullptr);
+  ASSERT_NE(inner_tls, nullptr);
+  MemoryPipe outer_pipe = MakeMemoryPipe(*loop_, GetParam());
+  Attempt attempt(*loop_, "broker.local", 8883);
+  MemoryTlsServer outer_server(std::move(outer_pipe.server), server_ctx_.get(), "");
+  outer_server.echo = false;
+  auto outer = outer_tls->Create(attempt.context, std::move(outer_pipe.client));
+  ASSERT_TRUE(outer.ok());
+  auto inner = inner_tls->Create(attempt.context, std::move(outer).value());
+  ASSERT_TRUE(inner.ok());
+  outer_server.Open();
+  (*inner)->Open(&attempt.listener);
+  // The outer handshake completes; the inner ClientHello then reaches the outer server as
+  // plaintext.
+  ASSERT_TRUE(RunUntil(
+      *loop_, [&] { return outer_server.received.size() > 5 || attempt.listener.closed; }));
+  EXPECT_FALSE(attempt.listener.closed.has_value());
+  ASSERT_GE(outer_server.received.size(), 5u);
+  EXPECT_EQ(outer_server.received[0], 0x16)
+      << "expected a TLS handshake record inside the outer TLS";
+}
+
+INSTANTIATE_TEST_SUITE_P(Chunks, TlsMemoryTest, ::testing::Values(0, 1, 7),
+                         [](const ::testing::TestParamInfo<size_t>& info) {
+                           return info.param == 0 ? std::string("Whole")
+                                                  : absl::StrCat("MaxChunk", info.param);
+                         });
+
+// ---- configuration errors ----
+
+absl::Status ConfigureStatus(const TlsConfig& config) {
+  auto tls = ConfigureTls(config);
+  return tls.ok() ? absl::OkStatus() : tls.status();
+}
+
+TEST(TlsConfigTest, MissingCaFileNamesThePath) {
+  TlsConfig config;
+  config.set_ca_file("/nonexistent/ca.pem");
+  absl::Status status = ConfigureStatus(config);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "tls: ca_file: /nonexistent/ca.pem: No such file or directory");
+}
+
+TEST(TlsConfigTest, BadPemNamesThePath) {
+  std::string path = NewDir("tls_config") + "/bad.pem";
+  ASSERT_TRUE(WriteFile(path, "this is not PEM\n").ok());
+  TlsConfig config;
+  config.set_ca_file(path);
+  absl::Status status = ConfigureStatus(config);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(status.message(), absl::StrCat("tls: ca_file: ", path, ": ")))
+      << status;
+  config.clear_ca_file();
+  config.set_ca_pem("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n");
+  status = ConfigureStatus(config);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(status.message(), "tls: ca_pem: bad PEM")) << status;
+}
+
+TEST(TlsConfigTest, CertificateWithoutKeyOrWithTheWrongKey) {
+  std::string dir = NewDir("tls_config");
+  auto certs = MakeTestCertificates(dir, {"localhost"});
+  ASSERT_TRUE(certs.ok()) << certs.status();
+  TlsConfig config;
+  config.set_ca_file(certs->ca_file);
+  config.set_cert_file(certs->cert_file);
+  absl::Status status = ConfigureStatus(config);
+  EXPECT_EQ(status.message(), "tls: cert_file is set but key_file is not");
+  config.set_key_file(certs->ca_key_file);
+  status = ConfigureStatus(config);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(status.message(), "does not match the certificate in cert_file"))
+      << status;
+  config.set_key_file(dir + "/missing.key");
+  status = ConfigureStatus(config);
+  EXPECT_EQ(status.message(),
+            absl::StrCat("tls: key_file: ", dir, "/missing.key: No such file or directory"));
+  config.set_key_file(certs->key_file);
+  EXPECT_TRUE(ConfigureStatus(config).ok()) << ConfigureStatus(config);
+}
+
+TEST(TlsConfigTest, ContradictionsAndBadValues) {
+  TlsConfig config;
+  config.set_insecure_skip_verify(true);
+  config.add_spki_pins("sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+  EXPECT_TRUE(absl::StrContains(ConfigureStatus(config).message(), "contradict"));
+
+  config = TlsConfig();
+  config.set_pins_only(true);
+  EXPECT_EQ(ConfigureStatus(config).message(), "tls: pins_only is set but spki_pins is empty");
+
+  config = TlsConfig();
+  config.add_spki_pins("nope");
+  EXPECT_TRUE(absl::StartsWith(ConfigureStatus(config).message(), "tls: spki_pins[0]: \"nope\""));
+
+  config = TlsConfig();
+  config.mutable_psk()->set_identity("dev");
+  config.mutable_psk()->set_key_hex("0g");
+  EXPECT_TRUE(absl::StartsWith(ConfigureStatus(config).message(), "tls: psk.key_hex"));
+  config.mutable_psk()->set_key_hex("00112233");
+  config.set_max_version(TlsConfig::TLS1_3);
+  EXPECT_TRUE(absl::StrContains(ConfigureStatus(config).message(), "TLS 1.2 only"));
+
+  config = TlsConfig();
+  config.set_insecure_skip_verify(true);
+  config.set_cipher_list("NOT-A-CIPHER");
+  EXPECT_TRUE(absl::StartsWith(ConfigureStatus(config).message(), "tls: cipher_list:"));
+
+  config = TlsConfig();
+  config.set_insecure_skip_verify(true);
+  config.add_alpn("");
+  EXPECT_TRUE(absl::StartsWith(ConfigureStatus(config).message(), "tls: alpn[0]:"));
+
+  config = TlsConfig();
+  config.set_min_version(TlsConfig::TLS1_3);
+  config.set_max_version(TlsConfig::TLS1_2);
+  config.set_insecure_skip_verify(true);
+  EXPECT_EQ(ConfigureStatus(config).message(), "tls: min_version is above max_version");
+}
+
+TEST(TlsConfigTest, DefaultsUseTheSystemRoots) {
+  // Whether or not this machine has a CA bundle, the default config either works or says why.
+  absl::Status status = ConfigureStatus(TlsConfig());
+  if (!status.ok()) {
+    EXPECT_TRUE(absl::StrContains(status.message(), "/etc/ssl/certs/ca-certificates.crt"))
+        << status;
+  }
+}
+
+}  // namespace
+}  // namespace testing
+}  // namespace hublink

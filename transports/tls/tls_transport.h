@@ -1,0 +1,26 @@
+// "tls": a TLS client (BoringSSL) over whatever transport is below it. The ciphertext goes through
+// a custom BIO to the lower Transport, never to a socket, so tcp > tls, tcp > proxy > tls and tcp >
+// tls > tls all work.
+//
+// Secure by default: the server chain is verified against the system roots (or ca_file / ca_pem)
+// and the endpoint's host name or IP; SPKI pins can be added. Sessions are resumed across
+// reconnects through a cache held per pipeline. Mutual TLS (cert_file/key_file) and TLS-PSK
+// (Tencent key devices on 8883) are supported. Config: hublink.transports.TlsConfig
+// (transports/tls/tls.proto).
+//
+// Errors say what to fix, e.g.
+//   tls: certificate verify failed: hostname mismatch (wanted broker.local, certificate has
+//   CN=other) tls: certificate verify failed: unknown CA (...)            kUnauthenticated tls:
+//   handshake failed: peer closed the connection mid-handshake (...)   kUnavailable
+#ifndef HUBLINK_TRANSPORTS_TLS_TLS_TRANSPORT_H_
+#define HUBLINK_TRANSPORTS_TLS_TLS_TRANSPORT_H_
+
+#include "plugins/registry.h"
+
+namespace hublink {
+
+void RegisterTlsTransport(Registry::Builder& builder);
+
+}  // namespace hublink
+
+#endif  // HUBLINK_TRANSPORTS_TLS_TLS_TRANSPORT_H_

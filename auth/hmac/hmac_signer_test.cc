@@ -22,7 +22,9 @@
 #include "auth/signer_test_support.h"
 #include "auth/tencent_credentials.h"
 #include "gtest/gtest.h"
+#include "plugins/pipeline.h"
 #include "tests/test_util.h"
+#include "transports/tcp/tcp_transport.h"
 
 namespace hublink {
 namespace {
@@ -226,6 +228,47 @@ TEST(HmacSignerTest, FreshConnIdAndExpiryAtEverySign) {
   absl::StatusOr<Credentials> credentials = ttl->Sign(request);
   ASSERT_TRUE(credentials.ok());
   EXPECT_EQ(SplitUsername(credentials->username)[3], "1700086400");
+}
+
+// The way users configure it: a pipeline in text format, the signer found by its config's type URL.
+TEST(HmacSignerTest, ConfiguredFromAPipeline) {
+  const std::string secret_file = testing::TempDir() + "/pipeline_secret";
+  ASSERT_TRUE(testing::WriteFile(secret_file, kExampleSecret).ok());
+  const std::string text = absl::StrCat(
+      "endpoint { host: \"127.0.0.1\" port: 1883 }\n"
+      "transports { name: \"tcp\" }\n"
+      "signer { typed_config { [type.googleapis.com/hublink.auth.HmacSignerConfig] {\n"
+      "  identity { product_id: \"ABCDEFGHIJ\" device_name: \"dev01\" ttl { seconds: 600 } }\n"
+      "  algorithm: \"hmacsha1\"\n"
+      "  device_secret_file: \"",
+      secret_file, "\"\n} } }\n");
+  Registry::Builder builder;
+  RegisterTcpTransport(builder);
+  RegisterHmacSigner(builder);
+  absl::StatusOr<Registry> registry = std::move(builder).Build();
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  absl::StatusOr<Pipeline> config = ParsePipelineText(text, "device.textproto");
+  ASSERT_TRUE(config.ok()) << config.status();
+  absl::StatusOr<std::unique_ptr<ResolvedPipeline>> pipeline =
+      ResolvedPipeline::Resolve(*config, *registry, "device.textproto");
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status();
+  auto* signer = dynamic_cast<TencentSigner*>((*pipeline)->signer());
+  ASSERT_NE(signer, nullptr);
+  absl::StatusOr<Credentials> credentials = signer->SignWith("a1B2c", "1700000000");
+  ASSERT_TRUE(credentials.ok()) << credentials.status();
+  EXPECT_EQ(credentials->password, kExamplePassword);
+
+  // A broken secret source fails the whole pipeline at load time, the error naming where.
+  config->mutable_signer()->set_name("hmac");
+  HmacSignerConfig broken = ExampleConfig();
+  broken.set_device_secret_file(testing::TempDir() + "/absent_secret");
+  config->mutable_signer()->mutable_typed_config()->PackFrom(broken);
+  pipeline = ResolvedPipeline::Resolve(*config, *registry, "device.textproto");
+  ASSERT_FALSE(pipeline.ok());
+  EXPECT_EQ(pipeline.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(pipeline.status().message(),
+            absl::StrCat("device.textproto: signer (\"hmac\"): hmac: device_secret_file ",
+                         testing::TempDir(), "/absent_secret: No such file or directory"));
 }
 
 struct BadConfig {

@@ -1,8 +1,8 @@
 // bazel run //examples:custom_plugin
 //
-// Shows that a third party extends hublink without touching it: the "tap" transport (its own package,
-// config proto and Register function, in examples/tap_plugin/) is stacked over TCP from a text-format
-// pipeline file and talks to a loopback echo server this program starts itself.
+// Shows that a third party extends hublink without touching it: the "tap" transport (its own
+// package, config proto and Register function, in examples/tap_plugin/) is stacked over TCP from a
+// text-format pipeline file and talks to a loopback echo server this program starts itself.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -79,12 +79,14 @@ int Fail(const absl::Status& status) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // `bazel run` starts us in the runfiles tree, where the pipeline file sits under its workspace path.
+  // `bazel run` starts us in the runfiles tree, where the pipeline file sits under its workspace
+  // path.
   std::string path = argc > 1 ? argv[1] : "examples/tap_plugin/pipeline.textproto";
 
   hublink::Registry::Builder builder;
   hublink::RegisterBuiltinPlugins(builder);
-  acme::RegisterTapTransport(builder);  // the only line an application adds for a third-party plugin
+  acme::RegisterTapTransport(
+      builder);  // the only line an application adds for a third-party plugin
   absl::StatusOr<hublink::Registry> registry = std::move(builder).Build();
   if (!registry.ok()) return Fail(registry.status());
 
@@ -112,8 +114,10 @@ int main(int argc, char** argv) {
   const std::string messages[] = {"hello through a custom plugin\n", "second line\n", "bye\n"};
   std::string sent;
   absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (!printer.open && !printer.closed && absl::Now() < deadline) (*loop)->RunOnce(absl::Milliseconds(100));
-  if (!printer.open) return Fail(printer.closed ? printer.result : absl::DeadlineExceededError("no connection"));
+  while (!printer.open && !printer.closed && absl::Now() < deadline)
+    (*loop)->RunOnce(absl::Milliseconds(100));
+  if (!printer.open)
+    return Fail(printer.closed ? printer.result : absl::DeadlineExceededError("no connection"));
   for (const std::string& message : messages) {
     absl::Status status = (*transport)->Write(message);
     if (!status.ok()) return Fail(status);
@@ -132,7 +136,8 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(counters.writes),
               static_cast<unsigned long long>(counters.bytes_up),
               static_cast<unsigned long long>(counters.reads));
-  if (printer.echoed != sent || counters.bytes_down != sent.size() || counters.bytes_up != sent.size()) {
+  if (printer.echoed != sent || counters.bytes_down != sent.size() ||
+      counters.bytes_up != sent.size()) {
     return Fail(absl::DataLossError("echo or tap counts differ from what was sent"));
   }
   std::printf("ok\n");

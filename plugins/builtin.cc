@@ -4,8 +4,6 @@
 
 namespace hublink {
 
-void RegisterBuiltinPlugins(Registry::Builder& builder) {
-  RegisterTcpTransport(builder);
-}
+void RegisterBuiltinPlugins(Registry::Builder& builder) { RegisterTcpTransport(builder); }
 
 }  // namespace hublink

@@ -1,8 +1,9 @@
-// What every layer of one connection attempt shares: the loop, the endpoint, the deadline, the signer,
-// and facts a layer learns for the layers above (the server's clock from a WebSocket 101 `Date` header).
+// What every layer of one connection attempt shares: the loop, the endpoint, the deadline, the
+// signer, and facts a layer learns for the layers above (the server's clock from a WebSocket 101
+// `Date` header).
 //
-// The owner of the attempt (a Client, a test, an example) creates one ConnectContext per attempt and keeps it
-// alive until every transport of that attempt is destroyed.
+// The owner of the attempt (a Client, a test, an example) creates one ConnectContext per attempt
+// and keeps it alive until every transport of that attempt is destroyed.
 #ifndef HUBLINK_PLUGINS_CONNECT_CONTEXT_H_
 #define HUBLINK_PLUGINS_CONNECT_CONTEXT_H_
 
@@ -22,8 +23,8 @@ class Signer;
 
 class ConnectContext {
  public:
-  // Called at each handshake milestone, e.g. ("tcp", "connected 127.0.0.1:443") or ("websocket", "upgrade
-  // 101"). Examples log these the way the Tencent SDK's sample shows its transport stages.
+  // Called at each handshake milestone, e.g. ("tcp", "connected 127.0.0.1:443") or ("websocket",
+  // "upgrade 101"). Examples log these the way the Tencent SDK's sample shows its transport stages.
   using StageObserver = std::function<void(absl::string_view layer, absl::string_view detail)>;
 
   ConnectContext(EventLoop& loop, std::string host, uint16_t port)
@@ -37,16 +38,19 @@ class ConnectContext {
   absl::Time deadline() const { return deadline_; }
   void set_deadline(absl::Time deadline) { deadline_ = deadline; }
 
-  // The pipeline's signer, or null. Layers that sign their own handshake (e.g. WebSocket headers for clouds
-  // that authenticate the upgrade) ask it here; MQTT asks it for CONNECT credentials.
+  // The pipeline's signer, or null. Layers that sign their own handshake (e.g. WebSocket headers
+  // for clouds that authenticate the upgrade) ask it here; MQTT asks it for CONNECT credentials.
   Signer* signer() const { return signer_; }
   void set_signer(Signer* signer) { signer_ = signer; }
 
-  // server clock - local clock, when some layer has learned it (WebSocket `Date`, a time-sync reply).
+  // server clock - local clock, when some layer has learned it (WebSocket `Date`, a time-sync
+  // reply).
   absl::optional<absl::Duration> server_clock_offset() const { return server_clock_offset_; }
   void set_server_clock_offset(absl::Duration offset) { server_clock_offset_ = offset; }
   // The best known estimate of the server's current time.
-  absl::Time ServerNow() const { return loop_.Now() + server_clock_offset_.value_or(absl::ZeroDuration()); }
+  absl::Time ServerNow() const {
+    return loop_.Now() + server_clock_offset_.value_or(absl::ZeroDuration());
+  }
 
   void set_stage_observer(StageObserver observer) { stage_observer_ = std::move(observer); }
   void ReportStage(absl::string_view layer, absl::string_view detail) const {

@@ -168,7 +168,8 @@ int EventLoop::RunOnce(absl::Duration timeout) {
 int EventLoop::RunDueTimers() {
   int ran = 0;
   absl::Time now = Now();
-  // Timers added by a running timer for "now" wait for the next turn, so a rearming timer cannot starve fds.
+  // Timers added by a running timer for "now" wait for the next turn, so a rearming timer cannot
+  // starve fds.
   TimerId limit = next_timer_id_;
   while (!timers_.empty() && timers_.begin()->first <= now) {
     auto it = timers_.begin();

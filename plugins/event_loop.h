@@ -1,12 +1,14 @@
-// The one place hublink waits: epoll over file descriptors, timers, and work posted from other threads.
+// The one place hublink waits: epoll over file descriptors, timers, and work posted from other
+// threads.
 //
-// Everything except Post() and Stop() must be called on the loop's thread (the thread inside Run() or
-// RunOnce()); callbacks always run there. Transports above the base transport never touch the loop's fds:
-// they only use timers and Post().
+// Everything except Post() and Stop() must be called on the loop's thread (the thread inside Run()
+// or RunOnce()); callbacks always run there. Transports above the base transport never touch the
+// loop's fds: they only use timers and Post().
 //
 // Two ways to drive it:
 //   - loop->Run() on a thread of its own, until Stop();
-//   - loop->RunOnce(timeout) from the application's own main loop, the way embedded SDKs call Yield().
+//   - loop->RunOnce(timeout) from the application's own main loop, the way embedded SDKs call
+//   Yield().
 #ifndef HUBLINK_PLUGINS_EVENT_LOOP_H_
 #define HUBLINK_PLUGINS_EVENT_LOOP_H_
 
@@ -29,8 +31,8 @@ namespace hublink {
 
 class EventLoop {
  public:
-  // Readiness bits passed to and from fd callbacks. Errors and hang-ups are reported as kReadable so the
-  // owner's next read() sees them.
+  // Readiness bits passed to and from fd callbacks. Errors and hang-ups are reported as kReadable
+  // so the owner's next read() sees them.
   enum : uint32_t { kReadable = 1u << 0, kWritable = 1u << 1 };
 
   using FdCallback = std::function<void(uint32_t ready)>;
@@ -42,27 +44,31 @@ class EventLoop {
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
 
-  // Watches `fd` for `interest` (kReadable|kWritable). The fd stays owned by the caller, who must call
-  // Unwatch() before closing it.
+  // Watches `fd` for `interest` (kReadable|kWritable). The fd stays owned by the caller, who must
+  // call Unwatch() before closing it.
   absl::Status Watch(int fd, uint32_t interest, FdCallback callback);
   absl::Status SetInterest(int fd, uint32_t interest);
   void Unwatch(int fd);
 
   // Runs `task` once at `when` (or on the next turn if that is past). Returns an id for Cancel().
   TimerId RunAt(absl::Time when, Task task);
-  TimerId RunAfter(absl::Duration delay, Task task) { return RunAt(Now() + delay, std::move(task)); }
-  // Returns false when the timer already ran or was cancelled. Id 0 is never issued, so it is a safe "none".
+  TimerId RunAfter(absl::Duration delay, Task task) {
+    return RunAt(Now() + delay, std::move(task));
+  }
+  // Returns false when the timer already ran or was cancelled. Id 0 is never issued, so it is a
+  // safe "none".
   bool Cancel(TimerId id);
 
-  // Thread-safe: queues `task` to run on the loop thread and wakes the loop. Tasks run in posting order.
+  // Thread-safe: queues `task` to run on the loop thread and wakes the loop. Tasks run in posting
+  // order.
   void Post(Task task);
 
   // Runs until Stop(). Returns at once if Stop() was called before.
   void Run();
   // Thread-safe: makes Run() return after the current turn.
   void Stop();
-  // One turn: waits at most `timeout` for something to do, then does everything ready. Returns the number
-  // of callbacks run.
+  // One turn: waits at most `timeout` for something to do, then does everything ready. Returns the
+  // number of callbacks run.
   int RunOnce(absl::Duration timeout);
 
   bool IsLoopThread() const;

@@ -93,14 +93,15 @@ TEST(EventLoopTest, FdReadinessAndUnwatchFromInsideACallback) {
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
   int reads = 0;
   std::string got;
-  ASSERT_TRUE(loop->Watch(fds[0], EventLoop::kReadable, [&](uint32_t ready) {
-                    EXPECT_TRUE(ready & EventLoop::kReadable);
-                    char buf[16];
-                    ssize_t n = read(fds[0], buf, sizeof(buf));
-                    if (n > 0) got.append(buf, n);
-                    ++reads;
-                    loop->Unwatch(fds[0]);
-                  })
+  ASSERT_TRUE(loop->Watch(fds[0], EventLoop::kReadable,
+                          [&](uint32_t ready) {
+                            EXPECT_TRUE(ready & EventLoop::kReadable);
+                            char buf[16];
+                            ssize_t n = read(fds[0], buf, sizeof(buf));
+                            if (n > 0) got.append(buf, n);
+                            ++reads;
+                            loop->Unwatch(fds[0]);
+                          })
                   .ok());
   EXPECT_EQ(loop->Watch(fds[0], EventLoop::kReadable, [](uint32_t) {}).code(),
             absl::StatusCode::kAlreadyExists);
@@ -119,10 +120,11 @@ TEST(EventLoopTest, WritableInterestCanBeToggled) {
   int fds[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
   int writable = 0;
-  ASSERT_TRUE(loop->Watch(fds[0], EventLoop::kWritable, [&](uint32_t ready) {
-                    if (ready & EventLoop::kWritable) ++writable;
-                    ASSERT_TRUE(loop->SetInterest(fds[0], EventLoop::kReadable).ok());
-                  })
+  ASSERT_TRUE(loop->Watch(fds[0], EventLoop::kWritable,
+                          [&](uint32_t ready) {
+                            if (ready & EventLoop::kWritable) ++writable;
+                            ASSERT_TRUE(loop->SetInterest(fds[0], EventLoop::kReadable).ok());
+                          })
                   .ok());
   loop->RunOnce(absl::Milliseconds(100));
   loop->RunOnce(absl::Milliseconds(20));

@@ -48,10 +48,9 @@ const char* LevelTag(LogLevel level) {
 }  // namespace
 
 std::string FormatLogRecord(const LogRecord& record) {
-  return absl::StrCat(
-      LevelTag(record.level), "|",
-      absl::FormatTime("%Y-%m-%d %H:%M:%E3S", record.time, absl::LocalTimeZone()), "|", record.file,
-      ":", record.line, "| ", record.message);
+  return absl::StrCat(LevelTag(record.level), "|",
+                      absl::FormatTime("%Y-%m-%d %H:%M:%E3S", record.time, absl::LocalTimeZone()),
+                      "|", record.file, ":", record.line, "| ", record.message);
 }
 
 LogSink SetLogSink(LogSink new_sink) {
@@ -64,7 +63,9 @@ LogSink SetLogSink(LogSink new_sink) {
 
 void SetMinLogLevel(LogLevel level) { MinLevelStorage().store(static_cast<int>(level)); }
 
-LogLevel MinLogLevel() { return static_cast<LogLevel>(MinLevelStorage().load(std::memory_order_relaxed)); }
+LogLevel MinLogLevel() {
+  return static_cast<LogLevel>(MinLevelStorage().load(std::memory_order_relaxed));
+}
 
 namespace log_internal {
 

@@ -2,8 +2,8 @@
 //
 // Lines look like the Tencent C SDK's, so its users read them at a glance:
 //   INF|2026-11-25 23:01:02.345|tcp_transport.cc:88| tcp: connected 127.0.0.1:1883
-// Output goes to stderr unless a sink is installed (tests install one to inspect what was logged, e.g. to
-// prove no secret is ever written). Never pass secrets to a log line.
+// Output goes to stderr unless a sink is installed (tests install one to inspect what was logged,
+// e.g. to prove no secret is ever written). Never pass secrets to a log line.
 #ifndef HUBLINK_PLUGINS_LOG_H_
 #define HUBLINK_PLUGINS_LOG_H_
 
@@ -33,7 +33,8 @@ std::string FormatLogRecord(const LogRecord& record);
 using LogSink = std::function<void(const LogRecord&)>;
 LogSink SetLogSink(LogSink sink);
 
-// Records below `level` are dropped before formatting. Default kInfo; HUBLINK_LOG_LEVEL=debug lowers it.
+// Records below `level` are dropped before formatting. Default kInfo; HUBLINK_LOG_LEVEL=debug
+// lowers it.
 void SetMinLogLevel(LogLevel level);
 LogLevel MinLogLevel();
 
@@ -68,12 +69,11 @@ struct Voidify {
 #define HUBLINK_LOG_LEVEL_ERROR ::hublink::LogLevel::kError
 
 // HLOG(INFO) << "tcp: connected " << endpoint;
-#define HLOG(severity)                                             \
-  (HUBLINK_LOG_LEVEL_##severity < ::hublink::MinLogLevel())        \
-      ? (void)0                                                    \
-      : ::hublink::log_internal::Voidify() &                       \
-            ::hublink::log_internal::LogMessage(                   \
-                HUBLINK_LOG_LEVEL_##severity, __FILE__, __LINE__)  \
+#define HLOG(severity)                                                                            \
+  (HUBLINK_LOG_LEVEL_##severity < ::hublink::MinLogLevel())                                       \
+      ? (void)0                                                                                   \
+      : ::hublink::log_internal::Voidify() &                                                      \
+            ::hublink::log_internal::LogMessage(HUBLINK_LOG_LEVEL_##severity, __FILE__, __LINE__) \
                 .stream()
 
 #endif  // HUBLINK_PLUGINS_LOG_H_

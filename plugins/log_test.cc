@@ -10,7 +10,8 @@ namespace {
 
 TEST(LogTest, SinkReceivesFormattedRecordsAtOrAboveTheMinimumLevel) {
   std::vector<std::string> lines;
-  LogSink previous = SetLogSink([&](const LogRecord& record) { lines.push_back(FormatLogRecord(record)); });
+  LogSink previous =
+      SetLogSink([&](const LogRecord& record) { lines.push_back(FormatLogRecord(record)); });
   SetMinLogLevel(LogLevel::kInfo);
   HLOG(DEBUG) << "hidden";
   HLOG(INFO) << "tcp: connected " << 42;

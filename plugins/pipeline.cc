@@ -43,8 +43,9 @@ std::string Position(absl::string_view text, size_t offset) {
   return absl::StrCat(line, ":", column);
 }
 
-// Protobuf's JSON parser does not say where it failed; finding the first JSON syntax error ourselves gives
-// users a line and column. Returns npos when the syntax is fine (the error is then about content).
+// Protobuf's JSON parser does not say where it failed; finding the first JSON syntax error
+// ourselves gives users a line and column. Returns npos when the syntax is fine (the error is then
+// about content).
 size_t FirstJsonSyntaxError(absl::string_view s) {
   size_t i = 0;
   auto skip_ws = [&] {
@@ -55,7 +56,8 @@ size_t FirstJsonSyntaxError(absl::string_view s) {
   enum class Want { kValue, kKeyOrEnd, kKey, kColon, kCommaOrEnd, kValueOrEnd } want = Want::kValue;
   while (true) {
     skip_ws();
-    if (i >= s.size()) return stack.empty() && want == Want::kCommaOrEnd ? absl::string_view::npos : i;
+    if (i >= s.size())
+      return stack.empty() && want == Want::kCommaOrEnd ? absl::string_view::npos : i;
     char c = s[i];
     switch (want) {
       case Want::kKey:
@@ -113,7 +115,9 @@ size_t FirstJsonSyntaxError(absl::string_view s) {
       ++i;
       want = Want::kValueOrEnd;
     } else if (c == '-' || (c >= '0' && c <= '9')) {
-      while (i < s.size() && absl::string_view("+-.eE0123456789").find(s[i]) != absl::string_view::npos) ++i;
+      while (i < s.size() &&
+             absl::string_view("+-.eE0123456789").find(s[i]) != absl::string_view::npos)
+        ++i;
       want = Want::kCommaOrEnd;
     } else if (absl::StartsWith(s.substr(i), "true") || absl::StartsWith(s.substr(i), "null")) {
       i += 4;
@@ -132,8 +136,8 @@ absl::Status ValidateEndpoint(const Endpoint& endpoint, absl::string_view field)
     return absl::InvalidArgumentError(absl::StrCat(field, ".host: missing"));
   }
   if (endpoint.port() == 0 || endpoint.port() > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ".port: ", endpoint.port(),
-                                                   " is not a port (1..65535)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".port: ", endpoint.port(), " is not a port (1..65535)"));
   }
   return absl::OkStatus();
 }
@@ -149,13 +153,17 @@ absl::Status ValidatePolicy(const ConnectionPolicy& policy) {
   HUBLINK_RETURN_IF_ERROR(ValidateDuration(policy.connect_timeout(), "policy.connect_timeout"));
   HUBLINK_RETURN_IF_ERROR(ValidateDuration(policy.handshake_timeout(), "policy.handshake_timeout"));
   const ReconnectPolicy& reconnect = policy.reconnect();
-  HUBLINK_RETURN_IF_ERROR(ValidateDuration(reconnect.initial_delay(), "policy.reconnect.initial_delay"));
+  HUBLINK_RETURN_IF_ERROR(
+      ValidateDuration(reconnect.initial_delay(), "policy.reconnect.initial_delay"));
   HUBLINK_RETURN_IF_ERROR(ValidateDuration(reconnect.max_delay(), "policy.reconnect.max_delay"));
-  HUBLINK_RETURN_IF_ERROR(ValidateDuration(reconnect.stable_after(), "policy.reconnect.stable_after"));
-  HUBLINK_RETURN_IF_ERROR(ValidateDuration(reconnect.give_up_after(), "policy.reconnect.give_up_after"));
+  HUBLINK_RETURN_IF_ERROR(
+      ValidateDuration(reconnect.stable_after(), "policy.reconnect.stable_after"));
+  HUBLINK_RETURN_IF_ERROR(
+      ValidateDuration(reconnect.give_up_after(), "policy.reconnect.give_up_after"));
   if (reconnect.multiplier() != 0 && reconnect.multiplier() < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("policy.reconnect.multiplier: ", reconnect.multiplier(),
-                                                   " would shrink the delay; use >= 1"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("policy.reconnect.multiplier: ", reconnect.multiplier(),
+                     " would shrink the delay; use >= 1"));
   }
   if (reconnect.jitter() < 0 || reconnect.jitter() > 1) {
     return absl::InvalidArgumentError(
@@ -164,12 +172,14 @@ absl::Status ValidatePolicy(const ConnectionPolicy& policy) {
   return absl::OkStatus();
 }
 
-// The plugin's config as its factory's own message type: typed_config unpacked, or the type's defaults.
+// The plugin's config as its factory's own message type: typed_config unpacked, or the type's
+// defaults.
 absl::StatusOr<std::unique_ptr<pb::Message>> UnpackConfig(const PluginConfig& plugin,
                                                           const pb::Descriptor* type) {
   const pb::Message* prototype = pb::MessageFactory::generated_factory()->GetPrototype(type);
   if (prototype == nullptr) {
-    return absl::InternalError(absl::StrCat("config type ", type->full_name(), " is not linked in"));
+    return absl::InternalError(
+        absl::StrCat("config type ", type->full_name(), " is not linked in"));
   }
   std::unique_ptr<pb::Message> config(prototype->New());
   if (plugin.has_typed_config() && !plugin.typed_config().UnpackTo(config.get())) {
@@ -187,9 +197,11 @@ absl::StatusOr<std::unique_ptr<Configured>> ConfigurePlugin(
     const Registry& registry, const Factory** found = nullptr) {
   std::string where = plugin.name().empty() ? std::string(field)
                                             : absl::StrCat(field, " (\"", plugin.name(), "\")");
-  absl::StatusOr<const Factory*> factory = (registry.*find)(plugin.name(), plugin.typed_config().type_url());
+  absl::StatusOr<const Factory*> factory =
+      (registry.*find)(plugin.name(), plugin.typed_config().type_url());
   if (!factory.ok()) return Annotate(factory.status(), where);
-  absl::StatusOr<std::unique_ptr<pb::Message>> config = UnpackConfig(plugin, (*factory)->config_type());
+  absl::StatusOr<std::unique_ptr<pb::Message>> config =
+      UnpackConfig(plugin, (*factory)->config_type());
   if (!config.ok()) return Annotate(config.status(), where);
   auto configured = (*factory)->Configure(**config);
   if (!configured.ok()) return Annotate(configured.status(), where);
@@ -217,7 +229,8 @@ absl::StatusOr<Pipeline> ParsePipelineJson(absl::string_view json, absl::string_
   auto status = pb::util::JsonStringToMessage(std::string(json), &pipeline, options);
   if (!status.ok()) {
     size_t at = FirstJsonSyntaxError(json);
-    std::string position = at == absl::string_view::npos ? "" : absl::StrCat(Position(json, at), ": ");
+    std::string position =
+        at == absl::string_view::npos ? "" : absl::StrCat(Position(json, at), ": ");
     return absl::InvalidArgumentError(
         absl::StrCat(source, ":", position.empty() ? " " : position, status.message().as_string()));
   }
@@ -227,7 +240,8 @@ absl::StatusOr<Pipeline> ParsePipelineJson(absl::string_view json, absl::string_
 absl::StatusOr<Pipeline> ReadPipelineFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return absl::NotFoundError(absl::StrCat(path, ": cannot open pipeline file: ", std::strerror(errno)));
+    return absl::NotFoundError(
+        absl::StrCat(path, ": cannot open pipeline file: ", std::strerror(errno)));
   }
   std::stringstream contents;
   contents << in.rdbuf();
@@ -243,25 +257,27 @@ std::string PipelineToText(const Pipeline& pipeline) {
   return text;
 }
 
-absl::StatusOr<std::unique_ptr<ResolvedPipeline>> ResolvedPipeline::Resolve(const Pipeline& config,
-                                                                             const Registry& registry,
-                                                                             absl::string_view source) {
+absl::StatusOr<std::unique_ptr<ResolvedPipeline>> ResolvedPipeline::Resolve(
+    const Pipeline& config, const Registry& registry, absl::string_view source) {
   auto fail = [&](const absl::Status& status) { return Annotate(status, source); };
   std::unique_ptr<ResolvedPipeline> resolved(new ResolvedPipeline());
   resolved->config_ = config;
 
   if (!config.plugin_libraries().empty()) {
-    return fail(absl::UnimplementedError(
-        "plugin_libraries: loading plugins from shared objects is not supported yet; register them in "
-        "code with their Register function"));
+    return fail(
+        absl::UnimplementedError("plugin_libraries: loading plugins from shared objects is not "
+                                 "supported yet; register them in "
+                                 "code with their Register function"));
   }
-  auto resolve_stack = [&](const Endpoint& endpoint, const pb::RepeatedPtrField<PluginConfig>& transports,
+  auto resolve_stack = [&](const Endpoint& endpoint,
+                           const pb::RepeatedPtrField<PluginConfig>& transports,
                            absl::string_view prefix) -> absl::Status {
     HUBLINK_RETURN_IF_ERROR(ValidateEndpoint(endpoint, absl::StrCat(prefix, "endpoint")));
     if (transports.empty()) {
       return absl::InvalidArgumentError(
-          absl::StrCat(prefix, "transports: missing; a stack needs at least a base transport such as "
-                               "\"tcp\""));
+          absl::StrCat(prefix,
+                       "transports: missing; a stack needs at least a base transport such as "
+                       "\"tcp\""));
     }
     ResolvedStack stack;
     stack.endpoint = endpoint;
@@ -270,18 +286,21 @@ absl::StatusOr<std::unique_ptr<ResolvedPipeline>> ResolvedPipeline::Resolve(cons
       const TransportFactory* factory = nullptr;
       HUBLINK_ASSIGN_OR_RETURN(
           std::unique_ptr<ConfiguredTransport> layer,
-          ConfigurePlugin<ConfiguredTransport>(transports[i], field, &Registry::FindTransport, registry,
-                                               &factory));
+          ConfigurePlugin<ConfiguredTransport>(transports[i], field, &Registry::FindTransport,
+                                               registry, &factory));
       bool is_base = factory->kind() == TransportFactory::Kind::kBase;
       if (i == 0 && !is_base) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            field, " (\"", factory->name(), "\"): the first transport must be a base transport that owns "
-            "the socket (such as \"tcp\"); \"", factory->name(), "\" wraps another transport"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, " (\"", factory->name(),
+                         "\"): the first transport must be a base transport that owns "
+                         "the socket (such as \"tcp\"); \"",
+                         factory->name(), "\" wraps another transport"));
       }
       if (i > 0 && is_base) {
         return absl::InvalidArgumentError(absl::StrCat(
-            field, " (\"", factory->name(), "\"): only the first transport may be a base transport; \"",
-            factory->name(), "\" opens its own socket and cannot run over \"", stack.names.back(), "\""));
+            field, " (\"", factory->name(),
+            "\"): only the first transport may be a base transport; \"", factory->name(),
+            "\" opens its own socket and cannot run over \"", stack.names.back(), "\""));
       }
       stack.names.emplace_back(factory->name());
       stack.layers.push_back(std::move(layer));
@@ -290,7 +309,8 @@ absl::StatusOr<std::unique_ptr<ResolvedPipeline>> ResolvedPipeline::Resolve(cons
     return absl::OkStatus();
   };
 
-  if (absl::Status status = resolve_stack(config.endpoint(), config.transports(), ""); !status.ok()) {
+  if (absl::Status status = resolve_stack(config.endpoint(), config.transports(), "");
+      !status.ok()) {
     return fail(status);
   }
   for (int i = 0; i < config.alternatives_size(); ++i) {
@@ -316,7 +336,9 @@ absl::StatusOr<std::unique_ptr<ResolvedPipeline>> ResolvedPipeline::Resolve(cons
   return resolved;
 }
 
-const Endpoint& ResolvedPipeline::stack_endpoint(int index) const { return stacks_.at(index).endpoint; }
+const Endpoint& ResolvedPipeline::stack_endpoint(int index) const {
+  return stacks_.at(index).endpoint;
+}
 
 std::string ResolvedPipeline::DescribeStack(int index) const {
   return absl::StrJoin(stacks_.at(index).names, " > ");
@@ -325,7 +347,8 @@ std::string ResolvedPipeline::DescribeStack(int index) const {
 absl::StatusOr<std::unique_ptr<Transport>> ResolvedPipeline::CreateStack(ConnectContext& context,
                                                                          int index) const {
   if (index < 0 || index >= stack_count()) {
-    return absl::OutOfRangeError(absl::StrCat("pipeline: no stack ", index, "; it has ", stack_count()));
+    return absl::OutOfRangeError(
+        absl::StrCat("pipeline: no stack ", index, "; it has ", stack_count()));
   }
   if (context.signer() == nullptr) context.set_signer(signer_.get());
   const ResolvedStack& stack = stacks_[index];

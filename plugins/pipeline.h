@@ -5,9 +5,10 @@
 //   ConnectContext context(*loop, pipeline->endpoint().host(), pipeline->endpoint().port());
 //   absl::StatusOr<std::unique_ptr<Transport>> top = (*pipeline)->CreateStack(context);
 //
-// Validation happens in Resolve(): every plugin is found in the registry and configured (so a bad key file
-// or an unknown field fails here, not at the first connect); the first transport of each stack must be a base
-// transport and no later one may be. Errors name the source, the field path, and the plugin:
+// Validation happens in Resolve(): every plugin is found in the registry and configured (so a bad
+// key file or an unknown field fails here, not at the first connect); the first transport of each
+// stack must be a base transport and no later one may be. Errors name the source, the field path,
+// and the plugin:
 //   "device.textproto: transports[1] (\"tls\"): tls: ca_file: /x.pem: No such file or directory"
 #ifndef HUBLINK_PLUGINS_PIPELINE_H_
 #define HUBLINK_PLUGINS_PIPELINE_H_
@@ -27,7 +28,8 @@
 
 namespace hublink {
 
-// Parses without validating. `source` names the text in errors (a file name). Errors carry line:column.
+// Parses without validating. `source` names the text in errors (a file name). Errors carry
+// line:column.
 absl::StatusOr<Pipeline> ParsePipelineText(absl::string_view text, absl::string_view source);
 absl::StatusOr<Pipeline> ParsePipelineJson(absl::string_view json, absl::string_view source);
 // Reads `path`; a ".json" file is JSON, anything else text format.
@@ -39,9 +41,8 @@ std::string PipelineToText(const Pipeline& pipeline);
 class ResolvedPipeline {
  public:
   // Validates `config` against `registry` and configures every plugin once.
-  static absl::StatusOr<std::unique_ptr<ResolvedPipeline>> Resolve(const Pipeline& config,
-                                                                   const Registry& registry,
-                                                                   absl::string_view source = "pipeline");
+  static absl::StatusOr<std::unique_ptr<ResolvedPipeline>> Resolve(
+      const Pipeline& config, const Registry& registry, absl::string_view source = "pipeline");
 
   const Pipeline& config() const { return config_; }
   const Endpoint& endpoint() const { return config_.endpoint(); }
@@ -52,8 +53,10 @@ class ResolvedPipeline {
   // "tcp > tls > websocket", for logs.
   std::string DescribeStack(int index = 0) const;
 
-  // Builds one attempt's transports for stack `index`, lowest first, and returns the top one (unopened).
-  absl::StatusOr<std::unique_ptr<Transport>> CreateStack(ConnectContext& context, int index = 0) const;
+  // Builds one attempt's transports for stack `index`, lowest first, and returns the top one
+  // (unopened).
+  absl::StatusOr<std::unique_ptr<Transport>> CreateStack(ConnectContext& context,
+                                                         int index = 0) const;
 
   // Null when the pipeline names none.
   ConfiguredProtocol* protocol() const { return protocol_.get(); }

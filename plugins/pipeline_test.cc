@@ -32,7 +32,13 @@ constexpr char kGood[] = R"pb(
     }
   }
   signer { name: "fake_signer" }
-  policy { reconnect { initial_delay { seconds: 1 } multiplier: 2 jitter: 0.2 } }
+  policy {
+    reconnect {
+      initial_delay { seconds: 1 }
+      multiplier: 2
+      jitter: 0.2
+    }
+  }
 )pb";
 
 class PipelineTest : public ::testing::Test {
@@ -82,11 +88,13 @@ TEST_F(PipelineTest, JsonWorksToo) {
   auto pipeline = ResolvedPipeline::Resolve(*config, *registry_);
   ASSERT_TRUE(pipeline.ok()) << pipeline.status();
   ConnectContext context(*loop_, "::1", 443);
-  EXPECT_EQ(DescribeFakeStack(*(*pipeline)->CreateStack(context).value()), "fake_wrap(j)>fake_base()");
+  EXPECT_EQ(DescribeFakeStack(*(*pipeline)->CreateStack(context).value()),
+            "fake_wrap(j)>fake_base()");
 }
 
 TEST_F(PipelineTest, TextParseErrorsCarryLineAndColumn) {
-  auto config = ParsePipelineText("endpoint { host: \"a\" }\ntransports { nmae: \"tcp\" }\n", "x.textproto");
+  auto config =
+      ParsePipelineText("endpoint { host: \"a\" }\ntransports { nmae: \"tcp\" }\n", "x.textproto");
   ASSERT_FALSE(config.ok());
   EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StartsWith(config.status().message(), "x.textproto:2:18: ")) << config.status();
@@ -104,17 +112,21 @@ TEST_F(PipelineTest, JsonSyntaxErrorsCarryLineAndColumn) {
 
 TEST_F(PipelineTest, FirstTransportMustBeABaseTransport) {
   absl::Status status = ResolveText(R"pb(
-    endpoint { host: "h" port: 1 } transports { name: "fake_wrap" })pb");
+    endpoint { host: "h" port: 1 }
+    transports { name: "fake_wrap" })pb");
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StartsWith(status.message(),
-                               "test.textproto: transports[0] (\"fake_wrap\"): the first transport must "
-                               "be a base transport"))
+  EXPECT_TRUE(
+      absl::StartsWith(status.message(),
+                       "test.textproto: transports[0] (\"fake_wrap\"): the first transport must "
+                       "be a base transport"))
       << status;
 }
 
 TEST_F(PipelineTest, OnlyTheFirstTransportMayBeABaseTransport) {
   absl::Status status = ResolveText(R"pb(
-    endpoint { host: "h" port: 1 } transports { name: "fake_base" } transports { name: "fake_base" })pb");
+    endpoint { host: "h" port: 1 }
+    transports { name: "fake_base" }
+    transports { name: "fake_base" })pb");
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(status.message(), "transports[1] (\"fake_base\"): only the first"))
       << status;
@@ -122,7 +134,9 @@ TEST_F(PipelineTest, OnlyTheFirstTransportMayBeABaseTransport) {
 
 TEST_F(PipelineTest, UnknownPluginListsRegisteredOnes) {
   absl::Status status = ResolveText(R"pb(
-    endpoint { host: "h" port: 1 } transports { name: "fake_base" } transports { name: "quic" })pb");
+    endpoint { host: "h" port: 1 }
+    transports { name: "fake_base" }
+    transports { name: "quic" })pb");
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(status.message(),
             "test.textproto: transports[1] (\"quic\"): unknown transport \"quic\"; registered: "
@@ -153,9 +167,12 @@ TEST_F(PipelineTest, PluginConfigErrorsArePrefixedWithWhere) {
         [type.googleapis.com/hublink.testing.FakeBaseConfig] { reject: true }
       }
     })pb");
-  EXPECT_EQ(status.message(), "test.textproto: transports[0] (\"fake_base\"): fake_base: reject: set");
+  EXPECT_EQ(status.message(),
+            "test.textproto: transports[0] (\"fake_base\"): fake_base: reject: set");
   status = ResolveText(R"pb(
-    endpoint { host: "h" port: 1 } transports { name: "fake_base" } protocol { name: "fake_protocol" })pb");
+    endpoint { host: "h" port: 1 }
+    transports { name: "fake_base" }
+    protocol { name: "fake_protocol" })pb");
   EXPECT_EQ(status.message(),
             "test.textproto: protocol (\"fake_protocol\"): fake_protocol: client_id: missing");
 }
@@ -167,9 +184,10 @@ TEST_F(PipelineTest, MissingFieldsAreNamed) {
             "test.textproto: endpoint.port: 0 is not a port (1..65535)");
   EXPECT_TRUE(absl::StartsWith(ResolveText("endpoint { host: \"h\" port: 1 }").message(),
                                "test.textproto: transports: missing"));
-  EXPECT_TRUE(absl::StrContains(
-      ResolveText("endpoint { host: \"h\" port: 1 } transports { }").message(),
-      "transports[0]: transport: neither name nor typed_config is set; registered: fake_base, fake_wrap"));
+  EXPECT_TRUE(
+      absl::StrContains(ResolveText("endpoint { host: \"h\" port: 1 } transports { }").message(),
+                        "transports[0]: transport: neither name nor typed_config is set; "
+                        "registered: fake_base, fake_wrap"));
 }
 
 TEST_F(PipelineTest, PolicyIsValidated) {
@@ -192,19 +210,20 @@ TEST_F(PipelineTest, PolicyIsValidated) {
 
 TEST_F(PipelineTest, AlternativeStacksAreValidatedAndBuildable) {
   auto config = ParsePipelineText(absl::StrCat(kGood, R"pb(
-    alternatives {
-      endpoint { host: "h" port: 443 }
-      transports { name: "fake_base" }
-    }
-    alternatives {
-      endpoint { host: "h" port: 80 }
-      transports { name: "fake_wrap" }
-    })pb"),
+                                    alternatives {
+                                      endpoint { host: "h" port: 443 }
+                                      transports { name: "fake_base" }
+                                    }
+                                    alternatives {
+                                      endpoint { host: "h" port: 80 }
+                                      transports { name: "fake_wrap" }
+                                    })pb"),
                                   "alt");
   ASSERT_TRUE(config.ok()) << config.status();
   auto bad = ResolvedPipeline::Resolve(*config, *registry_, "alt");
   ASSERT_FALSE(bad.ok());
-  EXPECT_TRUE(absl::StrContains(bad.status().message(), "alternatives[1].transports[0] (\"fake_wrap\")"))
+  EXPECT_TRUE(
+      absl::StrContains(bad.status().message(), "alternatives[1].transports[0] (\"fake_wrap\")"))
       << bad.status();
   config->mutable_alternatives()->RemoveLast();
   auto good = ResolvedPipeline::Resolve(*config, *registry_, "alt");
@@ -218,7 +237,9 @@ TEST_F(PipelineTest, AlternativeStacksAreValidatedAndBuildable) {
 
 TEST_F(PipelineTest, PluginLibrariesAreRejectedAsNotYetSupported) {
   absl::Status status = ResolveText(R"pb(
-    endpoint { host: "h" port: 1 } transports { name: "fake_base" } plugin_libraries { path: "x.so" })pb");
+    endpoint { host: "h" port: 1 }
+    transports { name: "fake_base" }
+    plugin_libraries { path: "x.so" })pb");
   EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented);
 }
 
@@ -229,21 +250,24 @@ TEST_F(PipelineTest, FilesAreReadByExtensionAndErrorsNameThePath) {
   auto loaded = LoadPipelineFile(text_path, *registry_);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   std::string json_path = dir + "/p.json";
-  std::ofstream(json_path) << R"({"endpoint": {"host": "h", "port": 1}, "transports": [{"name": "nope"}]})";
+  std::ofstream(json_path)
+      << R"({"endpoint": {"host": "h", "port": 1}, "transports": [{"name": "nope"}]})";
   auto bad = LoadPipelineFile(json_path, *registry_);
   ASSERT_FALSE(bad.ok());
   EXPECT_TRUE(absl::StartsWith(bad.status().message(), json_path + ": transports[0] (\"nope\")"))
       << bad.status();
   auto missing = LoadPipelineFile(dir + "/absent.textproto", *registry_);
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_TRUE(absl::StrContains(missing.status().message(), "absent.textproto")) << missing.status();
+  EXPECT_TRUE(absl::StrContains(missing.status().message(), "absent.textproto"))
+      << missing.status();
 }
 
 TEST_F(PipelineTest, DumpedTextParsesBackToTheSamePipeline) {
   auto config = ParsePipelineText(kGood, "good");
   ASSERT_TRUE(config.ok());
   std::string text = PipelineToText(*config);
-  EXPECT_TRUE(absl::StrContains(text, "[type.googleapis.com/hublink.testing.FakeBaseConfig]")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "[type.googleapis.com/hublink.testing.FakeBaseConfig]"))
+      << text;
   auto again = ParsePipelineText(text, "dumped");
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->SerializeAsString(), config->SerializeAsString());

@@ -1,10 +1,11 @@
 // Protocols: the application protocol spoken over a transport stack (mqtt, ...).
 //
-// A Protocol is a session state machine that outlives single connections: it sees each new link (one
-// attempt's open transport stack), speaks its handshake over it (asking the signer for credentials at every
-// attempt), and keeps what must survive a reconnect (in-flight messages, subscriptions). It never touches
-// sockets: bytes go out through ProtocolLink::Write and come in through OnLinkData, so tests feed it bytes.
-// The code that owns the transports (a Client) drives it and decides when to reconnect.
+// A Protocol is a session state machine that outlives single connections: it sees each new link
+// (one attempt's open transport stack), speaks its handshake over it (asking the signer for
+// credentials at every attempt), and keeps what must survive a reconnect (in-flight messages,
+// subscriptions). It never touches sockets: bytes go out through ProtocolLink::Write and come in
+// through OnLinkData, so tests feed it bytes. The code that owns the transports (a Client) drives
+// it and decides when to reconnect.
 #ifndef HUBLINK_PLUGINS_PROTOCOL_H_
 #define HUBLINK_PLUGINS_PROTOCOL_H_
 
@@ -28,8 +29,9 @@ class ProtocolLink {
   // Same contract as Transport::Write on the top transport.
   virtual absl::Status Write(absl::string_view bytes) = 0;
   virtual size_t BufferedBytes() const = 0;
-  // Ends this link: OK for a goodbye the protocol already sent, non-OK for a protocol failure (malformed
-  // input, keep-alive timeout, refused handshake). The owner closes the transports and reconnects or not.
+  // Ends this link: OK for a goodbye the protocol already sent, non-OK for a protocol failure
+  // (malformed input, keep-alive timeout, refused handshake). The owner closes the transports and
+  // reconnects or not.
   virtual void Close(const absl::Status& reason) = 0;
   // The attempt's context: signer, server clock offset, endpoint.
   virtual ConnectContext& context() = 0;
@@ -38,8 +40,8 @@ class ProtocolLink {
 class Protocol {
  public:
   virtual ~Protocol() = default;
-  // A new link is open (every transport handshake done). The protocol starts its handshake on it. `link`
-  // stays valid until OnLinkClosed().
+  // A new link is open (every transport handshake done). The protocol starts its handshake on it.
+  // `link` stays valid until OnLinkClosed().
   virtual void OnLinkOpen(ProtocolLink& link) = 0;
   virtual void OnLinkData(absl::string_view bytes) = 0;
   virtual void OnLinkWritable() {}

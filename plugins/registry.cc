@@ -37,8 +37,9 @@ absl::Status FactoryTable<Factory>::Add(std::shared_ptr<const Factory> factory,
         absl::StrCat("registry: two ", family, " plugins are named \"", name, "\""));
   }
   if (auto it = by_config_type_.find(config_type); it != by_config_type_.end()) {
-    return absl::AlreadyExistsError(absl::StrCat("registry: ", family, " plugins \"", it->second->name(),
-                                                 "\" and \"", name, "\" both take ", config_type));
+    return absl::AlreadyExistsError(absl::StrCat("registry: ", family, " plugins \"",
+                                                 it->second->name(), "\" and \"", name,
+                                                 "\" both take ", config_type));
   }
   by_name_[name] = factory.get();
   by_config_type_[config_type] = factory.get();
@@ -59,9 +60,9 @@ absl::StatusOr<const Factory*> FactoryTable<Factory>::Find(absl::string_view nam
       if (!name.empty() && it->second->name() != name) {
         return absl::InvalidArgumentError(absl::StrCat(
             family, " \"", name, "\": typed_config is ", type_name, ", which belongs to plugin \"",
-            it->second->name(), "\"", by_name ? absl::StrCat("; \"", name, "\" takes ",
-                                                             by_name->config_type()->full_name())
-                                              : ""));
+            it->second->name(), "\"",
+            by_name ? absl::StrCat("; \"", name, "\" takes ", by_name->config_type()->full_name())
+                    : ""));
       }
       return it->second;
     }
@@ -70,15 +71,16 @@ absl::StatusOr<const Factory*> FactoryTable<Factory>::Find(absl::string_view nam
                                                      by_name->config_type()->full_name(),
                                                      ", but typed_config is ", type_name));
     }
-    return absl::NotFoundError(absl::StrCat("no ", family, " plugin takes config ", type_name,
-                                            name.empty() ? "" : absl::StrCat(" or is named \"", name, "\""),
-                                            "; registered: ", absl::StrJoin(Names(), ", ")));
+    return absl::NotFoundError(
+        absl::StrCat("no ", family, " plugin takes config ", type_name,
+                     name.empty() ? "" : absl::StrCat(" or is named \"", name, "\""),
+                     "; registered: ", absl::StrJoin(Names(), ", ")));
   }
   if (by_name != nullptr) return by_name;
   if (name.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(family, ": neither name nor typed_config is set; registered: ",
-                     absl::StrJoin(Names(), ", ")));
+    return absl::InvalidArgumentError(absl::StrCat(
+        family,
+        ": neither name nor typed_config is set; registered: ", absl::StrJoin(Names(), ", ")));
   }
   return absl::NotFoundError(absl::StrCat("unknown ", family, " \"", name,
                                           "\"; registered: ", absl::StrJoin(Names(), ", ")));

@@ -1,4 +1,5 @@
-// The plugin registry: every transport, protocol and signer factory an application can use, by name.
+// The plugin registry: every transport, protocol and signer factory an application can use, by
+// name.
 //
 // Built once, then immutable, so lookups need no locks and registration order never matters:
 //
@@ -7,9 +8,9 @@
 //   mycompany::RegisterTapTransport(builder);      // out-of-tree plugins register the same way
 //   absl::StatusOr<hublink::Registry> registry = std::move(builder).Build();
 //
-// Build() fails when two factories of one family share a name or a config message type. A pipeline refers to
-// a plugin Envoy-style, by `name` and/or `typed_config`; lookup is by the config's type URL first, then by
-// name, and "not found" errors list every registered name.
+// Build() fails when two factories of one family share a name or a config message type. A pipeline
+// refers to a plugin Envoy-style, by `name` and/or `typed_config`; lookup is by the config's type
+// URL first, then by name, and "not found" errors list every registered name.
 #ifndef HUBLINK_PLUGINS_REGISTRY_H_
 #define HUBLINK_PLUGINS_REGISTRY_H_
 
@@ -63,8 +64,8 @@ class Registry {
     std::vector<std::shared_ptr<const SignerFactory>> signers_;
   };
 
-  // kNotFound lists the registered names; kInvalidArgument when name and type URL point at different
-  // plugins. Factories live as long as any copy of this registry.
+  // kNotFound lists the registered names; kInvalidArgument when name and type URL point at
+  // different plugins. Factories live as long as any copy of this registry.
   absl::StatusOr<const TransportFactory*> FindTransport(absl::string_view name,
                                                         absl::string_view type_url = "") const;
   absl::StatusOr<const ProtocolFactory*> FindProtocol(absl::string_view name,

@@ -44,15 +44,18 @@ TEST(RegistryTest, UnknownNameListsEveryRegisteredName) {
   auto found = registry.FindTransport("quic");
   ASSERT_FALSE(found.ok());
   EXPECT_EQ(found.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(found.status().message(), "unknown transport \"quic\"; registered: fake_base, fake_wrap");
+  EXPECT_EQ(found.status().message(),
+            "unknown transport \"quic\"; registered: fake_base, fake_wrap");
 }
 
 TEST(RegistryTest, NameAndTypeUrlOfDifferentPluginsIsAnError) {
   Registry registry = BuildFakes();
-  auto found = registry.FindTransport("fake_base", "type.googleapis.com/hublink.testing.FakeWrapConfig");
+  auto found =
+      registry.FindTransport("fake_base", "type.googleapis.com/hublink.testing.FakeWrapConfig");
   ASSERT_FALSE(found.ok());
   EXPECT_EQ(found.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(found.status().message().find("belongs to plugin \"fake_wrap\""), absl::string_view::npos)
+  EXPECT_NE(found.status().message().find("belongs to plugin \"fake_wrap\""),
+            absl::string_view::npos)
       << found.status();
 }
 
@@ -61,7 +64,8 @@ TEST(RegistryTest, ConfigOfAnotherFamilyIsNotFound) {
   auto found = registry.FindTransport("", "type.googleapis.com/hublink.testing.FakeSignerConfig");
   ASSERT_FALSE(found.ok());
   EXPECT_EQ(found.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_NE(found.status().message().find("registered: fake_base, fake_wrap"), absl::string_view::npos);
+  EXPECT_NE(found.status().message().find("registered: fake_base, fake_wrap"),
+            absl::string_view::npos);
 }
 
 TEST(RegistryTest, DuplicateNameIsRejected) {

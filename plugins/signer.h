@@ -1,17 +1,21 @@
 // Signers: produce the credentials a connection attempt presents, fresh for every attempt.
 //
-// Tencent IoT Hub's username carries a random connection id and an expiry, so credentials are made at every
-// (re)connect, never cached. A signer is configured once per pipeline (keys are loaded and parsed then) and
-// called on the loop thread.
+// Tencent IoT Hub's username carries a random connection id and an expiry, so credentials are made
+// at every (re)connect, never cached. A signer is configured once per pipeline (keys are loaded and
+// parsed then) and called on the loop thread.
 //
 // The interface is deliberately scheme-neutral; other clouds fit without touching the core:
-//   - Azure-style SAS tokens: the signer returns the token as `password` and the hub's expected `username`.
-//   - Clouds that authenticate the WebSocket upgrade (AWS SigV4 query strings, signed headers): the signer
-//     fills `http_headers` (or `http_query`); the WebSocket transport asks ConnectContext::signer() while
-//     building its upgrade request and sends them.
-//   - Schemes needing more inputs (a nonce, the server's time) read them from SignRequest, which grows by
+//   - Azure-style SAS tokens: the signer returns the token as `password` and the hub's expected
+//   `username`.
+//   - Clouds that authenticate the WebSocket upgrade (AWS SigV4 query strings, signed headers): the
+//   signer
+//     fills `http_headers` (or `http_query`); the WebSocket transport asks ConnectContext::signer()
+//     while building its upgrade request and sends them.
+//   - Schemes needing more inputs (a nonce, the server's time) read them from SignRequest, which
+//   grows by
 //     adding fields, never by changing the call.
-// Signers must never log or put into an error message a secret, a key, or the password they produce.
+// Signers must never log or put into an error message a secret, a key, or the password they
+// produce.
 #ifndef HUBLINK_PLUGINS_SIGNER_H_
 #define HUBLINK_PLUGINS_SIGNER_H_
 
@@ -57,8 +61,9 @@ class SignerFactory {
   virtual ~SignerFactory() = default;
   virtual absl::string_view name() const = 0;  // e.g. "hmac"
   virtual const google::protobuf::Descriptor* config_type() const = 0;
-  // Validates `config` and loads what it names (secrets, key files) once. kInvalidArgument for bad config,
-  // kNotFound / kPermissionDenied for files, always naming the field or path and never the secret.
+  // Validates `config` and loads what it names (secrets, key files) once. kInvalidArgument for bad
+  // config, kNotFound / kPermissionDenied for files, always naming the field or path and never the
+  // secret.
   virtual absl::StatusOr<std::unique_ptr<Signer>> Configure(
       const google::protobuf::Message& config) const = 0;
 };

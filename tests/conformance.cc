@@ -52,8 +52,8 @@ class TcpConformancePeer : public ConformancePeer {
   }
 
   std::string pipeline_text() const override {
-    return absl::StrFormat("endpoint { host: \"127.0.0.1\" port: %d }\ntransports { name: \"tcp\" }\n",
-                           port_);
+    return absl::StrFormat(
+        "endpoint { host: \"127.0.0.1\" port: %d }\ntransports { name: \"tcp\" }\n", port_);
   }
   int closed_connections() override { return closed_.load(); }
 
@@ -169,8 +169,9 @@ class Harness {
     size_t expected = listener_.data.size() + bytes.size();
     absl::Status status = transport_->Write(bytes);
     ASSERT_TRUE(status.ok()) << status;
-    ASSERT_TRUE(RunUntil(*loop_, [&] { return listener_.data.size() >= expected || listener_.closed; },
-                         absl::Seconds(30)))
+    ASSERT_TRUE(RunUntil(
+        *loop_, [&] { return listener_.data.size() >= expected || listener_.closed; },
+        absl::Seconds(30)))
         << "received " << listener_.data.size() << " of " << expected;
   }
 
@@ -205,7 +206,8 @@ std::string Pattern(size_t size, int seed) {
 TEST_P(TransportConformanceTest, BytesPastHandshakeAreHandedUp) {
   Harness h(GetParam());
   ASSERT_NO_FATAL_FAILURE(h.SetUp());
-  // Connect() already checks that the greeting, sent by the peer right after its handshake, arrived intact.
+  // Connect() already checks that the greeting, sent by the peer right after its handshake, arrived
+  // intact.
   ASSERT_NO_FATAL_FAILURE(h.Connect());
   EXPECT_TRUE(h.listener().data.empty());
 }

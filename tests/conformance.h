@@ -6,9 +6,10 @@
 //                            ::testing::Values(hublink::testing::TcpConformanceTarget()),
 //                            hublink::testing::TargetName);
 //
-// A target says how to register its plugins and how to start a peer that speaks the *conformance protocol*
-// at the top of the stack (after all handshakes):
-//   - on every new connection the peer first sends "HELLO\n" (so the client receives application bytes that
+// A target says how to register its plugins and how to start a peer that speaks the *conformance
+// protocol* at the top of the stack (after all handshakes):
+//   - on every new connection the peer first sends "HELLO\n" (so the client receives application
+//   bytes that
 //     may arrive in the same read as the end of a handshake);
 //   - it echoes every byte it receives, in order;
 //   - when the received stream contains "QUIT\n" it echoes up to and including it, then closes;

@@ -1,5 +1,5 @@
-// Stand-in plugins for testing the registry and pipeline validation: they are configured for real but make
-// transports that only remember their layering. Not for connecting anywhere.
+// Stand-in plugins for testing the registry and pipeline validation: they are configured for real
+// but make transports that only remember their layering. Not for connecting anywhere.
 #ifndef HUBLINK_TESTS_FAKE_PLUGINS_H_
 #define HUBLINK_TESTS_FAKE_PLUGINS_H_
 

@@ -31,9 +31,8 @@ class MemoryEnd : public Transport {
     if (!shared_->closed) {
       shared_->closed = true;
       if (MemoryEnd* peer = shared_->ends[1 - side_]) {
-        loop_.Post(peer->guard_.Wrap([peer] {
-          peer->Deliver(absl::UnavailableError("memory: connection reset by peer"));
-        }));
+        loop_.Post(peer->guard_.Wrap(
+            [peer] { peer->Deliver(absl::UnavailableError("memory: connection reset by peer")); }));
       }
     }
   }

@@ -1,6 +1,7 @@
-// Two Transports joined back to back in memory, on one EventLoop: what one writes, the other reads. For unit
-// tests of wrapping transports (TLS, WebSocket) with no sockets at all. Delivery is deferred through the loop,
-// as the Transport contract requires, and `max_chunk` splits deliveries to exercise reassembly.
+// Two Transports joined back to back in memory, on one EventLoop: what one writes, the other reads.
+// For unit tests of wrapping transports (TLS, WebSocket) with no sockets at all. Delivery is
+// deferred through the loop, as the Transport contract requires, and `max_chunk` splits deliveries
+// to exercise reassembly.
 #ifndef HUBLINK_TESTS_MEMORY_PIPE_H_
 #define HUBLINK_TESTS_MEMORY_PIPE_H_
 
@@ -18,8 +19,8 @@ struct MemoryPipe {
   std::unique_ptr<Transport> server;
 };
 
-// Both ends report OnOpen() once both were opened. Close() on one end delivers OnClosed(OK) to both.
-// `max_chunk` (0 = unlimited) caps the bytes per OnData() call on the receiving side.
+// Both ends report OnOpen() once both were opened. Close() on one end delivers OnClosed(OK) to
+// both. `max_chunk` (0 = unlimited) caps the bytes per OnData() call on the receiving side.
 MemoryPipe MakeMemoryPipe(EventLoop& loop, size_t max_chunk = 0);
 
 }  // namespace testing

@@ -86,7 +86,8 @@ bool WaitForPort(int port, absl::Duration timeout) {
     int rc = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
     close(fd);
     if (rc == 0) return true;
-    absl::SleepFor(absl::Milliseconds(20));  // polling a process we do not control: nothing to wait on
+    absl::SleepFor(
+        absl::Milliseconds(20));  // polling a process we do not control: nothing to wait on
   }
   return false;
 }
@@ -226,7 +227,8 @@ absl::StatusOr<std::unique_ptr<MosquittoBroker>> MosquittoBroker::Start(const Op
     }
   }
   for (const std::string& line : options.extra_config) conf.push_back(line);
-  absl::Status written = WriteFile(broker->conf_file_, absl::StrCat(absl::StrJoin(conf, "\n"), "\n"));
+  absl::Status written =
+      WriteFile(broker->conf_file_, absl::StrCat(absl::StrJoin(conf, "\n"), "\n"));
   if (!written.ok()) return written;
   absl::Status launched = broker->Launch();
   if (!launched.ok()) return launched;
@@ -279,15 +281,18 @@ absl::StatusOr<std::string> RunCommand(const std::string& command) {
 absl::StatusOr<TestCertificates> MakeTestCertificates(const std::string& dir,
                                                       const std::vector<std::string>& host_names,
                                                       const std::string& extra_x509_args) {
-  TestCertificates certs{dir + "/ca.pem", dir + "/ca.key", dir + "/server.pem", dir + "/server.key"};
+  TestCertificates certs{dir + "/ca.pem", dir + "/ca.key", dir + "/server.pem",
+                         dir + "/server.key"};
   std::vector<std::string> sans;
   for (const std::string& name : host_names) {
-    bool is_ip = name.find_first_not_of("0123456789.") == std::string::npos || name.find(':') != std::string::npos;
+    bool is_ip = name.find_first_not_of("0123456789.") == std::string::npos ||
+                 name.find(':') != std::string::npos;
     sans.push_back(absl::StrCat(is_ip ? "IP:" : "DNS:", name));
   }
   std::string cn = host_names.empty() ? "localhost" : host_names.front();
   std::string ext = dir + "/san.ext";
-  absl::Status status = WriteFile(ext, absl::StrCat("subjectAltName=", absl::StrJoin(sans, ","), "\n"));
+  absl::Status status =
+      WriteFile(ext, absl::StrCat("subjectAltName=", absl::StrJoin(sans, ","), "\n"));
   if (!status.ok()) return status;
   std::string script = absl::StrCat(
       "set -e; cd '", dir, "';",

@@ -1,5 +1,6 @@
-// Shared test utilities: driving an EventLoop until a condition holds, recording what a transport reports,
-// and starting real peers (any program, or mosquitto) on loopback. Processes are ended by their own PID only.
+// Shared test utilities: driving an EventLoop until a condition holds, recording what a transport
+// reports, and starting real peers (any program, or mosquitto) on loopback. Processes are ended by
+// their own PID only.
 #ifndef HUBLINK_TESTS_TEST_UTIL_H_
 #define HUBLINK_TESTS_TEST_UTIL_H_
 
@@ -47,13 +48,14 @@ std::string TempDir();
 absl::Status WriteFile(const std::string& path, absl::string_view contents);
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 
-// A loopback port that was free a moment ago (bind to port 0, read it, close). For peers that cannot be
-// told to bind port 0 themselves.
+// A loopback port that was free a moment ago (bind to port 0, read it, close). For peers that
+// cannot be told to bind port 0 themselves.
 absl::StatusOr<int> PickFreePort();
 // Polls until something accepts TCP connections on 127.0.0.1:port.
 bool WaitForPort(int port, absl::Duration timeout = absl::Seconds(10));
 
-// A child process. The destructor ends it (SIGTERM, then SIGKILL after a grace period) and reaps it.
+// A child process. The destructor ends it (SIGTERM, then SIGKILL after a grace period) and reaps
+// it.
 class Subprocess {
  public:
   struct Options {
@@ -95,7 +97,7 @@ class MosquittoBroker {
     // TLS listeners (MQTT/TLS and, with websockets, WSS) when cert_file/key_file are set.
     std::string cert_file;
     std::string key_file;
-    std::string ca_file;              // for require_certificate
+    std::string ca_file;  // for require_certificate
     bool require_certificate = false;
     // Plain lines appended to mosquitto.conf (e.g. "password_file /x", "allow_anonymous false").
     std::vector<std::string> extra_config;
@@ -124,8 +126,8 @@ class MosquittoBroker {
   std::unique_ptr<Subprocess> process_;
 };
 
-// Makes a throwaway CA and a server certificate for `host_names` (DNS and IP SANs) with the openssl CLI,
-// into `dir`. Returns the paths: ca.pem, server.pem, server.key.
+// Makes a throwaway CA and a server certificate for `host_names` (DNS and IP SANs) with the openssl
+// CLI, into `dir`. Returns the paths: ca.pem, server.pem, server.key.
 struct TestCertificates {
   std::string ca_file;
   std::string ca_key_file;

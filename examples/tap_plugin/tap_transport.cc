@@ -55,8 +55,8 @@ class TapTransport : public hublink::Transport, private hublink::TransportListen
 
   void Preview(absl::string_view direction, absl::string_view bytes) const {
     if (config_.preview_bytes() == 0) return;
-    HLOG(INFO) << "[" << config_.label() << "] " << direction << " " << bytes.size() << " bytes: "
-               << absl::BytesToHexString(bytes.substr(0, config_.preview_bytes()));
+    HLOG(INFO) << "[" << config_.label() << "] " << direction << " " << bytes.size()
+               << " bytes: " << absl::BytesToHexString(bytes.substr(0, config_.preview_bytes()));
   }
 
   const tap::TapConfig config_;
@@ -95,7 +95,9 @@ class TapFactory : public hublink::TransportFactory {
 
 }  // namespace
 
-TapCounters GetTapCounters() { return {bytes_down.load(), bytes_up.load(), writes.load(), reads.load()}; }
+TapCounters GetTapCounters() {
+  return {bytes_down.load(), bytes_up.load(), writes.load(), reads.load()};
+}
 
 void RegisterTapTransport(hublink::Registry::Builder& builder) {
   builder.AddTransport(std::make_unique<TapFactory>());

@@ -1,6 +1,7 @@
-// An out-of-tree hublink plugin: a wrapping transport that counts (and optionally previews) the bytes going
-// each way and passes them through untouched. It lives outside hublink's tree of plugins and touches nothing
-// in the core: applications call RegisterTapTransport(builder) next to RegisterBuiltinPlugins(builder).
+// An out-of-tree hublink plugin: a wrapping transport that counts (and optionally previews) the
+// bytes going each way and passes them through untouched. It lives outside hublink's tree of
+// plugins and touches nothing in the core: applications call RegisterTapTransport(builder) next to
+// RegisterBuiltinPlugins(builder).
 #ifndef HUBLINK_EXAMPLES_TAP_PLUGIN_TAP_TRANSPORT_H_
 #define HUBLINK_EXAMPLES_TAP_PLUGIN_TAP_TRANSPORT_H_
 

@@ -14,7 +14,8 @@ class TapPeer : public ConformancePeer {
   explicit TapPeer(std::unique_ptr<ConformancePeer> tcp) : tcp_(std::move(tcp)) {}
   std::string pipeline_text() const override {
     return tcp_->pipeline_text() +
-           "transports { typed_config { [type.googleapis.com/acme.tap.TapConfig] { label: \"t\" } } }\n";
+           "transports { typed_config { [type.googleapis.com/acme.tap.TapConfig] { label: \"t\" } "
+           "} }\n";
   }
   int closed_connections() override { return tcp_->closed_connections(); }
 

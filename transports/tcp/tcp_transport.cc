@@ -73,9 +73,9 @@ struct Address {
   socklen_t length;
 };
 
-// getaddrinfo blocks (DNS), so it runs on a short-lived thread. The thread and the transport share this
-// state; the eventfd wakes the loop when the answer is in. Nothing here points at the transport or the
-// loop, so either may be gone before the thread finishes.
+// getaddrinfo blocks (DNS), so it runs on a short-lived thread. The thread and the transport share
+// this state; the eventfd wakes the loop when the answer is in. Nothing here points at the
+// transport or the loop, so either may be gone before the thread finishes.
 struct Resolution {
   Resolution() : wake_fd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
   ~Resolution() {
@@ -126,7 +126,8 @@ class TcpTransport : public Transport {
         context_(context),
         loop_(context.loop()),
         endpoint_(absl::StrCat(context.host(), ":", context.port())) {
-    max_buffered_ = config_.max_buffered_bytes() ? config_.max_buffered_bytes() : kDefaultMaxBuffered;
+    max_buffered_ =
+        config_.max_buffered_bytes() ? config_.max_buffered_bytes() : kDefaultMaxBuffered;
     high_water_ = config_.high_water_bytes() ? config_.high_water_bytes() : kDefaultHighWater;
   }
 
@@ -139,7 +140,8 @@ class TcpTransport : public Transport {
   void Open(TransportListener* listener) override {
     listener_ = listener;
     if (state_ != State::kIdle) {
-      Fail(absl::FailedPreconditionError(absl::StrCat("tcp: ", endpoint_, ": Open() called twice")));
+      Fail(
+          absl::FailedPreconditionError(absl::StrCat("tcp: ", endpoint_, ": Open() called twice")));
       return;
     }
     state_ = State::kResolving;
@@ -148,8 +150,8 @@ class TcpTransport : public Transport {
     absl::Time deadline = std::min(loop_.Now() + timeout, context_.deadline());
     timer_ = loop_.RunAt(deadline, guard_.Wrap([this, timeout] {
       timer_ = 0;
-      Fail(absl::DeadlineExceededError(
-          absl::StrCat("tcp: ", endpoint_, ": connect timed out after ", absl::FormatDuration(timeout))));
+      Fail(absl::DeadlineExceededError(absl::StrCat(
+          "tcp: ", endpoint_, ": connect timed out after ", absl::FormatDuration(timeout))));
     }));
     int family = config_.family() == TcpConfig::IPV4   ? AF_INET
                  : config_.family() == TcpConfig::IPV6 ? AF_INET6
@@ -174,9 +176,9 @@ class TcpTransport : public Transport {
           absl::StrCat("tcp: ", endpoint_, ": write on a ", StateName(), " connection"));
     }
     if (buffered_ + bytes.size() > max_buffered_) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("tcp: ", endpoint_, ": write queue full (", buffered_, " bytes queued, limit ",
-                       max_buffered_, "); wait for OnWritable()"));
+      return absl::ResourceExhaustedError(absl::StrCat("tcp: ", endpoint_, ": write queue full (",
+                                                       buffered_, " bytes queued, limit ",
+                                                       max_buffered_, "); wait for OnWritable()"));
     }
     if (bytes.empty()) return absl::OkStatus();
     if (queue_.empty()) {
@@ -225,7 +227,16 @@ class TcpTransport : public Transport {
   size_t BufferedBytes() const override { return buffered_; }
 
  private:
-  enum class State { kIdle, kResolving, kConnecting, kOpen, kDraining, kLingering, kFailing, kClosed };
+  enum class State {
+    kIdle,
+    kResolving,
+    kConnecting,
+    kOpen,
+    kDraining,
+    kLingering,
+    kFailing,
+    kClosed
+  };
 
   const char* StateName() const {
     switch (state_) {
@@ -277,9 +288,8 @@ class TcpTransport : public Transport {
         last_error_ = errno;
         continue;
       }
-      absl::Status watched = loop_.Watch(fd_, EventLoop::kWritable, [this](uint32_t ready) {
-        OnSocketReady(ready);
-      });
+      absl::Status watched =
+          loop_.Watch(fd_, EventLoop::kWritable, [this](uint32_t ready) { OnSocketReady(ready); });
       if (!watched.ok()) {
         Fail(watched);
         return;
@@ -415,9 +425,10 @@ class TcpTransport : public Transport {
   }
 
   void FailWithErrno(absl::string_view operation, int err) {
-    std::string where = current_address_.empty() || absl::StrCat(context_.host()) == current_address_
-                            ? endpoint_
-                            : absl::StrCat(endpoint_, " (", current_address_, ")");
+    std::string where =
+        current_address_.empty() || absl::StrCat(context_.host()) == current_address_
+            ? endpoint_
+            : absl::StrCat(endpoint_, " (", current_address_, ")");
     std::string message = absl::StrCat("tcp: ", where, ": ", Describe(err));
     if (err == ECONNREFUSED || err == ECONNRESET || err == EPIPE || err == EHOSTUNREACH ||
         err == ENETUNREACH) {
@@ -431,8 +442,8 @@ class TcpTransport : public Transport {
 
   void Fail(const absl::Status& status) { Finish(status); }
 
-  // Ends the connection and tells the listener once. Runs on the loop thread, never inside a caller's
-  // Open/Write/Close (those post it).
+  // Ends the connection and tells the listener once. Runs on the loop thread, never inside a
+  // caller's Open/Write/Close (those post it).
   void Finish(const absl::Status& status) {
     if (state_ == State::kClosed) return;
     state_ = State::kClosed;
@@ -490,7 +501,8 @@ class ConfiguredTcp : public ConfiguredTransport {
   absl::StatusOr<std::unique_ptr<Transport>> Create(ConnectContext& context,
                                                     std::unique_ptr<Transport> lower) override {
     if (lower != nullptr) {
-      return absl::InvalidArgumentError("tcp: is a base transport and cannot wrap another transport");
+      return absl::InvalidArgumentError(
+          "tcp: is a base transport and cannot wrap another transport");
     }
     return std::unique_ptr<Transport>(new TcpTransport(config_, context));
   }
@@ -502,7 +514,9 @@ class ConfiguredTcp : public ConfiguredTransport {
 class TcpFactory : public TransportFactory {
  public:
   absl::string_view name() const override { return "tcp"; }
-  const google::protobuf::Descriptor* config_type() const override { return TcpConfig::descriptor(); }
+  const google::protobuf::Descriptor* config_type() const override {
+    return TcpConfig::descriptor();
+  }
   Kind kind() const override { return Kind::kBase; }
   absl::StatusOr<std::unique_ptr<ConfiguredTransport>> Configure(
       const google::protobuf::Message& message) const override {
@@ -512,9 +526,9 @@ class TcpFactory : public TransportFactory {
     }
     if (config.high_water_bytes() != 0 && config.max_buffered_bytes() != 0 &&
         config.high_water_bytes() > config.max_buffered_bytes()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tcp: high_water_bytes (", config.high_water_bytes(), ") exceeds max_buffered_bytes (",
-          config.max_buffered_bytes(), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tcp: high_water_bytes (", config.high_water_bytes(),
+                       ") exceeds max_buffered_bytes (", config.max_buffered_bytes(), ")"));
     }
     return std::unique_ptr<ConfiguredTransport>(new ConfiguredTcp(config));
   }

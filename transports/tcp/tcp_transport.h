@@ -1,6 +1,7 @@
 // "tcp": the base transport. Resolves the endpoint (IPv4 and IPv6, off the loop thread), connects
-// non-blockingly with a deadline trying each address in turn, disables Nagle, and queues writes with
-// backpressure. Errors name host:port and the cause: "tcp: broker.local:1883: connection refused".
+// non-blockingly with a deadline trying each address in turn, disables Nagle, and queues writes
+// with backpressure. Errors name host:port and the cause: "tcp: broker.local:1883: connection
+// refused".
 #ifndef HUBLINK_TRANSPORTS_TCP_TCP_TRANSPORT_H_
 #define HUBLINK_TRANSPORTS_TCP_TCP_TRANSPORT_H_
 

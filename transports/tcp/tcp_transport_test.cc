@@ -90,8 +90,8 @@ class TcpTransportTest : public ::testing::Test {
     });
     transport_ = pipeline_->CreateStack(*context_).value();
     transport_->Open(&listener_);
-    ASSERT_TRUE(RunUntil(*loop_, [&] { return listener_.opened || listener_.closed; },
-                         absl::Seconds(15)));
+    ASSERT_TRUE(RunUntil(
+        *loop_, [&] { return listener_.opened || listener_.closed; }, absl::Seconds(15)));
   }
 
   std::unique_ptr<Registry> registry_;
@@ -111,11 +111,13 @@ TEST_F(TcpTransportTest, RefusedPortNamesEndpointAndCause) {
   ASSERT_TRUE(listener_.closed.has_value());
   EXPECT_EQ(listener_.opened, 0);
   EXPECT_EQ(listener_.closed->code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(listener_.closed->message(), absl::StrCat("tcp: 127.0.0.1:", port, ": connection refused"));
+  EXPECT_EQ(listener_.closed->message(),
+            absl::StrCat("tcp: 127.0.0.1:", port, ": connection refused"));
 }
 
 TEST_F(TcpTransportTest, ConnectTimesOutAgainstAFullBacklog) {
-  // A listener whose accept queue is full drops further SYNs: the connect neither succeeds nor fails.
+  // A listener whose accept queue is full drops further SYNs: the connect neither succeeds nor
+  // fails.
   Listener full(0);
   ASSERT_TRUE(full.ok());
   std::vector<int> fillers;
@@ -145,7 +147,8 @@ TEST_F(TcpTransportTest, ResolvesLocalhostAndReportsTheStage) {
   Open("localhost", server.port());
   ASSERT_EQ(listener_.opened, 1) << (listener_.closed ? listener_.closed->ToString() : "");
   ASSERT_EQ(stages_.size(), 1u);
-  EXPECT_TRUE(absl::StartsWith(stages_[0], absl::StrCat("tcp: connected localhost:", server.port())))
+  EXPECT_TRUE(
+      absl::StartsWith(stages_[0], absl::StrCat("tcp: connected localhost:", server.port())))
       << stages_[0];
 }
 
@@ -250,7 +253,8 @@ TEST_F(TcpTransportTest, ConfigErrorsAreClear) {
   Registry registry = std::move(builder).Build().value();
   auto parsed = ParsePipelineText(
       "endpoint { host: \"h\" port: 1 } transports { typed_config { "
-      "[type.googleapis.com/hublink.transports.TcpConfig] { high_water_bytes: 10 max_buffered_bytes: 5 } } }",
+      "[type.googleapis.com/hublink.transports.TcpConfig] { high_water_bytes: 10 "
+      "max_buffered_bytes: 5 } } }",
       "cfg");
   ASSERT_TRUE(parsed.ok());
   auto pipeline = ResolvedPipeline::Resolve(*parsed, registry, "cfg");
@@ -265,9 +269,10 @@ TEST_F(TcpTransportTest, DestroyingAnOpeningTransportIsSafe) {
   Registry::Builder builder;
   RegisterTcpTransport(builder);
   Registry registry = std::move(builder).Build().value();
-  auto parsed = ParsePipelineText(
-      absl::StrCat("endpoint { host: \"localhost\" port: ", server.port(), " } transports { name: \"tcp\" }"),
-      "t");
+  auto parsed =
+      ParsePipelineText(absl::StrCat("endpoint { host: \"localhost\" port: ", server.port(),
+                                     " } transports { name: \"tcp\" }"),
+                        "t");
   auto pipeline = ResolvedPipeline::Resolve(*parsed, registry).value();
   for (int i = 0; i < 20; ++i) {
     auto transport = pipeline->CreateStack(*context_).value();

@@ -1,8 +1,8 @@
 // A WebSocket server on the npm `ws` package, for hublink's WebSocket transport tests.
 //
-//   node ws_peer.js <mode> <port_file> <events_file>
+//   node ws_peer.js <mode> <port_file> <events_file> [<cert_file> <key_file>]
 //
-// Listens on 127.0.0.1 port 0, writes the port to <port_file> (atomically) once listening, and appends one line
+// Listens on 127.0.0.1 port 0 (wss:// when a certificate and key are given), writes the port to <port_file> (atomically) once listening, and appends one line
 // per finished connection to <events_file>: "closed <code the client sent or 1006>".
 // Modes:
 //   conformance  tests/conformance.h: "HELLO\n" on connect, echo, close (1000) after "QUIT\n"
@@ -16,6 +16,7 @@
 
 const fs = require('fs');
 const http = require('http');
+const https = require('https');
 let WebSocket;
 try {
   WebSocket = require('ws');
@@ -24,7 +25,7 @@ try {
   process.exit(2);
 }
 
-const [mode, portFile, eventsFile] = process.argv.slice(2);
+const [mode, portFile, eventsFile, certFile, keyFile] = process.argv.slice(2);
 if (!mode || !portFile || !eventsFile) {
   console.error('usage: node ws_peer.js <mode> <port_file> <events_file>');
   process.exit(2);
@@ -34,10 +35,13 @@ function record(line) {
   fs.appendFileSync(eventsFile, line + '\n');
 }
 
-const server = http.createServer((req, res) => {
+function plainHttp(req, res) {
   res.writeHead(426, {'Content-Type': 'text/plain'});
   res.end('WebSocket only\n');
-});
+}
+const server = certFile
+  ? https.createServer({cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile)}, plainHttp)
+  : http.createServer(plainHttp);
 
 const wss = new WebSocket.Server({
   noServer: true,

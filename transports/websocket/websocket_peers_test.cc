@@ -30,132 +30,23 @@
 #include "transports/tcp/tcp_transport.h"
 #include "transports/websocket/test_frames.h"
 #include "transports/websocket/websocket_transport.h"
+#include "transports/websocket/ws_test_peers.h"
 
 namespace hublink {
 namespace {
 
 using testing::RecordingListener;
-using testing::TransportConformanceTest;
 using testing::RunUntil;
+using testing::TransportConformanceTest;
 using websocket::testing::ClientFrame;
+using websocket::testing::Connection;
+using websocket::testing::MqttConnect;
+using websocket::testing::NodeWsPeer;
 using websocket::testing::RequestKey;
 using websocket::testing::ServerFrame;
 using websocket::testing::SwitchingProtocols;
 using websocket::testing::TakeClientFrames;
-
-std::string Runfile(absl::string_view relative) {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const char* workspace = std::getenv("TEST_WORKSPACE");
-  return absl::StrCat(srcdir ? srcdir : ".", "/", workspace ? workspace : "hublink", "/", relative);
-}
-
-// A text-format pipeline: tcp then websocket with `websocket_fields` (WebSocketConfig text).
-std::string WsPipeline(int port, absl::string_view websocket_fields = "") {
-  return absl::StrFormat(
-      "endpoint { host: \"127.0.0.1\" port: %d }\n"
-      "transports { name: \"tcp\" }\n"
-      "transports { name: \"websocket\" typed_config { "
-      "[type.googleapis.com/hublink.transports.WebSocketConfig] { %s } } }\n",
-      port, websocket_fields);
-}
-
-// ws_peer.js in one mode, on a port of its choosing.
-class NodeWsPeer {
- public:
-  static absl::StatusOr<std::unique_ptr<NodeWsPeer>> Start(const std::string& mode) {
-    static int instance = 0;
-    auto peer = std::unique_ptr<NodeWsPeer>(new NodeWsPeer());
-    std::string base = absl::StrCat(testing::TempDir(), "/ws_peer_", getpid(), "_", instance++);
-    peer->port_file_ = base + ".port";
-    peer->events_file_ = base + ".events";
-    peer->log_file_ = base + ".log";
-    testing::Subprocess::Options options;
-    options.output_file = peer->log_file_;
-    auto process = testing::Subprocess::Start(
-        {"node", Runfile("tests/peers/ws_peer.js"), mode, peer->port_file_, peer->events_file_},
-        options);
-    if (!process.ok()) return process.status();
-    peer->process_ = std::move(process).value();
-    // Bounded wait for the port file the peer writes once it listens.
-    for (int i = 0; i < 1000; ++i) {
-      absl::StatusOr<std::string> port = testing::ReadFile(peer->port_file_);
-      if (port.ok() && absl::SimpleAtoi(*port, &peer->port_)) return peer;
-      if (!peer->process_->Running()) break;
-      usleep(10 * 1000);
-    }
-    absl::StatusOr<std::string> log = testing::ReadFile(peer->log_file_);
-    return absl::UnavailableError(
-        absl::StrCat("ws_peer.js ", mode, " did not start; log:\n", log.ok() ? *log : "(none)"));
-  }
-
-  int port() const { return port_; }
-  std::vector<std::string> Events() const {
-    absl::StatusOr<std::string> text = testing::ReadFile(events_file_);
-    if (!text.ok()) return {};
-    return absl::StrSplit(*text, '\n', absl::SkipEmpty());
-  }
-
- private:
-  NodeWsPeer() = default;
-  std::string port_file_, events_file_, log_file_;
-  int port_ = 0;
-  std::unique_ptr<testing::Subprocess> process_;
-};
-
-// One connection through a pipeline, on a private loop.
-class Connection {
- public:
-  void Open(const std::string& pipeline_text) {
-    Registry::Builder builder;
-    RegisterTcpTransport(builder);
-    RegisterWebSocketTransport(builder);
-    auto registry = std::move(builder).Build();
-    ASSERT_TRUE(registry.ok()) << registry.status();
-    registry_ = std::make_unique<Registry>(std::move(registry).value());
-    auto config = ParsePipelineText(pipeline_text, "test");
-    ASSERT_TRUE(config.ok()) << config.status();
-    auto pipeline = ResolvedPipeline::Resolve(*config, *registry_, "test");
-    ASSERT_TRUE(pipeline.ok()) << pipeline.status();
-    pipeline_ = std::move(pipeline).value();
-    auto loop = EventLoop::Create();
-    ASSERT_TRUE(loop.ok());
-    loop_ = std::move(loop).value();
-    context_ = std::make_unique<ConnectContext>(*loop_, pipeline_->endpoint().host(),
-                                                pipeline_->endpoint().port());
-    context_->set_stage_observer([this](absl::string_view layer, absl::string_view detail) {
-      stages.push_back(absl::StrCat(layer, ": ", detail));
-    });
-    auto top = pipeline_->CreateStack(*context_);
-    ASSERT_TRUE(top.ok()) << top.status();
-    transport_ = std::move(top).value();
-    transport_->Open(&events);
-  }
-
-  // Waits for OnOpen or OnClosed.
-  bool AwaitOpenOrClose() {
-    return RunUntil(*loop_, [&] { return events.opened > 0 || events.closed; });
-  }
-  bool AwaitData(size_t size) {
-    return RunUntil(*loop_, [&] { return events.data.size() >= size || events.closed; });
-  }
-  bool AwaitClosed() {
-    return RunUntil(*loop_, [&] { return events.closed.has_value(); });
-  }
-
-  EventLoop& loop() { return *loop_; }
-  Transport& transport() { return *transport_; }
-  ConnectContext& context() { return *context_; }
-
-  RecordingListener events;
-  std::vector<std::string> stages;
-
- private:
-  std::unique_ptr<Registry> registry_;
-  std::unique_ptr<ResolvedPipeline> pipeline_;
-  std::unique_ptr<EventLoop> loop_;
-  std::unique_ptr<ConnectContext> context_;
-  std::unique_ptr<Transport> transport_;
-};
+using websocket::testing::WsPipeline;
 
 // --- Node.js `ws` peer ---
 
@@ -365,7 +256,8 @@ TEST(RawPeerTest, LargeResponseInManySmallSegments) {
 TEST(RawPeerTest, FramesInTheSameSegmentAsThe101) {
   RawPeer peer([](int fd, const std::string& request) {
     RawPeer::SendAll(fd, SwitchingProtocols(RequestKey(request)) +
-                             ServerFrame(0x82, std::string("\x20\x02\x00\x00", 4)) + ServerFrame(0x82, "more"));
+                             ServerFrame(0x82, std::string("\x20\x02\x00\x00", 4)) +
+                             ServerFrame(0x82, "more"));
   });
   Connection c;
   ASSERT_NO_FATAL_FAILURE(c.Open(WsPipeline(peer.port())));
@@ -421,13 +313,7 @@ TEST(MosquittoWsTest, MqttConnectAndPingThroughTheTransport) {
   ASSERT_NO_FATAL_FAILURE(c.Open(WsPipeline((*broker)->ws_port(), "path: \"/mqtt\"")));
   ASSERT_TRUE(c.AwaitOpenOrClose());
   ASSERT_EQ(c.events.opened, 1) << *c.events.closed;
-  // MQTT 3.1.1 CONNECT: protocol "MQTT" level 4, clean session, keep-alive 60 s, client id
-  // "hublink-ws".
-  const std::string client_id = "hublink-ws";
-  std::string variable = std::string("\x00\x04MQTT\x04\x02\x00\x3C", 10) + std::string(1, '\0') +
-                         std::string(1, static_cast<char>(client_id.size())) + client_id;
-  std::string connect =
-      std::string(1, '\x10') + std::string(1, static_cast<char>(variable.size())) + variable;
+  const std::string connect = MqttConnect("hublink-ws");
   // Written in two pieces, as a codec writing header and body would.
   ASSERT_TRUE(c.transport().Write(absl::string_view(connect).substr(0, 2)).ok());
   ASSERT_TRUE(c.transport().Write(absl::string_view(connect).substr(2)).ok());
@@ -446,24 +332,6 @@ TEST(MosquittoWsTest, MqttConnectAndPingThroughTheTransport) {
 
 // --- Conformance ---
 
-class NodeConformancePeer : public testing::ConformancePeer {
- public:
-  explicit NodeConformancePeer(std::unique_ptr<NodeWsPeer> peer, std::string lower)
-      : peer_(std::move(peer)), lower_(std::move(lower)) {}
-  std::string pipeline_text() const override {
-    return absl::StrFormat(
-        "endpoint { host: \"127.0.0.1\" port: %d }\n%s"
-        "transports { name: \"websocket\" typed_config { "
-        "[type.googleapis.com/hublink.transports.WebSocketConfig] { path: \"/mqtt\" } } }\n",
-        peer_->port(), lower_);
-  }
-  int closed_connections() override { return static_cast<int>(peer_->Events().size()); }
-
- private:
-  std::unique_ptr<NodeWsPeer> peer_;
-  std::string lower_;
-};
-
 testing::ConformanceTarget WebSocketOverTcpTarget() {
   return {"WebSocketOverTcp",
           [](Registry::Builder& builder) {
@@ -474,7 +342,8 @@ testing::ConformanceTarget WebSocketOverTcpTarget() {
             auto peer = NodeWsPeer::Start("conformance");
             if (!peer.ok()) return peer.status();
             return std::unique_ptr<testing::ConformancePeer>(
-                new NodeConformancePeer(std::move(peer).value(), "transports { name: \"tcp\" }\n"));
+                new websocket::testing::NodeConformancePeer(std::move(peer).value(),
+                                                            "transports { name: \"tcp\" }\n"));
           }};
 }
 

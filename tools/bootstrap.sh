@@ -12,6 +12,8 @@ PACKAGES=(
   mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients  # the broker, its plugin headers, reference clients
   libpaho-mqtt-dev           # the peer the benchmarks compare against
   openssl                    # independent check of signatures, s_server for TLS tests
+  libssl-dev                 # system OpenSSL 3 headers: the local hub's plugin runs inside mosquitto
+  python3-paho-mqtt          # independent MQTT-over-WebSocket client in the local hub's tests
   clang-14 libclang-rt-14-dev  # sanitizers and libFuzzer
   clang-format
   python3

@@ -1,0 +1,429 @@
+#!/usr/bin/env bash
+# The local hub: a real mosquitto on this machine that behaves like Tencent Cloud IoT Hub for a device (username
+# layout, HMAC/RSA passwords checked against a registry, default topic permissions, the $sys time service),
+# through the hub_plugin.so mosquitto plugin. No cloud account needed. See README.md beside this file.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+usage: local_hub.sh [options] COMMAND [ARGS]
+
+commands:
+  start                          start the hub (creates the state dir, a local CA and server cert on first run)
+  stop                           stop the hub this state dir started (by the PID it recorded)
+  status                         whether it runs, and how to connect (exit 0 running, 3 stopped)
+  register-key PID DN [SECRET]   register a KEY device (random secret unless given); writes its device_info.json
+  register-cert PID DN           register a CERT device: RSA key + certificate signed by the local CA
+  console-pub TOPIC MESSAGE [mosquitto_pub args]
+                                 publish as the console account, the way the cloud console sends a downlink
+  console-sub TOPIC [mosquitto_sub args]
+                                 subscribe as the console account (sees what devices publish)
+
+options (each also read from the environment variable shown):
+  --dir DIR        LOCAL_HUB_DIR        state dir (default: <repo>/.local_hub)
+  --mqtt-port N    LOCAL_HUB_MQTT_PORT  plain MQTT listener on 127.0.0.1 (default 18830)
+  --ws-port N      LOCAL_HUB_WS_PORT    MQTT over WebSocket (default 18080)
+  --wss-port N     LOCAL_HUB_WSS_PORT   MQTT over WebSocket over TLS (default 18443)
+  --plugin FILE    LOCAL_HUB_PLUGIN     hub_plugin.so (default: next to this script, else built with bazel)
+  --mosquitto BIN  LOCAL_HUB_MOSQUITTO  the broker (default: mosquitto on PATH, else /usr/sbin/mosquitto)
+EOF
+}
+
+die() {
+  echo "local_hub: $*" >&2
+  exit 1
+}
+
+script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+if [[ -n "${BUILD_WORKSPACE_DIRECTORY:-}" ]]; then
+  repo_dir="$BUILD_WORKSPACE_DIRECTORY"  # under `bazel run` this script lives in bazel-bin
+else
+  repo_dir="$(cd "$script_dir/../.." && pwd)"
+fi
+
+state_dir="${LOCAL_HUB_DIR:-$repo_dir/.local_hub}"
+mqtt_port="${LOCAL_HUB_MQTT_PORT:-}"
+ws_port="${LOCAL_HUB_WS_PORT:-}"
+wss_port="${LOCAL_HUB_WSS_PORT:-}"
+plugin="${LOCAL_HUB_PLUGIN:-}"
+mosquitto_bin="${LOCAL_HUB_MOSQUITTO:-}"
+
+# Our options may stand before or after the command; anything else is positional (console-pub and
+# console-sub hand their extra arguments to mosquitto_pub/mosquitto_sub).
+positional=()
+while (($#)); do
+  case "$1" in
+    --dir) state_dir="${2:?--dir needs a value}"; shift 2 ;;
+    --dir=*) state_dir="${1#*=}"; shift ;;
+    --mqtt-port) mqtt_port="${2:?--mqtt-port needs a value}"; shift 2 ;;
+    --mqtt-port=*) mqtt_port="${1#*=}"; shift ;;
+    --ws-port) ws_port="${2:?--ws-port needs a value}"; shift 2 ;;
+    --ws-port=*) ws_port="${1#*=}"; shift ;;
+    --wss-port) wss_port="${2:?--wss-port needs a value}"; shift 2 ;;
+    --wss-port=*) wss_port="${1#*=}"; shift ;;
+    --plugin) plugin="${2:?--plugin needs a value}"; shift 2 ;;
+    --plugin=*) plugin="${1#*=}"; shift ;;
+    --mosquitto) mosquitto_bin="${2:?--mosquitto needs a value}"; shift 2 ;;
+    --mosquitto=*) mosquitto_bin="${1#*=}"; shift ;;
+    -h | --help) usage; exit 0 ;;
+    --) shift; positional+=("$@"); break ;;
+    *) positional+=("$1"); shift ;;
+  esac
+done
+set -- "${positional[@]+"${positional[@]}"}"
+(($#)) || { usage >&2; exit 2; }
+command="$1"
+shift
+
+mkdir -p "$state_dir"
+state_dir="$(cd "$state_dir" && pwd)"
+# mosquitto's config format has no quoting.
+[[ "$state_dir" != *[[:space:]]* ]] || die "the state dir must not contain spaces: $state_dir"
+
+tls_dir="$state_dir/tls"
+registry="$state_dir/registry.txt"
+conf="$state_dir/mosquitto.conf"
+pid_file="$state_dir/mosquitto.pid"
+log_file="$state_dir/mosquitto.log"
+ports_file="$state_dir/ports.env"
+console_user="console"
+console_password_file="$state_dir/console.password"
+
+# The ports of a running hub win over the defaults, so console-pub and status find it.
+if [[ -f "$ports_file" ]]; then
+  # shellcheck disable=SC1090
+  source "$ports_file"
+  mqtt_port="${mqtt_port:-$HUB_MQTT_PORT}"
+  ws_port="${ws_port:-$HUB_WS_PORT}"
+  wss_port="${wss_port:-$HUB_WSS_PORT}"
+fi
+mqtt_port="${mqtt_port:-18830}"
+ws_port="${ws_port:-18080}"
+wss_port="${wss_port:-18443}"
+for p in "$mqtt_port" "$ws_port" "$wss_port"; do
+  [[ "$p" =~ ^[0-9]+$ ]] && ((p > 0 && p < 65536)) || die "bad port '$p'"
+done
+
+need() {
+  command -v "$1" >/dev/null || die "$1 not found; run tools/bootstrap.sh"
+}
+
+# The PID of the hub this state dir started, if that process still runs mosquitto with our config.
+running_pid() {
+  [[ -f "$pid_file" ]] || return 1
+  local pid
+  pid="$(cat "$pid_file")"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  [[ -r "/proc/$pid/cmdline" ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- " -c $conf " || return 1
+  echo "$pid"
+}
+
+ensure_ca() {
+  [[ -f "$tls_dir/ca.crt" && -f "$tls_dir/server.crt" ]] && return 0
+  need openssl
+  mkdir -p "$tls_dir"
+  (
+    umask 077
+    cd "$tls_dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 -keyout ca.key -out ca.crt \
+      -subj "/CN=hublink local hub CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -sha256 -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
+    printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+      "extendedKeyUsage=serverAuth" "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 825 -sha256 \
+      -extfile server.ext -out server.crt 2>/dev/null
+    rm -f server.csr server.ext
+    chmod 644 ca.crt server.crt
+  )
+  echo "local_hub: created a local CA ($tls_dir/ca.crt) and a server certificate for localhost, 127.0.0.1, ::1"
+}
+
+ensure_registry() {
+  [[ -f "$registry" ]] && return 0
+  need openssl
+  (
+    umask 077
+    local password salt hash
+    password="$(openssl rand -hex 16)"
+    salt="$(openssl rand -hex 8)"
+    hash="$(printf '%s' "$salt$password" | openssl dgst -sha256 -r | cut -d' ' -f1)"
+    printf '%s\n' "$password" >"$console_password_file"
+    cat >"$registry" <<EOF
+# hublink local hub registry: one entry a line, fields separated by blanks, '#' starts a comment.
+#   KEY     <productId> <deviceName> <base64 device secret>
+#   CERT    <productId> <deviceName> <PEM certificate or public key; relative paths from this file's dir>
+#   CONSOLE <user> <password, or sha256:<salt>:<hex SHA-256 of salt||password>>
+# The hub re-reads this file when it changes. It holds secrets: keep it private.
+CONSOLE $console_user sha256:$salt:$hash
+EOF
+  )
+}
+
+find_plugin() {
+  if [[ -n "$plugin" ]]; then
+    [[ -f "$plugin" ]] || die "no plugin at $plugin"
+    return 0
+  fi
+  if [[ -f "$script_dir/hub_plugin.so" ]]; then
+    plugin="$script_dir/hub_plugin.so"
+    return 0
+  fi
+  need bazel
+  echo "local_hub: building the plugin (bazel build //tools/local_hub:hub_plugin.so)"
+  (cd "$repo_dir" && bazel build //tools/local_hub:hub_plugin.so >&2)
+  plugin="$(cd "$repo_dir" && bazel info bazel-bin 2>/dev/null)/tools/local_hub/hub_plugin.so"
+  [[ -f "$plugin" ]] || die "the build did not produce $plugin"
+}
+
+find_mosquitto() {
+  if [[ -z "$mosquitto_bin" ]]; then
+    mosquitto_bin="$(command -v mosquitto || true)"
+    [[ -n "$mosquitto_bin" ]] || mosquitto_bin=/usr/sbin/mosquitto
+  fi
+  [[ -x "$mosquitto_bin" ]] || die "mosquitto not found ($mosquitto_bin); run tools/bootstrap.sh"
+}
+
+port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+print_info() {
+  cat <<EOF
+local hub: pid $1, state dir $state_dir
+  MQTT/TCP  127.0.0.1:$mqtt_port
+  MQTT/WS   ws://127.0.0.1:$ws_port/   (subprotocol mqtt)
+  MQTT/WSS  wss://localhost:$wss_port/  CA file $tls_dir/ca.crt (server cert for localhost, 127.0.0.1, ::1)
+  registry  $registry  (register devices with: local_hub.sh register-key|register-cert PID DN)
+  console   user '$console_user', password in $console_password_file: may publish and subscribe anywhere
+            (local_hub.sh console-pub TOPIC MESSAGE)
+  log       $log_file
+  WARNING: mosquitto binds its websockets listeners on ALL interfaces whatever address it is given, so ports
+  $ws_port and $wss_port are reachable from your network. Every client is authenticated against the registry.
+EOF
+}
+
+cmd_start() {
+  local pid
+  if pid="$(running_pid)"; then
+    echo "local_hub: already running"
+    print_info "$pid"
+    return 0
+  fi
+  find_mosquitto
+  find_plugin
+  ensure_ca
+  ensure_registry
+  for p in "$mqtt_port" "$ws_port" "$wss_port"; do
+    ! port_open "$p" || die "port $p on 127.0.0.1 is in use; pick others with --mqtt-port/--ws-port/--wss-port"
+  done
+  # A private copy: a rebuild or a bazel clean must not pull the library out from under the running broker.
+  install -m 755 "$plugin" "$state_dir/hub_plugin.so"
+  cat >"$conf" <<EOF
+# Generated by tools/local_hub/local_hub.sh start; rewritten at every start.
+# As root, mosquitto would otherwise switch to the 'mosquitto' user, which cannot read this dir.
+user root
+pid_file $pid_file
+persistence false
+per_listener_settings false
+allow_anonymous false
+log_dest file $log_file
+log_type error
+log_type warning
+log_type notice
+log_type information
+connection_messages true
+plugin $state_dir/hub_plugin.so
+plugin_opt_registry $registry
+
+listener $mqtt_port 127.0.0.1
+protocol mqtt
+
+# mosquitto 2.0.11 binds websockets listeners on all interfaces, whatever the address says.
+listener $ws_port 127.0.0.1
+protocol websockets
+
+listener $wss_port 127.0.0.1
+protocol websockets
+cafile $tls_dir/ca.crt
+certfile $tls_dir/server.crt
+keyfile $tls_dir/server.key
+EOF
+  rm -f "$pid_file"
+  printf 'HUB_MQTT_PORT=%s\nHUB_WS_PORT=%s\nHUB_WSS_PORT=%s\n' "$mqtt_port" "$ws_port" "$wss_port" >"$ports_file"
+  local log_start=0
+  [[ -f "$log_file" ]] && log_start="$(wc -l <"$log_file")"
+  "$mosquitto_bin" -c "$conf" -d 2>>"$state_dir/mosquitto.stderr" ||
+    die "mosquitto did not start; see $state_dir/mosquitto.stderr"
+  # -d returns before the listeners and the plugin are up: wait for all three ports, up to ~10 s.
+  local i ready=0
+  for ((i = 0; i < 100; i++)); do
+    if pid="$(running_pid)"; then
+      if port_open "$mqtt_port" && port_open "$ws_port" && port_open "$wss_port"; then
+        ready=1
+        break
+      fi
+    elif [[ -f "$log_file" ]] && tail -n +"$((log_start + 1))" "$log_file" | grep -q "Error"; then
+      break
+    fi
+    sleep 0.1
+  done
+  if ((!ready)); then
+    echo "local_hub: mosquitto failed to start; its log says:" >&2
+    [[ -f "$log_file" ]] && tail -n +"$((log_start + 1))" "$log_file" | tail -n 20 >&2
+    if pid="$(running_pid)"; then kill "$pid" 2>/dev/null || true; fi
+    rm -f "$ports_file"
+    exit 1
+  fi
+  print_info "$pid"
+}
+
+cmd_stop() {
+  local pid i
+  if ! pid="$(running_pid)"; then
+    echo "local_hub: not running"
+    rm -f "$pid_file" "$ports_file"
+    return 0
+  fi
+  kill -TERM "$pid"
+  for ((i = 0; i < 100; i++)); do
+    [[ -e "/proc/$pid" ]] || break
+    sleep 0.1
+  done
+  if [[ -e "/proc/$pid" ]]; then
+    echo "local_hub: pid $pid ignored SIGTERM for 10 s; sending SIGKILL" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pid_file" "$ports_file"
+  echo "local_hub: stopped (pid $pid)"
+}
+
+cmd_status() {
+  local pid
+  if pid="$(running_pid)"; then
+    print_info "$pid"
+    return 0
+  fi
+  echo "local hub: not running (state dir $state_dir)"
+  return 3
+}
+
+valid_ids() {
+  [[ "$1" =~ ^[A-Za-z0-9]{1,10}$ ]] || die "productId must be 1-10 characters of [A-Za-z0-9]: '$1'"
+  [[ "$2" =~ ^[A-Za-z0-9._:@-]{1,48}$ ]] || die "deviceName must be 1-48 characters of [A-Za-z0-9._:@-]: '$2'"
+  if [[ -f "$registry" ]] && awk -v id="$1$2" '($1 == "KEY" || $1 == "CERT") && $2 $3 == id { f = 1 } END { exit !f }' "$registry"; then
+    die "client id $1$2 is already registered (see $registry)"
+  fi
+}
+
+device_dir() {
+  echo "$state_dir/devices/$1_$2"
+}
+
+cmd_register_key() {
+  (($# == 2 || $# == 3)) || die "usage: register-key PID DN [BASE64_SECRET]"
+  local pid="$1" dn="$2" secret="${3:-}"
+  ensure_registry
+  valid_ids "$pid" "$dn"
+  need openssl
+  if [[ -z "$secret" ]]; then
+    secret="$(openssl rand -base64 16)"
+  else
+    [[ "$secret" =~ ^[A-Za-z0-9+/]+={0,2}$ ]] && ((${#secret} % 4 == 0)) ||
+      die "the secret must be base64 with padding"
+  fi
+  local dir
+  dir="$(device_dir "$pid" "$dn")"
+  (
+    umask 077
+    mkdir -p "$dir"
+    cat >"$dir/device_info.json" <<EOF
+{
+  "auth_mode": "KEY",
+  "region": "china",
+  "productId": "$pid",
+  "deviceName": "$dn",
+  "key_deviceinfo": {
+    "deviceSecret": "$secret"
+  }
+}
+EOF
+    echo "KEY $pid $dn $secret" >>"$registry"
+  )
+  echo "local_hub: registered KEY device $pid/$dn (client id $pid$dn)"
+  echo "  device_info.json: $dir/device_info.json"
+  echo "  connect to the local hub, not the region's host: see 'local_hub.sh status' for ports and the CA file"
+}
+
+cmd_register_cert() {
+  (($# == 2)) || die "usage: register-cert PID DN"
+  local pid="$1" dn="$2"
+  ensure_registry
+  valid_ids "$pid" "$dn"
+  ensure_ca
+  local dir cert key
+  dir="$(device_dir "$pid" "$dn")"
+  cert="${dn}_cert.crt"
+  key="${dn}_private.key"
+  (
+    umask 077
+    mkdir -p "$dir/certs"
+    cd "$dir/certs"
+    openssl req -newkey rsa:2048 -nodes -sha256 -keyout "$key" -out device.csr -subj "/CN=$pid$dn" 2>/dev/null
+    printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature" \
+      "extendedKeyUsage=clientAuth" >device.ext
+    openssl x509 -req -in device.csr -CA "$tls_dir/ca.crt" -CAkey "$tls_dir/ca.key" -CAcreateserial \
+      -days 825 -sha256 -extfile device.ext -out "$cert" 2>/dev/null
+    rm -f device.csr device.ext
+    chmod 644 "$cert"
+    cat >"$dir/device_info.json" <<EOF
+{
+  "auth_mode": "CERT",
+  "region": "china",
+  "productId": "$pid",
+  "deviceName": "$dn",
+  "cert_deviceinfo": {
+    "devCertFile": "$cert",
+    "devPrivateKeyFile": "$key"
+  }
+}
+EOF
+    echo "CERT $pid $dn devices/${pid}_${dn}/certs/$cert" >>"$registry"
+  )
+  echo "local_hub: registered CERT device $pid/$dn (client id $pid$dn)"
+  echo "  device_info.json: $dir/device_info.json (certificate and key in $dir/certs/, as the C SDK expects)"
+  echo "  connect to the local hub, not the region's host: see 'local_hub.sh status' for ports and the CA file"
+}
+
+console_client() {
+  local tool="$1"
+  shift
+  need "$tool"
+  [[ -f "$console_password_file" ]] || die "no console account yet: start the hub first"
+  running_pid >/dev/null || die "the hub is not running (local_hub.sh start)"
+  "$tool" -h 127.0.0.1 -p "$mqtt_port" -i "hub-console-$$" -u "$console_user" \
+    -P "$(cat "$console_password_file")" "$@"
+}
+
+case "$command" in
+  start) (($# == 0)) || die "start takes no arguments"; cmd_start ;;
+  stop) cmd_stop ;;
+  status) cmd_status ;;
+  register-key) cmd_register_key "$@" ;;
+  register-cert) cmd_register_cert "$@" ;;
+  console-pub)
+    (($# >= 2)) || die "usage: console-pub TOPIC MESSAGE [mosquitto_pub args]"
+    topic="$1" message="$2"
+    shift 2
+    console_client mosquitto_pub -q 1 -t "$topic" -m "$message" "$@"
+    echo "local_hub: published to $topic as the console"
+    ;;
+  console-sub)
+    (($# >= 1)) || die "usage: console-sub TOPIC [mosquitto_sub args]"
+    topic="$1"
+    shift
+    console_client mosquitto_sub -v -t "$topic" "$@"
+    ;;
+  *) usage >&2; die "unknown command '$command'" ;;
+esac

@@ -12,6 +12,7 @@
 #include "plugins/connect_context.h"
 #include "plugins/registry.h"
 #include "plugins/signer.h"
+#include "plugins/weak_guard.h"
 #include "tests/memory_pipe.h"
 #include "tests/test_util.h"
 #include "transports/websocket/test_frames.h"
@@ -421,6 +422,101 @@ TEST_F(PipeTest, CloseBeforeOpenReportsOnceAndLater) {
   loop_->RunOnce(absl::Milliseconds(50));
   EXPECT_EQ(client_events_.closed_count, 1);
   EXPECT_EQ(client_events_.opened, 0);
+}
+
+// A layer below that the test controls: it refuses writes while `full`, reports `buffered` as
+// queued, and lets the test raise OnWritable(), so backpressure can be checked exactly.
+class ThrottledLower : public Transport {
+ public:
+  explicit ThrottledLower(EventLoop& loop) : loop_(loop) {}
+  void Open(TransportListener* listener) override {
+    listener_ = listener;
+    loop_.Post(guard_.Wrap([this] { listener_->OnOpen(); }));
+  }
+  absl::Status Write(absl::string_view bytes) override {
+    if (full) return absl::ResourceExhaustedError("lower: write queue full");
+    written.append(bytes.data(), bytes.size());
+    return absl::OkStatus();
+  }
+  void Close() override {}
+  size_t BufferedBytes() const override { return buffered; }
+  TransportListener* listener() { return listener_; }
+
+  std::string written;
+  bool full = false;
+  size_t buffered = 0;
+
+ private:
+  EventLoop& loop_;
+  TransportListener* listener_ = nullptr;
+  WeakGuard guard_;
+};
+
+class BackpressureTest : public ::testing::Test {
+ protected:
+  void Open(const WebSocketConfig& config) {
+    auto loop = EventLoop::Create();
+    ASSERT_TRUE(loop.ok());
+    loop_ = std::move(loop).value();
+    context_ = std::make_unique<ConnectContext>(*loop_, "h", 80);
+    auto configured = Configure(config);
+    ASSERT_TRUE(configured.ok()) << configured.status();
+    configured_ = std::move(configured).value();
+    auto lower = std::make_unique<ThrottledLower>(*loop_);
+    lower_ = lower.get();
+    auto client = configured_->Create(*context_, std::move(lower));
+    ASSERT_TRUE(client.ok());
+    client_ = std::move(client).value();
+    client_->Open(&events_);
+    ASSERT_TRUE(RunUntil(*loop_, [&] { return absl::StrContains(lower_->written, "\r\n\r\n"); }));
+    lower_->listener()->OnData(SwitchingProtocols(RequestKey(lower_->written)));
+    lower_->written.clear();
+    ASSERT_EQ(events_.opened, 1);
+  }
+
+  std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<ConnectContext> context_;
+  std::unique_ptr<ConfiguredTransport> configured_;
+  ThrottledLower* lower_ = nullptr;
+  std::unique_ptr<Transport> client_;
+  RecordingListener events_;
+};
+
+TEST_F(BackpressureTest, CoalescedBytesWaitForOnWritableAndNothingIsLost) {
+  ASSERT_NO_FATAL_FAILURE(Open(WebSocketConfig()));
+  lower_->buffered = 1000;
+  lower_->full = true;
+  ASSERT_TRUE(client_->Write("abc").ok());
+  EXPECT_EQ(client_->BufferedBytes(), 1003u) << "pending bytes plus what the layer below holds";
+  loop_->RunOnce(absl::Milliseconds(10));  // the posted flush meets a full layer below
+  EXPECT_TRUE(lower_->written.empty());
+  ASSERT_TRUE(client_->Write("def").ok());
+  // A write that would push the pending bytes past the coalescing limit needs the layer below now.
+  absl::Status refused = client_->Write(std::string(70000, 'z'));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_EQ(client_->BufferedBytes(), 1006u) << "a refused write queues nothing";
+  lower_->full = false;
+  lower_->buffered = 0;
+  lower_->listener()->OnWritable();
+  EXPECT_EQ(events_.writable, 1) << "OnWritable is passed up once the pending bytes went down";
+  std::vector<ClientFrame> frames = TakeClientFrames(lower_->written);
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].payload, "abcdef")
+      << "the frame refused earlier was unmasked and kept intact";
+  EXPECT_EQ(client_->BufferedBytes(), 0u);
+}
+
+TEST_F(BackpressureTest, UncoalescedWriteIsRefusedWhole) {
+  WebSocketConfig config;
+  config.set_coalesce_writes(false);
+  ASSERT_NO_FATAL_FAILURE(Open(config));
+  lower_->full = true;
+  EXPECT_EQ(client_->Write("abc").code(), absl::StatusCode::kResourceExhausted);
+  lower_->full = false;
+  ASSERT_TRUE(client_->Write("def").ok());
+  std::vector<ClientFrame> frames = TakeClientFrames(lower_->written);
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].payload, "def");
 }
 
 TEST(WebSocketConfigTest, InvalidConfigsNameTheField) {

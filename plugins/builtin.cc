@@ -1,9 +1,21 @@
 #include "plugins/builtin.h"
 
+#include "auth/hmac/hmac_signer.h"
+#include "auth/rsa/rsa_signer.h"
+#include "protocols/mqtt/mqtt_protocol.h"
 #include "transports/tcp/tcp_transport.h"
+#include "transports/tls/tls_transport.h"
+#include "transports/websocket/websocket_transport.h"
 
 namespace hublink {
 
-void RegisterBuiltinPlugins(Registry::Builder& builder) { RegisterTcpTransport(builder); }
+void RegisterBuiltinPlugins(Registry::Builder& builder) {
+  RegisterTcpTransport(builder);
+  RegisterTlsTransport(builder);
+  RegisterWebSocketTransport(builder);
+  RegisterMqttProtocol(builder);
+  RegisterHmacSigner(builder);
+  RegisterRsaSigner(builder);
+}
 
 }  // namespace hublink

@@ -893,7 +893,13 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     hub_log(MOSQ_LOG_ERR, "missing 'plugin_opt_registry <file>' in the mosquitto config");
     return MOSQ_ERR_INVAL;
   }
-  registry_refresh(hub);
+  struct stat st;
+  if (stat(hub->registry_path, &st) != 0) {
+    hub_log(MOSQ_LOG_ERR, "cannot read the registry file %s: %s", hub->registry_path,
+            strerror(errno));
+  } else {
+    registry_refresh(hub);
+  }
   if (!hub->stat_valid) {
     free(hub->registry_path);
     hub->registry_path = NULL;

@@ -254,7 +254,15 @@ EOF
   printf 'HUB_MQTT_PORT=%s\nHUB_WS_PORT=%s\nHUB_WSS_PORT=%s\n' "$mqtt_port" "$ws_port" "$wss_port" >"$ports_file"
   local log_start=0
   [[ -f "$log_file" ]] && log_start="$(wc -l <"$log_file")"
-  "$mosquitto_bin" -c "$conf" -d 2>>"$state_dir/mosquitto.stderr" ||
+  # A plugin built with --config=asan/tsan needs its sanitizer runtime first in the (uninstrumented) broker.
+  local preload=""
+  preload="$(ldd "$plugin" 2>/dev/null | grep -oE '/[^ ]*lib(asan|tsan)\.so[^ ]*' | head -n 1 || true)"
+  if [[ -n "$preload" ]]; then
+    echo "local_hub: the plugin is sanitizer-instrumented; preloading $preload into mosquitto"
+  fi
+  # The broker's own allocations are not ours to leak-check.
+  env ${preload:+LD_PRELOAD="$preload"} ${preload:+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"} \
+    "$mosquitto_bin" -c "$conf" -d 2>>"$state_dir/mosquitto.stderr" ||
     die "mosquitto did not start; see $state_dir/mosquitto.stderr"
   # -d returns before the listeners and the plugin are up: wait for all three ports, up to ~10 s.
   local i ready=0

@@ -101,7 +101,7 @@ mqtt_port="${mqtt_port:-18830}"
 ws_port="${ws_port:-18080}"
 wss_port="${wss_port:-18443}"
 for p in "$mqtt_port" "$ws_port" "$wss_port"; do
-  [[ "$p" =~ ^[0-9]+$ ]] && ((p > 0 && p < 65536)) || die "bad port '$p'"
+  if ! [[ "$p" =~ ^[0-9]+$ ]] || ((p == 0 || p > 65535)); then die "bad port '$p'"; fi
 done
 
 need() {
@@ -237,15 +237,21 @@ connection_messages true
 plugin $state_dir/hub_plugin.so
 plugin_opt_registry $registry
 
+# Listener options go after their listener line: given before any, they open a default listener on 1883.
+# IoT Hub has no QoS 2: max_qos 1 grants subscriptions QoS 1 at most and ends a connection that publishes
+# at QoS 2.
 listener $mqtt_port 127.0.0.1
 protocol mqtt
+max_qos 1
 
 # mosquitto 2.0.11 binds websockets listeners on all interfaces, whatever the address says.
 listener $ws_port 127.0.0.1
 protocol websockets
+max_qos 1
 
 listener $wss_port 127.0.0.1
 protocol websockets
+max_qos 1
 cafile $tls_dir/ca.crt
 certfile $tls_dir/server.crt
 keyfile $tls_dir/server.key
@@ -338,8 +344,9 @@ cmd_register_key() {
   if [[ -z "$secret" ]]; then
     secret="$(openssl rand -base64 16)"
   else
-    [[ "$secret" =~ ^[A-Za-z0-9+/]+={0,2}$ ]] && ((${#secret} % 4 == 0)) ||
+    if ! [[ "$secret" =~ ^[A-Za-z0-9+/]+={0,2}$ ]] || ((${#secret} % 4 != 0)); then
       die "the secret must be base64 with padding"
+    fi
   fi
   local dir
   dir="$(device_dir "$pid" "$dn")"

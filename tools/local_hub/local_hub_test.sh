@@ -3,6 +3,8 @@
 # (mosquitto_pub/mosquitto_sub over TCP, Python paho over TCP, WS and WSS) connect with credentials this
 # script computes with the openssl CLI, the way the IoT Hub documents them.
 # usage: local_hub_test.sh LOCAL_HUB_SH HUB_PLUGIN_SO HUB_CLIENT_PY
+# `check && pass || fail` is meant throughout: pass and fail always succeed.
+# shellcheck disable=SC2015
 set -uo pipefail
 
 abs() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
@@ -101,6 +103,10 @@ else
 fi
 grep -q "ALL interfaces" "$TMP/start.out" && grep -qF "$CA" "$TMP/start.out" && grep -q "127.0.0.1:$MQTT_PORT" "$TMP/start.out" &&
   pass "start prints ports, the CA file and the all-interfaces warning" || fail "start output: $(cat "$TMP/start.out")"
+opened="$(grep -oE "listen socket on port [0-9]+" "$HUB_LOG" | awk '{print $NF}' | sort -n | tr '\n' ' ')"
+expected="$(printf '%s\n' "$MQTT_PORT" "$WS_PORT" "$WSS_PORT" | sort -n | tr '\n' ' ')"
+[[ "$opened" == "$expected" ]] && pass "the hub listens on its three ports only" ||
+  fail "listen sockets on ports '$opened', expected '$expected'"
 "$LOCAL_HUB" status >/dev/null && pass "status: running" || fail "status while running"
 "$LOCAL_HUB" start >"$TMP/start2.out" 2>&1
 grep -q "already running" "$TMP/start2.out" && pass "second start: already running" || fail "second start"

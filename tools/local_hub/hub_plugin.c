@@ -775,6 +775,7 @@ static bool json_skip_value(struct json *j, int depth) {
 }
 
 static bool is_time_request(const char *payload, size_t len) {
+  if (!payload || len == 0) return false;
   struct json j = {payload, payload + len};
   json_ws(&j);
   if (j.p >= j.end || *j.p++ != '{') return false;

@@ -111,6 +111,44 @@ class MemoryTlsServer : public TransportListener {
   bssl::UniquePtr<BIO> network_;
 };
 
+// Passes everything through to the memory pipe, except that while `full` is set it refuses writes
+// the way a transport over its hard limit does (kResourceExhausted), until Drain() reports
+// OnWritable().
+class GatedTransport : public Transport, public TransportListener {
+ public:
+  GatedTransport(EventLoop& loop, std::unique_ptr<Transport> inner)
+      : loop_(loop), inner_(std::move(inner)) {}
+  void Open(TransportListener* listener) override {
+    up_ = listener;
+    inner_->Open(this);
+  }
+  absl::Status Write(absl::string_view bytes) override {
+    if (full) return absl::ResourceExhaustedError("gated: full");
+    return inner_->Write(bytes);
+  }
+  void Close() override {
+    ++close_calls;
+    inner_->Close();
+  }
+  size_t BufferedBytes() const override { return 0; }
+  void OnOpen() override { up_->OnOpen(); }
+  void OnData(absl::string_view bytes) override { up_->OnData(bytes); }
+  void OnClosed(const absl::Status& status) override { up_->OnClosed(status); }
+
+  void Drain() {
+    full = false;
+    loop_.Post([this] { up_->OnWritable(); });
+  }
+
+  bool full = false;
+  int close_calls = 0;
+
+ private:
+  EventLoop& loop_;
+  std::unique_ptr<Transport> inner_;
+  TransportListener* up_ = nullptr;
+};
+
 class TlsMemoryTest : public ::testing::TestWithParam<size_t> {
  protected:
   // RSA key generation is the slow part: one set of certificates for the whole suite.
@@ -264,6 +302,40 @@ TEST_P(TlsMemoryTest, EveryReconnectResumesAndCostsLess) {
   std::printf("max_chunk=%zu: full handshake %s, resumed %s (both ends in this process)\n",
               GetParam(), absl::FormatDuration(full).c_str(),
               absl::FormatDuration(resumed).c_str());
+}
+
+TEST_P(TlsMemoryTest, BackpressureBelowHoldsCiphertextAndDelaysTheClose) {
+  auto tls = Configure(config_);
+  ASSERT_NE(tls, nullptr);
+  MemoryPipe pipe = MakeMemoryPipe(*loop_, GetParam());
+  MemoryTlsServer server(std::move(pipe.server), server_ctx_.get(), "HELLO\n");
+  server.echo = false;
+  auto gated = std::make_unique<GatedTransport>(*loop_, std::move(pipe.client));
+  GatedTransport* gate = gated.get();
+  Attempt attempt(*loop_, "broker.local", 8883);
+  auto top = tls->Create(attempt.context, std::move(gated));
+  ASSERT_TRUE(top.ok());
+  server.Open();
+  (*top)->Open(&attempt.listener);
+  ASSERT_TRUE(RunUntil(
+      *loop_, [&] { return attempt.listener.data.size() >= 6 || attempt.listener.closed; }));
+  ASSERT_EQ(attempt.listener.opened, 1);
+
+  gate->full = true;
+  const std::string message(3000, 'm');
+  ASSERT_TRUE((*top)->Write(message).ok()) << "the first refused write is held, not lost";
+  EXPECT_GT((*top)->BufferedBytes(), message.size());
+  EXPECT_EQ((*top)->Write("more").code(), absl::StatusCode::kResourceExhausted);
+  (*top)->Close();
+  EXPECT_EQ(gate->close_calls, 0) << "closed below while records were still held";
+
+  gate->Drain();
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return attempt.listener.closed.has_value(); }));
+  EXPECT_TRUE(attempt.listener.closed->ok()) << *attempt.listener.closed;
+  EXPECT_EQ(gate->close_calls, 1);
+  EXPECT_EQ(server.received, message);
+  EXPECT_TRUE(server.got_close_notify);
+  EXPECT_EQ(attempt.listener.writable, 0) << "OnWritable after Close()";
 }
 
 TEST_P(TlsMemoryTest, HostnameMismatchIsRefusedWithTheNames) {

@@ -368,8 +368,7 @@ class TlsTransport : public Transport, private TransportListener {
       case State::kOpen:
         state_ = State::kClosing;
         SSL_shutdown(ssl_.get());  // queues close_notify; the peer's reply is not awaited
-        (void)Flush();
-        lower_->Close();
+        CloseLowerAfterFlush();
         return;
       case State::kClosing:
       case State::kClosed:
@@ -648,9 +647,19 @@ class TlsTransport : public Transport, private TransportListener {
     if (state_ == State::kOpen) {
       state_ = State::kClosing;
       SSL_shutdown(ssl_.get());
-      (void)Flush();
-      lower_->Close();
+      CloseLowerAfterFlush();
     }
+  }
+
+  // Closing below with ciphertext still held here (the layer below was full) would lose the last
+  // records and the close_notify: hold the close until OnWritable() drains them.
+  void CloseLowerAfterFlush() {
+    absl::Status flushed = Flush();
+    if (flushed.ok() && !outbox_.empty()) {
+      close_after_flush_ = true;
+      return;
+    }
+    lower_->Close();
   }
 
   absl::Status Flush() {
@@ -658,6 +667,10 @@ class TlsTransport : public Transport, private TransportListener {
     absl::Status status = lower_->Write(outbox_);
     if (status.ok()) {
       outbox_.clear();
+      if (close_after_flush_) {
+        close_after_flush_ = false;
+        lower_->Close();
+      }
       return status;
     }
     if (absl::IsResourceExhausted(status)) {
@@ -858,6 +871,7 @@ class TlsTransport : public Transport, private TransportListener {
   EventLoop::TimerId timer_ = 0;
   bool delivered_ = false;
   bool handshake_done_ = false;
+  bool close_after_flush_ = false;
   absl::Status verify_error_;
   absl::Status pending_error_;  // what OnClosed reports once the layer below confirms the close
 

@@ -1,0 +1,151 @@
+#include "tools/cli/connection_flags.h"
+
+#include <unistd.h>
+
+#include "absl/random/random.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "plugins/pipeline.h"
+#include "plugins/status_macros.h"
+#include "protocols/mqtt/mqtt.pb.h"
+#include "transports/tcp/tcp.pb.h"
+#include "transports/tls/tls.pb.h"
+#include "transports/websocket/websocket.pb.h"
+
+namespace hublink {
+namespace cli {
+namespace {
+
+using tencent::ProfileOptions;
+
+absl::StatusOr<ProfileOptions::Transport> ParseTransport(const std::string& name) {
+  std::string lower = absl::AsciiStrToLower(name);
+  if (lower == "wss") return ProfileOptions::WSS;
+  if (lower == "ws") return ProfileOptions::WS;
+  if (lower == "tls") return ProfileOptions::TLS;
+  if (lower == "tcp") return ProfileOptions::TCP;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--transport: \"", name, "\" is not one of wss, ws, tls, tcp"));
+}
+
+// Applies --ca_file/--insecure to every "tls" layer and the MQTT credential flags to the protocol.
+absl::Status ApplyOverrides(const ConnectionFlags& flags, Pipeline& pipeline) {
+  if (!flags.host.empty()) pipeline.mutable_endpoint()->set_host(flags.host);
+  if (flags.port != 0) {
+    if (flags.port < 0 || flags.port > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat("--port: ", flags.port, " is not a port"));
+    }
+    pipeline.mutable_endpoint()->set_port(flags.port);
+  }
+  bool any_tls = false;
+  for (PluginConfig& layer : *pipeline.mutable_transports()) {
+    transports::TlsConfig tls;
+    bool is_tls = layer.typed_config().Is<transports::TlsConfig>() ||
+                  (!layer.has_typed_config() && layer.name() == "tls");
+    if (!is_tls) continue;
+    any_tls = true;
+    if (layer.has_typed_config() && !layer.typed_config().UnpackTo(&tls)) {
+      return absl::InvalidArgumentError("tls layer: typed_config does not decode");
+    }
+    if (!flags.ca_file.empty()) tls.set_ca_file(flags.ca_file);
+    if (flags.insecure) tls.set_insecure_skip_verify(true);
+    layer.mutable_typed_config()->PackFrom(tls);
+  }
+  if (!any_tls && (flags.insecure || !flags.ca_file.empty())) {
+    return absl::InvalidArgumentError(
+        "--ca_file/--insecure: the pipeline has no tls layer (use --transport=wss or tls)");
+  }
+  if (!flags.client_id.empty() || !flags.username.empty() || !flags.password.empty() ||
+      flags.keep_alive > 0) {
+    protocols::MqttConfig mqtt;
+    if (pipeline.protocol().has_typed_config() &&
+        !pipeline.protocol().typed_config().UnpackTo(&mqtt)) {
+      return absl::InvalidArgumentError(
+          "--client_id/--username/--password: the pipeline's protocol is not mqtt");
+    }
+    if (!flags.client_id.empty()) mqtt.set_client_id(flags.client_id);
+    if (!flags.username.empty()) mqtt.set_username(flags.username);
+    if (!flags.password.empty()) mqtt.set_password(flags.password);
+    if (flags.keep_alive > 0) mqtt.mutable_keep_alive()->set_seconds(flags.keep_alive);
+    if (pipeline.protocol().name().empty()) pipeline.mutable_protocol()->set_name("mqtt");
+    pipeline.mutable_protocol()->mutable_typed_config()->PackFrom(mqtt);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void ConnectionFlags::Register(FlagParser& parser) {
+  parser.AddString("pipeline", &pipeline, "pipeline file (text format, or .json)");
+  parser.AddString("device_info", &device_info, "Tencent C SDK device_info.json");
+  parser.AddString("transport", &transport, "wss (default with --device_info), ws, tls or tcp");
+  parser.AddString("host", &host, "override the broker host");
+  parser.AddInt("port", &port, "override the broker port");
+  parser.AddString("ca_file", &ca_file,
+                   "trust these CA certificates (PEM) instead of the system's");
+  parser.AddBool("insecure", &insecure, "do not verify the server certificate (logs a warning)");
+  parser.AddString("client_id", &client_id, "MQTT client id (plain brokers)");
+  parser.AddString("username", &username, "MQTT username (plain brokers)");
+  parser.AddString("password", &password, "MQTT password (plain brokers; never logged)");
+  parser.AddInt("keep_alive", &keep_alive, "MQTT keep-alive in seconds");
+  parser.AddString("sdkappid", &sdkappid, "Tencent sdkappid in the username (default 21010406)");
+  parser.AddInt("signature_ttl", &signature_ttl,
+                "seconds each Tencent signature stays valid (default: never expires, as the SDK)");
+}
+
+absl::StatusOr<Pipeline> BuildPipeline(const ConnectionFlags& flags, tencent::DeviceInfo* device) {
+  if (!flags.pipeline.empty() && !flags.device_info.empty()) {
+    return absl::InvalidArgumentError("give --pipeline or --device_info, not both");
+  }
+  Pipeline pipeline;
+  if (!flags.pipeline.empty()) {
+    HUBLINK_ASSIGN_OR_RETURN(pipeline, ReadPipelineFile(flags.pipeline));
+    if (!flags.transport.empty()) {
+      return absl::InvalidArgumentError(
+          "--transport: the pipeline file already says which transports to use");
+    }
+  } else if (!flags.device_info.empty()) {
+    HUBLINK_ASSIGN_OR_RETURN(tencent::DeviceInfo info, tencent::ReadDeviceInfo(flags.device_info));
+    ProfileOptions options;
+    if (!flags.transport.empty()) {
+      HUBLINK_ASSIGN_OR_RETURN(ProfileOptions::Transport transport,
+                               ParseTransport(flags.transport));
+      options.set_transport(transport);
+    }
+    if (!flags.sdkappid.empty()) options.set_sdkappid(flags.sdkappid);
+    if (flags.signature_ttl > 0) options.set_signature_ttl_seconds(flags.signature_ttl);
+    if (flags.keep_alive > 0) options.set_keep_alive_seconds(flags.keep_alive);
+    auto built = tencent::BuildPipeline(info, options);
+    if (!built.ok()) return Annotate(built.status(), flags.device_info);
+    pipeline = *std::move(built);
+    if (device != nullptr) *device = info;
+  } else {
+    if (flags.host.empty() || flags.port == 0) {
+      return absl::InvalidArgumentError(
+          "say where to connect: --pipeline=FILE, --device_info=FILE, or --host and --port");
+    }
+    ProfileOptions::Transport transport = ProfileOptions::TCP;
+    if (!flags.transport.empty()) {
+      HUBLINK_ASSIGN_OR_RETURN(transport, ParseTransport(flags.transport));
+    }
+    pipeline.add_transports()->set_name("tcp");
+    if (transport == ProfileOptions::TLS || transport == ProfileOptions::WSS) {
+      pipeline.add_transports()->set_name("tls");
+    }
+    if (transport == ProfileOptions::WS || transport == ProfileOptions::WSS) {
+      pipeline.add_transports()->set_name("websocket");
+    }
+    protocols::MqttConfig mqtt;
+    // Unique per invocation: a broker drops the older of two connections with the same client id.
+    absl::BitGen random;
+    mqtt.set_client_id(
+        absl::StrCat("hublink-", getpid(), "-", absl::Hex(absl::Uniform<uint32_t>(random))));
+    pipeline.mutable_protocol()->set_name("mqtt");
+    pipeline.mutable_protocol()->mutable_typed_config()->PackFrom(mqtt);
+  }
+  HUBLINK_RETURN_IF_ERROR(ApplyOverrides(flags, pipeline));
+  return pipeline;
+}
+
+}  // namespace cli
+}  // namespace hublink

@@ -1,0 +1,50 @@
+// The flags every hublink tool uses to say where and how to connect, and the pipeline they make:
+//   --pipeline=FILE                       a pipeline file (text format or .json), used as is but
+//   for overrides
+//   --device_info=FILE                    a Tencent C SDK device_info.json, through
+//   profiles/tencent
+//   --transport=wss|ws|tls|tcp            with --device_info (default wss), or for a plain broker
+//   --host, --port                        override the endpoint
+//   --ca_file=FILE, --insecure            server verification for tls/wss
+//   --client_id, --username, --password   plain MQTT credentials (no signer), e.g. a hub console
+//   account
+#ifndef HUBLINK_TOOLS_CLI_CONNECTION_FLAGS_H_
+#define HUBLINK_TOOLS_CLI_CONNECTION_FLAGS_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "plugins/pipeline.pb.h"
+#include "profiles/tencent/tencent_profile.h"
+#include "tools/cli/flags.h"
+
+namespace hublink {
+namespace cli {
+
+struct ConnectionFlags {
+  std::string pipeline;
+  std::string device_info;
+  std::string transport;
+  std::string host;
+  int port = 0;
+  std::string ca_file;
+  bool insecure = false;
+  std::string client_id;
+  std::string username;
+  std::string password;
+  int keep_alive = 0;
+  std::string sdkappid;
+  int signature_ttl = 0;
+
+  void Register(FlagParser& parser);
+};
+
+// The pipeline the flags describe. With --device_info, `device` (when non-null) receives the parsed
+// device info. Errors name the flag or file at fault.
+absl::StatusOr<Pipeline> BuildPipeline(const ConnectionFlags& flags,
+                                       tencent::DeviceInfo* device = nullptr);
+
+}  // namespace cli
+}  // namespace hublink
+
+#endif  // HUBLINK_TOOLS_CLI_CONNECTION_FLAGS_H_

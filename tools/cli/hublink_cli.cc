@@ -1,0 +1,333 @@
+#include "tools/cli/hublink_cli.h"
+
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "auth/tencent_credentials.h"
+#include "plugins/builtin.h"
+#include "plugins/pipeline.h"
+#include "protocols/mqtt/client.h"
+#include "tools/cli/connection_flags.h"
+#include "tools/cli/flags.h"
+
+namespace hublink {
+namespace cli {
+namespace {
+
+constexpr char kUsage[] =
+    "usage: hublink pub|sub|sign|plugins [flags]\n"
+    "  pub      publish --message to --topic (--count times)\n"
+    "  sub      print \"topic payload\" for each message on --topic (repeatable)\n"
+    "  sign     print the client id, username and password a device would send\n"
+    "  plugins  list the registered plugins\n";
+
+struct CommandFlags {
+  ConnectionFlags connection;
+  std::vector<std::string> topics;
+  std::string message;
+  int qos = 0;
+  int count = 0;
+  int timeout = 0;
+  std::string connid;
+  std::string expiry;
+  std::string dump_pipeline;
+  bool retain = false;
+};
+
+absl::StatusOr<Registry> BuiltinRegistry() {
+  Registry::Builder builder;
+  RegisterBuiltinPlugins(builder);
+  return std::move(builder).Build();
+}
+
+// Connection state shared with the client's loop thread.
+class Watch {
+ public:
+  void OnEvent(const ConnectionEvent& event, std::ostream& err) {
+    absl::MutexLock lock(&mutex_);
+    err << "hublink: " << DescribeConnectionEvent(event) << "\n";
+    if (event.kind == ConnectionEvent::Kind::kConnected) connected_ = true;
+    // A command-line tool reports the first failure instead of retrying forever like a device
+    // would.
+    if (!connected_ && (event.kind == ConnectionEvent::Kind::kReconnecting ||
+                        event.kind == ConnectionEvent::Kind::kGaveUp)) {
+      if (failure_.ok())
+        failure_ = event.reason.ok() ? absl::UnavailableError("connection failed") : event.reason;
+    }
+    if (connected_ && event.kind == ConnectionEvent::Kind::kLost && failure_.ok() &&
+        !expect_close_) {
+      failure_ = event.reason.ok() ? absl::UnavailableError("connection lost") : event.reason;
+    }
+  }
+  // Waits until `done` holds, a failure is recorded, or `deadline`. Returns the failure, or
+  // kDeadlineExceeded.
+  absl::Status Wait(const std::function<bool()>& done, absl::Time deadline) {
+    absl::MutexLock lock(&mutex_);
+    while (!done() && failure_.ok()) {
+      if (mutex_.AwaitWithDeadline(absl::Condition(
+                                       +[](Watch* w) { return w->changed_; }, this),
+                                   deadline)) {
+        changed_ = false;
+        continue;
+      }
+      if (!done()) return absl::DeadlineExceededError("timed out");
+    }
+    return failure_;
+  }
+  void Notify() {
+    absl::MutexLock lock(&mutex_);
+    changed_ = true;
+  }
+  void ExpectClose() {
+    absl::MutexLock lock(&mutex_);
+    expect_close_ = true;
+  }
+  absl::Mutex& mutex() { return mutex_; }
+
+ private:
+  absl::Mutex mutex_;
+  bool connected_ ABSL_GUARDED_BY(mutex_) = false;
+  bool changed_ ABSL_GUARDED_BY(mutex_) = false;
+  bool expect_close_ ABSL_GUARDED_BY(mutex_) = false;
+  absl::Status failure_ ABSL_GUARDED_BY(mutex_);
+};
+
+int Fail(std::ostream& err, absl::string_view command, const absl::Status& status) {
+  err << "hublink " << command << ": " << status.message() << "\n";
+  return 1;
+}
+
+absl::StatusOr<std::unique_ptr<Client>> MakeClient(const Pipeline& pipeline,
+                                                   const Registry& registry, Watch& watch,
+                                                   std::ostream& err) {
+  Client::Options options;
+  options.on_event = [&watch, &err](const ConnectionEvent& event) {
+    watch.OnEvent(event, err);
+    watch.Notify();
+  };
+  options.on_stage = [&watch, &err](absl::string_view layer, absl::string_view detail) {
+    absl::MutexLock lock(&watch.mutex());
+    err << "hublink: " << layer << ": " << detail << "\n";
+  };
+  return Client::Create(pipeline, registry, std::move(options));
+}
+
+int Publish(const CommandFlags& flags, const Pipeline& pipeline, const Registry& registry,
+            std::ostream& out, std::ostream& err) {
+  if (flags.topics.size() != 1) {
+    return Fail(err, "pub", absl::InvalidArgumentError("--topic: give exactly one"));
+  }
+  // Declared before the client: its destructor may still run completions that touch them.
+  Watch watch;
+  const int count = flags.count > 0 ? flags.count : 1;
+  int completed = 0;
+  absl::Status first_error;
+  auto client = MakeClient(pipeline, registry, watch, err);
+  if (!client.ok()) return Fail(err, "pub", client.status());
+  (*client)->Connect();
+  for (int i = 0; i < count; ++i) {
+    (*client)->Publish(flags.topics[0], flags.message, flags.qos, flags.retain,
+                       [&](const absl::Status& status) {
+                         {
+                           absl::MutexLock lock(&watch.mutex());
+                           ++completed;
+                           if (!status.ok() && first_error.ok()) first_error = status;
+                         }
+                         watch.Notify();
+                       });
+  }
+  absl::Time deadline = absl::Now() + absl::Seconds(flags.timeout > 0 ? flags.timeout : 30);
+  absl::Status waited =
+      watch.Wait([&] { return completed == count || !first_error.ok(); }, deadline);
+  if (waited.code() == absl::StatusCode::kDeadlineExceeded) {
+    waited = absl::DeadlineExceededError(
+        absl::StrCat("timed out with ", completed, " of ", count, " publishes done"));
+  }
+  if (waited.ok()) {
+    absl::MutexLock lock(&watch.mutex());
+    waited = first_error;
+  }
+  watch.ExpectClose();
+  (*client)->Disconnect().wait_for(std::chrono::seconds(5));
+  if (!waited.ok()) return Fail(err, "pub", waited);
+  out << "published " << count << " message" << (count == 1 ? "" : "s") << " to " << flags.topics[0]
+      << "\n";
+  return 0;
+}
+
+int Subscribe(const CommandFlags& flags, const Pipeline& pipeline, const Registry& registry,
+              std::ostream& out, std::ostream& err) {
+  if (flags.topics.empty()) return Fail(err, "sub", absl::InvalidArgumentError("--topic: missing"));
+  Watch watch;  // before the client, which calls back into it until destroyed
+  int received = 0;
+  auto client = MakeClient(pipeline, registry, watch, err);
+  if (!client.ok()) return Fail(err, "sub", client.status());
+  for (const std::string& topic : flags.topics) {
+    (*client)->Subscribe(
+        topic, flags.qos,
+        [&](const mqtt::Message& message) {
+          {
+            absl::MutexLock lock(&watch.mutex());
+            if (flags.count > 0 && received >= flags.count) return;
+            out << message.topic << " " << message.payload << "\n";
+            out.flush();
+            ++received;
+          }
+          watch.Notify();
+        },
+        [&err, &watch, topic](const absl::Status& status) {
+          if (!status.ok()) {
+            absl::MutexLock lock(&watch.mutex());
+            err << "hublink sub: " << topic << ": " << status.message() << "\n";
+          }
+        });
+  }
+  (*client)->Connect();
+  absl::Time deadline =
+      flags.timeout > 0 ? absl::Now() + absl::Seconds(flags.timeout) : absl::InfiniteFuture();
+  absl::Status waited =
+      watch.Wait([&] { return flags.count > 0 && received >= flags.count; }, deadline);
+  watch.ExpectClose();
+  (*client)->Disconnect().wait_for(std::chrono::seconds(5));
+  if (waited.code() == absl::StatusCode::kDeadlineExceeded) {
+    if (flags.count <= 0) return 0;  // ran for --timeout, as asked
+    return Fail(
+        err, "sub",
+        absl::DeadlineExceededError(absl::StrCat("timed out after ", flags.timeout, "s with ",
+                                                 received, " of ", flags.count, " messages")));
+  }
+  if (!waited.ok()) return Fail(err, "sub", waited);
+  return 0;
+}
+
+int Sign(const CommandFlags& flags, const Pipeline& pipeline, const Registry& registry,
+         std::ostream& out, std::ostream& err) {
+  auto resolved = ResolvedPipeline::Resolve(pipeline, registry, "pipeline");
+  if (!resolved.ok()) return Fail(err, "sign", resolved.status());
+  Signer* signer = (*resolved)->signer();
+  if (signer == nullptr) {
+    return Fail(err, "sign", absl::InvalidArgumentError("the pipeline has no signer"));
+  }
+  absl::StatusOr<Credentials> credentials;
+  if (!flags.connid.empty() || !flags.expiry.empty()) {
+    auto* tencent = dynamic_cast<auth::TencentSigner*>(signer);
+    if (tencent == nullptr) {
+      return Fail(err, "sign",
+                  absl::InvalidArgumentError(
+                      "--connid/--expiry: the pipeline's signer is not a Tencent signer"));
+    }
+    std::string connid = flags.connid;
+    if (connid.empty()) {
+      auto random = auth::RandomConnId();
+      if (!random.ok()) return Fail(err, "sign", random.status());
+      connid = *random;
+    }
+    std::string expiry =
+        flags.expiry.empty() ? tencent->layout().Expiry(absl::Now()) : flags.expiry;
+    credentials = tencent->SignWith(connid, expiry);
+  } else {
+    credentials = signer->Sign(SignRequest{absl::Now(), pipeline.endpoint().host()});
+  }
+  if (!credentials.ok()) return Fail(err, "sign", credentials.status());
+  out << "client_id: " << credentials->client_id << "\n";
+  out << "username: " << credentials->username << "\n";
+  out << "password: " << credentials->password << "\n";
+  return 0;
+}
+
+int ListPlugins(const Registry& registry, std::ostream& out) {
+  auto row = [&out](absl::string_view name, const google::protobuf::Descriptor* type,
+                    absl::string_view note) {
+    std::string padded(name);
+    padded.resize(std::max<size_t>(padded.size() + 1, 12), ' ');
+    out << "  " << padded << type->full_name() << note << "\n";
+  };
+  out << "transports:\n";
+  for (const std::string& name : registry.TransportNames()) {
+    const TransportFactory* factory = *registry.FindTransport(name);
+    row(name, factory->config_type(),
+        factory->kind() == TransportFactory::Kind::kBase ? "  (base)" : "");
+  }
+  out << "protocols:\n";
+  for (const std::string& name : registry.ProtocolNames()) {
+    row(name, (*registry.FindProtocol(name))->config_type(), "");
+  }
+  out << "signers:\n";
+  for (const std::string& name : registry.SignerNames()) {
+    row(name, (*registry.FindSigner(name))->config_type(), "");
+  }
+  return 0;
+}
+
+}  // namespace
+
+int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.empty() || args[0] == "--help" || args[0] == "help") {
+    (args.empty() ? err : out) << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  const std::string command = args[0];
+  if (command != "pub" && command != "sub" && command != "sign" && command != "plugins") {
+    err << "hublink: unknown command \"" << command << "\"\n" << kUsage;
+    return 2;
+  }
+  CommandFlags flags;
+  FlagParser parser;
+  flags.connection.Register(parser);
+  parser.AddList("topic", &flags.topics, "topic (pub) or topic filter (sub; repeatable)");
+  parser.AddString("message", &flags.message, "payload to publish");
+  parser.AddInt("qos", &flags.qos, "0, 1 or 2");
+  parser.AddInt("count", &flags.count, "pub: how many times; sub: exit after this many messages");
+  parser.AddInt("timeout", &flags.timeout, "seconds to wait (sub: then exit)");
+  parser.AddBool("retain", &flags.retain, "pub: set the retain flag");
+  parser.AddString("connid", &flags.connid, "sign: use this 5-character connection id");
+  parser.AddString("expiry", &flags.expiry, "sign: use this expiry (Unix seconds)");
+  parser.AddString("dump_pipeline", &flags.dump_pipeline,
+                   "write the pipeline to FILE (- for stdout) and exit");
+  std::vector<std::string> positional;
+  absl::Status parsed =
+      parser.Parse(std::vector<std::string>(args.begin() + 1, args.end()), &positional);
+  if (!parsed.ok() || !positional.empty()) {
+    err << "hublink " << command << ": "
+        << (parsed.ok() ? absl::StrCat("unexpected argument \"", positional[0], "\"")
+                        : std::string(parsed.message()))
+        << "\nflags:\n"
+        << parser.Usage();
+    return 2;
+  }
+  if (flags.qos < 0 || flags.qos > 2) {
+    return Fail(err, command, absl::InvalidArgumentError("--qos: must be 0, 1 or 2"));
+  }
+  absl::StatusOr<Registry> registry = BuiltinRegistry();
+  if (!registry.ok()) return Fail(err, command, registry.status());
+  if (command == "plugins") return ListPlugins(*registry, out);
+
+  absl::StatusOr<Pipeline> pipeline = BuildPipeline(flags.connection);
+  if (!pipeline.ok()) return Fail(err, command, pipeline.status());
+  if (!flags.dump_pipeline.empty()) {
+    std::string text = PipelineToText(*pipeline);
+    if (flags.dump_pipeline == "-") {
+      out << text;
+    } else {
+      std::ofstream file(flags.dump_pipeline);
+      file << text;
+      if (!file) {
+        return Fail(
+            err, command,
+            absl::PermissionDeniedError(absl::StrCat("cannot write ", flags.dump_pipeline)));
+      }
+    }
+    return 0;
+  }
+  if (command == "sign") return Sign(flags, *pipeline, *registry, out, err);
+  if (command == "pub") return Publish(flags, *pipeline, *registry, out, err);
+  return Subscribe(flags, *pipeline, *registry, out, err);
+}
+
+}  // namespace cli
+}  // namespace hublink

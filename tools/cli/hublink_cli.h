@@ -1,0 +1,27 @@
+// `hublink`: a command-line MQTT client shaped like mosquitto_pub / mosquitto_sub, on hublink
+// pipelines.
+//
+//   hublink pub  --device_info=FILE --topic=T --message=M [--qos=1] [--count=N]
+//   hublink sub  --device_info=FILE --topic=T [--topic=U ...] [--qos=0] [--count=N] [--timeout=S]
+//   hublink sign --device_info=FILE [--connid=a1B2c] [--expiry=1700000000]
+//   hublink plugins
+// Every command takes the connection flags of connection_flags.h and --dump_pipeline=FILE|- (write
+// the pipeline it would use, then exit). Exit code 0 on success, 1 on any failure (message on
+// stderr), 2 for bad usage.
+#ifndef HUBLINK_TOOLS_CLI_HUBLINK_CLI_H_
+#define HUBLINK_TOOLS_CLI_HUBLINK_CLI_H_
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace hublink {
+namespace cli {
+
+// `args` excludes the program name. Output goes to `out`; errors and events to `err`.
+int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+}  // namespace cli
+}  // namespace hublink
+
+#endif  // HUBLINK_TOOLS_CLI_HUBLINK_CLI_H_

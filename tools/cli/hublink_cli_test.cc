@@ -1,0 +1,192 @@
+#include "tools/cli/hublink_cli.h"
+
+#include <algorithm>
+#include <atomic>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+#include "plugins/pipeline.h"
+#include "tests/test_util.h"
+
+namespace hublink {
+namespace cli {
+namespace {
+
+using ::hublink::testing::MosquittoBroker;
+
+struct CliRun {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+CliRun Hublink(const std::vector<std::string>& args) {
+  std::ostringstream out, err;
+  int code = RunHublink(args, out, err);
+  return {code, out.str(), err.str()};
+}
+
+// The worked example of the Tencent facts file, as a device_info.json.
+std::string WorkedExampleDevice() {
+  std::string path = absl::StrCat(testing::TempDir(), "/worked_example.json");
+  EXPECT_TRUE(testing::WriteFile(path, R"({"auth_mode": "KEY", "region": "china",
+      "productId": "ABCDEFGHIJ", "deviceName": "dev01",
+      "key_deviceinfo": {"deviceSecret": "MDEyMzQ1Njc4OWFiY2RlZg=="}})")
+                  .ok());
+  return path;
+}
+
+TEST(HublinkCliTest, SignReproducesTheWorkedExampleByteForByte) {
+  CliRun run = Hublink(
+      {"sign", "--device_info=" + WorkedExampleDevice(), "--connid=a1B2c", "--expiry=1700000000"});
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(run.out,
+            "client_id: ABCDEFGHIJdev01\n"
+            "username: ABCDEFGHIJdev01;21010406;a1B2c;1700000000\n"
+            "password: 108eac8bd80d3f25b6799504dcd094ba5bfb2f91;hmacsha1\n");
+}
+
+TEST(HublinkCliTest, SignWithoutFixedPartsUsesAFreshConnidAndTheSdksNeverExpiry) {
+  std::string device = WorkedExampleDevice();
+  CliRun first = Hublink({"sign", "--device_info=" + device});
+  CliRun second = Hublink({"sign", "--device_info=" + device});
+  ASSERT_EQ(first.code, 0) << first.err;
+  EXPECT_TRUE(absl::StrContains(first.out, ";21010406;")) << first.out;
+  EXPECT_TRUE(absl::StrContains(first.out, ";92233720368547758\n")) << first.out;
+  EXPECT_NE(first.out, second.out) << "connid must differ between attempts";
+  for (const CliRun& run : {first, second}) {
+    EXPECT_FALSE(absl::StrContains(run.out + run.err, "MDEyMzQ1Njc4OWFiY2RlZg=="))
+        << "secret printed";
+    EXPECT_FALSE(absl::StrContains(run.out + run.err, "0123456789abcdef")) << "secret printed";
+  }
+}
+
+TEST(HublinkCliTest, PluginsListsEveryFamily) {
+  CliRun run = Hublink({"plugins"});
+  ASSERT_EQ(run.code, 0) << run.err;
+  for (absl::string_view expected :
+       {"transports:", "tcp", "hublink.transports.TcpConfig  (base)", "tls", "websocket",
+        "protocols:", "mqtt", "hublink.protocols.MqttConfig", "signers:", "hmac", "rsa"}) {
+    EXPECT_TRUE(absl::StrContains(run.out, expected)) << expected << " missing in\n" << run.out;
+  }
+}
+
+TEST(HublinkCliTest, DumpPipelineWritesAFileThatLoadsBack) {
+  std::string path = absl::StrCat(testing::TempDir(), "/dumped.textproto");
+  CliRun run = Hublink({"pub", "--device_info=" + WorkedExampleDevice(), "--transport=ws",
+                        "--host=127.0.0.1", "--port=18080", "--dump_pipeline=" + path});
+  ASSERT_EQ(run.code, 0) << run.err;
+  auto pipeline = ReadPipelineFile(path);
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status();
+  EXPECT_EQ(pipeline->endpoint().host(), "127.0.0.1");
+  EXPECT_EQ(pipeline->endpoint().port(), 18080u);
+  ASSERT_EQ(pipeline->transports_size(), 2);
+  EXPECT_EQ(pipeline->transports(1).name(), "websocket");
+  CliRun again = Hublink({"sign", "--pipeline=" + path, "--connid=a1B2c", "--expiry=1700000000"});
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_TRUE(absl::StrContains(again.out, "108eac8bd80d3f25b6799504dcd094ba5bfb2f91;hmacsha1"));
+}
+
+TEST(HublinkCliTest, UsageErrorsExitTwoAndFailuresExitOne) {
+  EXPECT_EQ(Hublink({}).code, 2);
+  CliRun unknown = Hublink({"publish"});
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_TRUE(absl::StrContains(unknown.err, "unknown command \"publish\"")) << unknown.err;
+  CliRun bad_flag = Hublink({"pub", "--topc=x"});
+  EXPECT_EQ(bad_flag.code, 2);
+  EXPECT_TRUE(absl::StrContains(bad_flag.err, "unknown flag --topc")) << bad_flag.err;
+  CliRun bad_transport =
+      Hublink({"sign", "--device_info=" + WorkedExampleDevice(), "--transport=quic"});
+  EXPECT_EQ(bad_transport.code, 1);
+  EXPECT_EQ(bad_transport.err,
+            "hublink sign: --transport: \"quic\" is not one of wss, ws, tls, tcp\n");
+  CliRun nowhere = Hublink({"pub", "--topic=t", "--message=m"});
+  EXPECT_EQ(nowhere.code, 1);
+  EXPECT_TRUE(absl::StrContains(nowhere.err, "say where to connect")) << nowhere.err;
+  CliRun missing = Hublink({"sign", "--device_info=/nonexistent/device_info.json"});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_TRUE(absl::StrContains(missing.err, "/nonexistent/device_info.json")) << missing.err;
+}
+
+class HublinkBrokerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    MosquittoBroker::Options options;
+    options.websockets = true;
+    auto broker = MosquittoBroker::Start(options);
+    ASSERT_TRUE(broker.ok()) << broker.status();
+    broker_ = std::move(broker).value();
+  }
+  std::unique_ptr<MosquittoBroker> broker_;
+};
+
+TEST_F(HublinkBrokerTest, PubReachesSubOverTcpAndWebSocket) {
+  const std::string tcp_port = absl::StrCat("--port=", broker_->tcp_port());
+  // Retained, so the subscriber gets them whenever its SUBSCRIBE lands.
+  CliRun retained = Hublink({"pub", "--host=127.0.0.1", tcp_port, "--topic=dev/a/data",
+                             "--message=hello world", "--qos=1", "--retain"});
+  ASSERT_EQ(retained.code, 0) << retained.err;
+  EXPECT_EQ(retained.out, "published 1 message to dev/a/data\n");
+  ASSERT_EQ(
+      Hublink({"pub", "--host=127.0.0.1", tcp_port, "--topic=other", "--message=x", "--retain"})
+          .code,
+      0);
+  CliRun sub_result;
+  std::atomic<bool> sub_done{false};
+  std::thread sub([&] {
+    sub_result = Hublink({"sub", "--host=127.0.0.1", absl::StrCat("--port=", broker_->ws_port()),
+                          "--transport=ws", "--topic=dev/+/data", "--topic=other", "--qos=1",
+                          "--count=3", "--timeout=20"});
+    sub_done = true;
+  });
+  // A live message, repeated until the subscriber has its third (bounded: 50 rounds).
+  for (int i = 0; i < 50 && !sub_done; ++i) {
+    CliRun live = Hublink(
+        {"pub", "--host=127.0.0.1", tcp_port, "--topic=dev/b/data", "--message=again", "--qos=1"});
+    ASSERT_EQ(live.code, 0) << live.err;
+    absl::SleepFor(absl::Milliseconds(200));  // pacing only; the loop ends on sub_done
+  }
+  sub.join();
+  ASSERT_EQ(sub_result.code, 0) << sub_result.err;
+  std::vector<std::string> lines = absl::StrSplit(sub_result.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << sub_result.out;
+  std::sort(lines.begin(), lines.end());
+  EXPECT_EQ(lines,
+            (std::vector<std::string>{"dev/a/data hello world", "dev/b/data again", "other x"}));
+}
+
+TEST_F(HublinkBrokerTest, SubTimesOutWithACountOfMessagesSeen) {
+  CliRun run = Hublink({"sub", "--host=127.0.0.1", absl::StrCat("--port=", broker_->tcp_port()),
+                        "--topic=quiet", "--count=1", "--timeout=1"});
+  EXPECT_EQ(run.code, 1);
+  EXPECT_TRUE(absl::StrContains(run.err, "timed out after 1s with 0 of 1 messages")) << run.err;
+}
+
+TEST(HublinkRefusedTest, WrongCredentialsFailWithTheBrokersReason) {
+  std::string dir = testing::TempDir();
+  std::string passwords = dir + "/passwd";
+  ASSERT_TRUE(testing::RunCommand("mosquitto_passwd -b -c " + passwords + " alice s3cret").ok());
+  MosquittoBroker::Options options;
+  options.allow_anonymous = false;
+  options.extra_config = {"password_file " + passwords};
+  auto broker = MosquittoBroker::Start(options);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  CliRun run =
+      Hublink({"pub", "--host=127.0.0.1", absl::StrCat("--port=", (*broker)->tcp_port()),
+               "--username=alice", "--password=wrong", "--topic=t", "--message=m", "--qos=1"});
+  EXPECT_EQ(run.code, 1);
+  EXPECT_TRUE(absl::StrContains(run.err, "CONNACK")) << run.err;
+  EXPECT_FALSE(absl::StrContains(run.err, "wrong")) << "password echoed: " << run.err;
+  CliRun ok =
+      Hublink({"pub", "--host=127.0.0.1", absl::StrCat("--port=", (*broker)->tcp_port()),
+               "--username=alice", "--password=s3cret", "--topic=t", "--message=m", "--qos=1"});
+  EXPECT_EQ(ok.code, 0) << ok.err;
+}
+
+}  // namespace
+}  // namespace cli
+}  // namespace hublink

@@ -13,10 +13,14 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "plugins/log.h"
+#include "plugins/pipeline.h"
+#include "plugins/registry.h"
 #include "tests/memory_pipe.h"
 #include "tests/test_util.h"
+#include "transports/tcp/tcp_transport.h"
 #include "transports/tls/tls.pb.h"
 #include "transports/tls/tls_test_helpers.h"
+#include "transports/tls/tls_transport.h"
 
 namespace hublink {
 namespace testing {
@@ -518,6 +522,28 @@ TEST(TlsConfigTest, ContradictionsAndBadValues) {
   config.set_max_version(TlsConfig::TLS1_2);
   config.set_insecure_skip_verify(true);
   EXPECT_EQ(ConfigureStatus(config).message(), "tls: min_version is above max_version");
+}
+
+TEST(TlsConfigTest, PipelineErrorsNameTheLayerAndThePath) {
+  Registry::Builder builder;
+  RegisterTcpTransport(builder);
+  RegisterTlsTransport(builder);
+  auto registry = std::move(builder).Build();
+  ASSERT_TRUE(registry.ok());
+  auto config = ParsePipelineText(
+      "endpoint { host: \"broker.local\" port: 8883 }\n"
+      "transports { name: \"tcp\" }\n"
+      "transports { name: \"tls\" typed_config { "
+      "[type.googleapis.com/hublink.transports.TlsConfig] {\n"
+      "  ca_file: \"/nonexistent/ca.pem\" alpn: \"mqtt\" } } }\n",
+      "device.textproto");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto pipeline = ResolvedPipeline::Resolve(*config, *registry, "device.textproto");
+  ASSERT_FALSE(pipeline.ok());
+  EXPECT_EQ(pipeline.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(pipeline.status().message(),
+                                "tls: ca_file: /nonexistent/ca.pem: No such file or directory"))
+      << pipeline.status();
 }
 
 TEST(TlsConfigTest, DefaultsUseTheSystemRoots) {

@@ -45,6 +45,16 @@ class MemoryTlsServer : public TransportListener {
 
   void Open() { end_->Open(this); }
 
+  // Sends `plaintext` as one record but only its first `keep` bytes of ciphertext, then closes.
+  void SendTruncatedRecordAndClose(absl::string_view plaintext, size_t keep) {
+    SSL_write(ssl_.get(), plaintext.data(), static_cast<int>(plaintext.size()));
+    std::string out(BIO_ctrl_pending(network_.get()), '\0');
+    BIO_read(network_.get(), &out[0], static_cast<int>(out.size()));
+    (void)end_->Write(absl::string_view(out).substr(0, keep));
+    end_->Close();
+  }
+  void CloseWithoutCloseNotify() { end_->Close(); }
+
   void OnOpen() override {}
   void OnData(absl::string_view bytes) override {
     if (drop_after_client_hello) {
@@ -340,6 +350,31 @@ TEST_P(TlsMemoryTest, BackpressureBelowHoldsCiphertextAndDelaysTheClose) {
   EXPECT_EQ(server.received, message);
   EXPECT_TRUE(server.got_close_notify);
   EXPECT_EQ(attempt.listener.writable, 0) << "OnWritable after Close()";
+}
+
+TEST_P(TlsMemoryTest, PeerCloseWithoutCloseNotify) {
+  auto tls = Configure(config_);
+  ASSERT_NE(tls, nullptr);
+  {
+    SCOPED_TRACE("at a record boundary: a clean end, as brokers that skip close_notify do");
+    Link link = Connect(*tls);
+    RecordingListener& l = link.client->listener;
+    ASSERT_TRUE(RunUntil(*loop_, [&] { return l.data.size() >= 6; }));
+    link.server->CloseWithoutCloseNotify();
+    ASSERT_TRUE(RunUntil(*loop_, [&] { return l.closed.has_value(); }));
+    EXPECT_TRUE(l.closed->ok()) << *l.closed;
+  }
+  {
+    SCOPED_TRACE("in the middle of a record: truncation is an error");
+    Link link = Connect(*tls);
+    RecordingListener& l = link.client->listener;
+    ASSERT_TRUE(RunUntil(*loop_, [&] { return l.data.size() >= 6; }));
+    link.server->SendTruncatedRecordAndClose("this record never ends", 10);
+    ASSERT_TRUE(RunUntil(*loop_, [&] { return l.closed.has_value(); }));
+    EXPECT_EQ(l.closed->code(), absl::StatusCode::kUnavailable) << *l.closed;
+    EXPECT_EQ(l.closed->message(), "tls: connection closed in the middle of a TLS record");
+    EXPECT_EQ(l.data, "HELLO\n");
+  }
 }
 
 TEST_P(TlsMemoryTest, HostnameMismatchIsRefusedWithTheNames) {

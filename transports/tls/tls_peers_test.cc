@@ -288,7 +288,8 @@ TEST_F(TlsPeersTest, PskWithTheRightKeyAndTheWrongOne) {
     SCOPED_TRACE(base64 ? "key_base64" : "key_hex");
     TlsConfig config;
     config.mutable_psk()->set_identity("ABCDEFGHIJdev01");
-    config.set_server_name("ABCDEFGHIJ.iotcloud.tencentdevices.com");  // SNI as the device would send it
+    config.set_server_name(
+        "ABCDEFGHIJ.iotcloud.tencentdevices.com");  // SNI as the device would send it
     if (base64) {
       config.mutable_psk()->set_key_base64("MDEyMzQ1Njc4OWFiY2RlZg==");
     } else {

@@ -515,6 +515,7 @@ class TlsTransport : public Transport, private TransportListener {
       inbox_offset_ = 0;
     }
     inbox_.append(bytes.data(), bytes.size());
+    TrackRecords(bytes);
     Drive();
   }
 
@@ -539,7 +540,7 @@ class TlsTransport : public Transport, private TransportListener {
         }
         return;
       case State::kOpen:
-        if (status.ok() && inbox_offset_ < inbox_.size()) {
+        if (status.ok() && TruncatedRecord()) {
           Finish(absl::UnavailableError("tls: connection closed in the middle of a TLS record"));
           return;
         }
@@ -641,6 +642,29 @@ class TlsTransport : public Transport, private TransportListener {
       return;
     }
   }
+
+  // Follows TLS record framing in the ciphertext from below, so that an end of stream can be told
+  // apart: between records (a clean end) or inside one (truncation). BoringSSL reports both the
+  // same way.
+  void TrackRecords(absl::string_view bytes) {
+    while (!bytes.empty()) {
+      if (record_left_ == 0) {
+        size_t take = std::min(sizeof(header_) - header_len_, bytes.size());
+        std::memcpy(header_ + header_len_, bytes.data(), take);
+        header_len_ += take;
+        bytes.remove_prefix(take);
+        if (header_len_ == sizeof(header_)) {
+          record_left_ = (static_cast<size_t>(header_[3]) << 8) | header_[4];
+          header_len_ = 0;
+        }
+      } else {
+        size_t take = std::min(record_left_, bytes.size());
+        record_left_ -= take;
+        bytes.remove_prefix(take);
+      }
+    }
+  }
+  bool TruncatedRecord() const { return header_len_ != 0 || record_left_ != 0; }
 
   // The peer sent close_notify: answer it and close below; OnClosed(OK) follows from there.
   void PeerClosed() {
@@ -872,6 +896,9 @@ class TlsTransport : public Transport, private TransportListener {
   bool delivered_ = false;
   bool handshake_done_ = false;
   bool close_after_flush_ = false;
+  uint8_t header_[5];  // a TLS record header being received
+  size_t header_len_ = 0;
+  size_t record_left_ = 0;  // bytes of the current record's body still to come
   absl::Status verify_error_;
   absl::Status pending_error_;  // what OnClosed reports once the layer below confirms the close
 

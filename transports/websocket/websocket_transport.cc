@@ -65,7 +65,11 @@ absl::Status StatusForServerClose(absl::string_view payload) {
   uint16_t code = static_cast<uint16_t>((static_cast<uint8_t>(payload[0]) << 8) |
                                         static_cast<uint8_t>(payload[1]));
   if (code == websocket::kCloseNormal) return absl::OkStatus();
-  absl::string_view reason = payload.substr(2);
+  // Server text goes into logs and errors: no control characters (it is already valid UTF-8).
+  std::string reason(payload.substr(2));
+  for (char& c : reason) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
   absl::string_view name = websocket::CloseCodeName(code);
   std::string message = absl::StrCat("websocket: server closed the connection: ", code,
                                      name.empty() ? "" : absl::StrCat(" (", name, ")"),

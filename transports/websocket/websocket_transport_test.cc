@@ -255,6 +255,18 @@ TEST_F(PipeTest, ServerCloseIsEchoedAndReportedWithCodeAndReason) {
   EXPECT_EQ(client_->Write("x").code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_F(PipeTest, ServerCloseReasonIsSanitized) {
+  ASSERT_NO_FATAL_FAILURE(Start(WebSocketConfig()));
+  ASSERT_NO_FATAL_FAILURE(Accept());
+  ASSERT_TRUE(server_->Write(CloseFrame(1001, "going\r\nFAKE LOG LINE \xC3\xA9")).ok());
+  AwaitFrames(1);
+  server_->Close();
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return client_events_.closed.has_value(); }));
+  EXPECT_EQ(client_events_.closed->message(),
+            "websocket: server closed the connection: 1001 (going away) \"going??FAKE LOG LINE "
+            "\xC3\xA9\"");
+}
+
 TEST_F(PipeTest, NormalServerCloseIsACleanEnd) {
   ASSERT_NO_FATAL_FAILURE(Start(WebSocketConfig()));
   ASSERT_NO_FATAL_FAILURE(Accept());

@@ -51,9 +51,6 @@ constexpr char kDefaultPskCiphers[] = "PSK-AES128-CBC-SHA";
 constexpr absl::Duration kDefaultHandshakeTimeout = absl::Seconds(10);
 // Sessions kept per pipeline; a pipeline talks to one or two servers, so this only bounds misuse.
 constexpr size_t kMaxCachedSessions = 64;
-// Ciphertext we hold while the layer below refuses more (kResourceExhausted), before refusing
-// writes.
-constexpr size_t kMaxHeldCiphertext = 4u << 20;
 constexpr int kMaxPlaintextChunk = 1 << 20;
 
 using Pin = std::array<uint8_t, SHA256_DIGEST_LENGTH>;
@@ -698,10 +695,8 @@ class TlsTransport : public Transport, private TransportListener {
       return status;
     }
     if (absl::IsResourceExhausted(status)) {
-      // Held until the layer below calls OnWritable().
-      if (outbox_.size() > kMaxHeldCiphertext) {
-        return absl::ResourceExhaustedError("tls: the layer below stopped accepting data");
-      }
+      // Held until the layer below calls OnWritable(); meanwhile Write() refuses more, so this
+      // holds at most one Write()'s worth.
       return absl::OkStatus();
     }
     return status;

@@ -175,7 +175,16 @@ class TcpTransport : public Transport {
       return absl::FailedPreconditionError(
           absl::StrCat("tcp: ", endpoint_, ": write on a ", StateName(), " connection"));
     }
+    if (bytes.size() > max_buffered_) {
+      // Could never fit, however long the caller waited for OnWritable().
+      return absl::InvalidArgumentError(
+          absl::StrCat("tcp: ", endpoint_, ": a single write of ", bytes.size(),
+                       " bytes exceeds max_buffered_bytes (", max_buffered_, ")"));
+    }
     if (buffered_ + bytes.size() > max_buffered_) {
+      // The caller now waits for OnWritable(), so promise one even if the queue never passed the
+      // high-water mark.
+      want_writable_ = true;
       return absl::ResourceExhaustedError(absl::StrCat("tcp: ", endpoint_, ": write queue full (",
                                                        buffered_, " bytes queued, limit ",
                                                        max_buffered_, "); wait for OnWritable()"));

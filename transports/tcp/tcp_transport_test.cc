@@ -222,6 +222,37 @@ TEST_F(TcpTransportTest, BackpressureRejectsPastTheLimitThenSignalsWritable) {
   EXPECT_GE(listener_.writable, 1);
 }
 
+TEST_F(TcpTransportTest, RefusedWriteBelowHighWaterStillGetsOnWritable) {
+  Listener server;
+  // The high-water mark sits near the hard limit, so a refused write can leave the queue below it.
+  Open("127.0.0.1", server.port(), "max_buffered_bytes: 4194304 high_water_bytes: 4000000");
+  ASSERT_EQ(listener_.opened, 1);
+  int peer = server.Accept();
+  ASSERT_GE(peer, 0);
+  std::string chunk(3 << 20, 'w');
+  absl::Status status;
+  size_t accepted = 0;
+  for (int i = 0; i < 100; ++i) {
+    status = transport_->Write(chunk);
+    if (!status.ok()) break;
+    accepted += chunk.size();
+  }
+  ASSERT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  ASSERT_LT(transport_->BufferedBytes(), 4000000u);
+  size_t received = 0;
+  char buf[65536];
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while ((received < accepted || listener_.writable == 0) && absl::Now() < deadline) {
+    loop_->RunOnce(absl::Milliseconds(1));
+    ssize_t n = recv(peer, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n > 0) received += static_cast<size_t>(n);
+  }
+  EXPECT_EQ(received, accepted);
+  EXPECT_EQ(listener_.writable, 1);
+  EXPECT_EQ(transport_->Write(std::string(5 << 20, 'x')).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(TcpTransportTest, CloseFlushesQueuedBytesBeforeFin) {
   Listener server;
   Open("127.0.0.1", server.port());

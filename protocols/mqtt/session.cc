@@ -108,7 +108,9 @@ absl::Status ConnackError(uint8_t return_code, absl::string_view client_id) {
     case 5:
       return absl::PermissionDeniedError(absl::StrCat(
           "mqtt: broker refused the connection: not authorized (CONNACK 5) for client id \"",
-          client_id, "\""));
+          client_id,
+          "\"; the broker does not accept these credentials or this client id (mosquitto answers a "
+          "bad password this way)"));
     default:
       return absl::DataLossError(
           absl::StrCat("mqtt: CONNACK with unknown return code ", return_code));

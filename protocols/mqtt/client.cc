@@ -1,0 +1,540 @@
+#include "protocols/mqtt/client.h"
+
+#include <algorithm>
+#include <atomic>
+#include <random>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "plugins/log.h"
+#include "plugins/weak_guard.h"
+
+namespace hublink {
+namespace {
+
+absl::Duration ToDuration(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+absl::Duration DurationOr(bool has, const google::protobuf::Duration& d, absl::Duration fallback) {
+  return has ? ToDuration(d) : fallback;
+}
+
+absl::Status ClientGone() {
+  return absl::CancelledError("client: destroyed before the operation completed");
+}
+
+// A completion that runs exactly once: when resolved, or with kCancelled when the last copy is
+// dropped unresolved (a task that never ran because the client went away).
+class OnceCompletion {
+ public:
+  explicit OnceCompletion(mqtt::Completion done) : done_(std::move(done)) {}
+  ~OnceCompletion() {
+    if (done_) done_(ClientGone());
+  }
+  void Resolve(const absl::Status& status) {
+    mqtt::Completion done = std::move(done_);
+    done_ = nullptr;
+    if (done) done(status);
+  }
+
+ private:
+  mqtt::Completion done_;
+};
+
+mqtt::Completion MakeOnce(mqtt::Completion done) {
+  if (!done) return nullptr;
+  auto once = std::make_shared<OnceCompletion>(std::move(done));
+  return [once](const absl::Status& status) { once->Resolve(status); };
+}
+
+// A completion that fulfils a promise; returns the future through `future`.
+mqtt::Completion MakePromise(std::future<absl::Status>* future) {
+  auto promise = std::make_shared<std::promise<absl::Status>>();
+  *future = promise->get_future();
+  return MakeOnce([promise](const absl::Status& status) { promise->set_value(status); });
+}
+
+}  // namespace
+
+const char* ConnectionEventKindName(ConnectionEvent::Kind kind) {
+  switch (kind) {
+    case ConnectionEvent::Kind::kConnected:
+      return "connected";
+    case ConnectionEvent::Kind::kLost:
+      return "connection lost";
+    case ConnectionEvent::Kind::kReconnecting:
+      return "reconnecting";
+    case ConnectionEvent::Kind::kReconnected:
+      return "reconnected";
+    case ConnectionEvent::Kind::kGaveUp:
+      return "gave up";
+    case ConnectionEvent::Kind::kDisconnected:
+      return "disconnected";
+  }
+  return "?";
+}
+
+std::string DescribeConnectionEvent(const ConnectionEvent& event) {
+  std::string text = ConnectionEventKindName(event.kind);
+  switch (event.kind) {
+    case ConnectionEvent::Kind::kConnected:
+    case ConnectionEvent::Kind::kReconnected:
+      absl::StrAppend(&text, " (session present: ", event.session_present ? 1 : 0, ")");
+      break;
+    case ConnectionEvent::Kind::kReconnecting:
+      absl::StrAppend(&text, " in ", absl::FormatDuration(event.delay), " (attempt ",
+                      event.attempt + 1, ")");
+      break;
+    default:
+      break;
+  }
+  if (!event.reason.ok()) absl::StrAppend(&text, ": ", event.reason.message());
+  return text;
+}
+
+class Client::Impl : public mqtt::SessionObserver {
+ public:
+  Impl(std::shared_ptr<const ResolvedPipeline> pipeline, Options options, EventLoop& loop,
+       std::unique_ptr<Protocol> protocol, mqtt::Session* session)
+      : pipeline_(std::move(pipeline)),
+        options_(std::move(options)),
+        loop_(loop),
+        protocol_(std::move(protocol)),
+        session_(session),
+        rng_(options_.seed != 0 ? options_.seed : std::random_device()()) {
+    const ConnectionPolicy& policy = pipeline_->config().policy();
+    const ReconnectPolicy& r = policy.reconnect();
+    handshake_timeout_ =
+        DurationOr(policy.has_handshake_timeout(), policy.handshake_timeout(), absl::Seconds(20));
+    initial_delay_ = DurationOr(r.has_initial_delay(), r.initial_delay(), absl::Seconds(1));
+    max_delay_ = DurationOr(r.has_max_delay(), r.max_delay(), absl::Seconds(60));
+    max_delay_ = std::max(max_delay_, initial_delay_);
+    multiplier_ = r.multiplier() != 0 ? r.multiplier() : 2.0;
+    jitter_ = r.jitter() != 0 ? r.jitter() : 0.2;
+    stable_after_ = DurationOr(r.has_stable_after(), r.stable_after(), absl::Seconds(30));
+    max_attempts_ = r.max_attempts();
+    give_up_after_ = DurationOr(r.has_give_up_after(), r.give_up_after(), absl::ZeroDuration());
+    next_delay_ = initial_delay_;
+    session_->set_observer(this);
+  }
+
+  ~Impl() override {
+    // Teardown() ran already (loop thread); these are only for a loop that never ran.
+    session_->set_observer(nullptr);
+  }
+
+  EventLoop& loop() { return loop_; }
+  bool connected() const { return connected_.load(); }
+
+  // Runs `fn` on the loop thread unless the client is gone by then.
+  template <typename Fn>
+  static void Post(const std::shared_ptr<Impl>& self, Fn fn) {
+    self->loop_.Post([weak = std::weak_ptr<Impl>(self), fn = std::move(fn)]() mutable {
+      if (std::shared_ptr<Impl> impl = weak.lock()) fn(*impl);
+    });
+  }
+
+  void Connect() {
+    want_connected_ = true;
+    if (state_ != State::kIdle) return;
+    failures_ = 0;
+    next_delay_ = initial_delay_;
+    StartAttempt();
+  }
+
+  void Disconnect(mqtt::Completion done) {
+    want_connected_ = false;
+    switch (state_) {
+      case State::kIdle:
+        if (done) done(absl::OkStatus());
+        return;
+      case State::kWaiting:
+        loop_.Cancel(reconnect_timer_);
+        reconnect_timer_ = 0;
+        state_ = State::kIdle;
+        Emit({ConnectionEvent::Kind::kDisconnected, absl::OkStatus()});
+        if (done) done(absl::OkStatus());
+        return;
+      case State::kConnecting:
+        if (done) disconnect_waiters_.push_back(std::move(done));
+        FinishAttempt(attempt_.get(), absl::CancelledError("client: disconnect requested"));
+        return;
+      case State::kUp:
+        if (done) disconnect_waiters_.push_back(std::move(done));
+        // DISCONNECT, then an orderly close; FinishAttempt runs when the transports report closed.
+        session_->Disconnect();
+        return;
+    }
+  }
+
+  void Publish(std::string topic, std::string payload, int qos, bool retain,
+               mqtt::Completion done) {
+    if (qos < 0 || qos > 2) {
+      if (done)
+        done(absl::InvalidArgumentError(absl::StrCat("mqtt: QoS ", qos, " is not 0, 1 or 2")));
+      return;
+    }
+    session_->Publish(topic, payload, static_cast<uint8_t>(qos), retain, std::move(done));
+  }
+
+  void Subscribe(std::string filter, int qos, mqtt::MessageHandler handler, mqtt::Completion done) {
+    if (qos < 0 || qos > 2) {
+      if (done)
+        done(absl::InvalidArgumentError(absl::StrCat("mqtt: QoS ", qos, " is not 0, 1 or 2")));
+      return;
+    }
+    session_->Subscribe(filter, static_cast<uint8_t>(qos), std::move(handler), std::move(done));
+  }
+
+  void Unsubscribe(std::string filter, mqtt::Completion done) {
+    session_->Unsubscribe(filter, std::move(done));
+  }
+
+  // Loop thread: ends everything without waiting.
+  void Teardown() {
+    want_connected_ = false;
+    loop_.Cancel(reconnect_timer_);
+    reconnect_timer_ = 0;
+    if (attempt_ != nullptr) {
+      if (state_ == State::kUp) session_->Disconnect();  // best effort: DISCONNECT is on its way
+      attempt_->finished = true;
+      if (attempt_->opened) session_->OnLinkClosed(ClientGone());
+      attempt_.reset();
+    }
+    graveyard_.clear();
+    connected_ = false;
+    state_ = State::kIdle;
+    session_->FailPending(ClientGone());
+    auto waiters = std::move(disconnect_waiters_);
+    for (auto& done : waiters) done(absl::OkStatus());
+  }
+
+  // mqtt::SessionObserver
+  void OnSessionUp(bool session_present) override {
+    state_ = State::kUp;
+    up_since_ = loop_.Now();
+    connected_ = true;
+    ConnectionEvent event{
+        ever_connected_ ? ConnectionEvent::Kind::kReconnected : ConnectionEvent::Kind::kConnected,
+        absl::OkStatus()};
+    event.session_present = session_present;
+    ever_connected_ = true;
+    Emit(event);
+  }
+
+  void OnSubscriptionLost(absl::string_view filter, const absl::Status& status) override {
+    HLOG(WARNING) << "client: subscription to \"" << filter << "\" lost: " << status.message();
+  }
+
+ private:
+  enum class State { kIdle, kConnecting, kUp, kWaiting };
+
+  // One connection attempt: its context, its transport stack, and the link the session sees.
+  struct Attempt : public TransportListener, public ProtocolLink {
+    explicit Attempt(Impl* impl) : impl(impl) {}
+    ~Attempt() override {
+      // The transports go first: they may reference the context.
+      transport.reset();
+    }
+    // TransportListener
+    void OnOpen() override {
+      if (finished) return;
+      opened = true;
+      impl->session_->OnLinkOpen(*this);
+    }
+    void OnData(absl::string_view bytes) override {
+      if (!finished && !closing) impl->session_->OnLinkData(bytes);
+    }
+    void OnWritable() override {
+      if (!finished && opened) impl->session_->OnLinkWritable();
+    }
+    void OnClosed(const absl::Status& status) override {
+      transport_closed = true;
+      absl::Status reason = status;
+      if (closing) {
+        reason = close_reason;  // our own close: OK for a goodbye, else the protocol's reason
+      } else if (reason.ok()) {
+        reason =
+            absl::UnavailableError(opened ? "mqtt: the broker closed the connection"
+                                          : "client: the connection closed during its handshake");
+      }
+      impl->FinishAttempt(this, reason);
+    }
+    // ProtocolLink
+    absl::Status Write(absl::string_view bytes) override {
+      if (finished || transport == nullptr)
+        return absl::FailedPreconditionError("client: link closed");
+      return transport->Write(bytes);
+    }
+    size_t BufferedBytes() const override { return transport ? transport->BufferedBytes() : 0; }
+    void Close(const absl::Status& reason) override {
+      if (closing || finished) return;
+      closing = true;
+      close_reason = reason;
+      if (reason.ok()) {
+        transport->Close();  // orderly: OnClosed follows
+        return;
+      }
+      // A protocol failure (refused, malformed, dead): no goodbye is owed; abandon the transports,
+      // but not from inside their own callback.
+      impl->loop_.Post(impl->guard_.Wrap([impl = impl, self = this, reason] {
+        if (impl->attempt_.get() == self) impl->FinishAttempt(self, reason);
+      }));
+    }
+    ConnectContext& context() override { return *ctx; }
+
+    Impl* impl;
+    std::unique_ptr<ConnectContext> ctx;
+    std::unique_ptr<Transport> transport;
+    bool opened = false;
+    bool closing = false;
+    bool finished = false;
+    bool transport_closed = false;
+    absl::Status close_reason;
+  };
+
+  void StartAttempt() {
+    reconnect_timer_ = 0;
+    state_ = State::kConnecting;
+    const Endpoint& endpoint = pipeline_->endpoint();
+    auto attempt = std::make_unique<Attempt>(this);
+    attempt->ctx = std::make_unique<ConnectContext>(loop_, endpoint.host(),
+                                                    static_cast<uint16_t>(endpoint.port()));
+    attempt->ctx->set_deadline(loop_.Now() + handshake_timeout_);
+    attempt->ctx->set_signer(pipeline_->signer());
+    if (options_.on_stage) attempt->ctx->set_stage_observer(options_.on_stage);
+    absl::StatusOr<std::unique_ptr<Transport>> top = pipeline_->CreateStack(*attempt->ctx);
+    if (!top.ok()) {
+      attempt_.reset();
+      HandleFailure(top.status(), /*was_up=*/false);
+      return;
+    }
+    attempt->transport = std::move(top).value();
+    attempt_ = std::move(attempt);
+    attempt_->transport->Open(attempt_.get());
+  }
+
+  // The attempt is over (failed, lost, or closed on request). Safe inside the attempt's callbacks:
+  // the attempt itself is destroyed later.
+  void FinishAttempt(Attempt* attempt, absl::Status reason) {
+    if (attempt == nullptr || attempt->finished || attempt != attempt_.get()) return;
+    attempt->finished = true;
+    if (attempt->opened) session_->OnLinkClosed(reason);
+    graveyard_.push_back(std::move(attempt_));
+    loop_.Post(guard_.Wrap([this] { graveyard_.clear(); }));
+    bool was_up = state_ == State::kUp;
+    connected_ = false;
+    HandleFailure(reason, was_up);
+  }
+
+  void HandleFailure(const absl::Status& reason, bool was_up) {
+    absl::Time now = loop_.Now();
+    if (!want_connected_) {
+      state_ = State::kIdle;
+      Emit({ConnectionEvent::Kind::kDisconnected,
+            reason.code() == absl::StatusCode::kCancelled ? absl::OkStatus() : reason});
+      auto waiters = std::move(disconnect_waiters_);
+      disconnect_waiters_.clear();
+      for (auto& done : waiters) done(absl::OkStatus());
+      return;
+    }
+    if (was_up) {
+      Emit({ConnectionEvent::Kind::kLost, reason});
+      if (now - up_since_ >= stable_after_) {
+        failures_ = 0;
+        next_delay_ = initial_delay_;
+      }
+    }
+    ++failures_;
+    if (failures_ == 1) first_failure_ = now;
+    bool out_of_attempts = max_attempts_ > 0 && failures_ >= static_cast<int>(max_attempts_);
+    bool out_of_time =
+        give_up_after_ > absl::ZeroDuration() && now - first_failure_ >= give_up_after_;
+    if (out_of_attempts || out_of_time) {
+      state_ = State::kIdle;
+      want_connected_ = false;
+      absl::Status gave_up = absl::UnavailableError(absl::StrCat(
+          "client: gave up reconnecting after ", failures_, " failed attempts over ",
+          absl::FormatDuration(now - first_failure_), "; last error: ", reason.message()));
+      Emit({ConnectionEvent::Kind::kGaveUp, gave_up});
+      session_->FailPending(gave_up);
+      return;
+    }
+    double factor = 1.0;
+    if (jitter_ > 0)
+      factor = std::uniform_real_distribution<double>(1 - jitter_, 1 + jitter_)(rng_);
+    absl::Duration delay = next_delay_ * factor;
+    next_delay_ = std::min(max_delay_, next_delay_ * multiplier_);
+    state_ = State::kWaiting;
+    ConnectionEvent event{ConnectionEvent::Kind::kReconnecting, reason};
+    event.delay = delay;
+    event.attempt = failures_;
+    Emit(event);
+    reconnect_timer_ = loop_.RunAfter(delay, guard_.Wrap([this] {
+      reconnect_timer_ = 0;
+      if (state_ == State::kWaiting && want_connected_) StartAttempt();
+    }));
+  }
+
+  void Emit(const ConnectionEvent& event) {
+    std::string endpoint =
+        absl::StrCat(pipeline_->endpoint().host(), ":", pipeline_->endpoint().port());
+    if (event.kind == ConnectionEvent::Kind::kReconnecting ||
+        event.kind == ConnectionEvent::Kind::kLost ||
+        event.kind == ConnectionEvent::Kind::kGaveUp) {
+      HLOG(WARNING) << "client: " << endpoint << ": " << DescribeConnectionEvent(event);
+    } else {
+      HLOG(INFO) << "client: " << endpoint << ": " << DescribeConnectionEvent(event);
+    }
+    if (options_.on_event) options_.on_event(event);
+  }
+
+  std::shared_ptr<const ResolvedPipeline> pipeline_;
+  Options options_;
+  EventLoop& loop_;
+  std::unique_ptr<Protocol> protocol_;
+  mqtt::Session* session_;
+
+  absl::Duration handshake_timeout_;
+  absl::Duration initial_delay_, max_delay_, stable_after_, give_up_after_;
+  double multiplier_, jitter_;
+  uint32_t max_attempts_;
+
+  State state_ = State::kIdle;
+  bool want_connected_ = false;
+  bool ever_connected_ = false;
+  std::atomic<bool> connected_{false};
+  std::unique_ptr<Attempt> attempt_;
+  std::vector<std::unique_ptr<Attempt>> graveyard_;
+  EventLoop::TimerId reconnect_timer_ = 0;
+  int failures_ = 0;
+  absl::Duration next_delay_;
+  absl::Time first_failure_;
+  absl::Time up_since_;
+  std::mt19937_64 rng_;
+  std::vector<mqtt::Completion> disconnect_waiters_;
+  WeakGuard guard_;
+
+ public:
+  // Set when the client owns its loop.
+  std::unique_ptr<EventLoop> owned_loop;
+  std::thread thread;
+};
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Create(
+    std::shared_ptr<const ResolvedPipeline> pipeline, Options options) {
+  if (pipeline == nullptr) return absl::InvalidArgumentError("client: no pipeline");
+  if (pipeline->protocol() == nullptr) {
+    return absl::InvalidArgumentError(
+        "client: the pipeline names no protocol; add protocol { name: \"mqtt\" }");
+  }
+  std::unique_ptr<EventLoop> owned_loop;
+  EventLoop* loop = options.loop;
+  if (loop == nullptr) {
+    absl::StatusOr<std::unique_ptr<EventLoop>> created = EventLoop::Create();
+    if (!created.ok()) return created.status();
+    owned_loop = std::move(created).value();
+    loop = owned_loop.get();
+  }
+  absl::StatusOr<std::unique_ptr<Protocol>> protocol = pipeline->protocol()->Create(*loop);
+  if (!protocol.ok()) return protocol.status();
+  auto* session = dynamic_cast<mqtt::Session*>(protocol->get());
+  if (session == nullptr) {
+    return absl::InvalidArgumentError(
+        "client: the pipeline's protocol is not \"mqtt\"; hublink::Client speaks MQTT only");
+  }
+  auto impl = std::make_shared<Impl>(std::move(pipeline), std::move(options), *loop,
+                                     std::move(protocol).value(), session);
+  if (owned_loop != nullptr) {
+    impl->owned_loop = std::move(owned_loop);
+    EventLoop* raw = impl->owned_loop.get();
+    impl->thread = std::thread([raw] { raw->Run(); });
+  }
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Create(const Pipeline& config,
+                                                       const Registry& registry, Options options) {
+  absl::StatusOr<std::unique_ptr<ResolvedPipeline>> resolved =
+      ResolvedPipeline::Resolve(config, registry);
+  if (!resolved.ok()) return resolved.status();
+  return Create(std::shared_ptr<const ResolvedPipeline>(std::move(resolved).value()),
+                std::move(options));
+}
+
+Client::~Client() {
+  if (impl_->owned_loop != nullptr) {
+    EventLoop* loop = impl_->owned_loop.get();
+    Impl* impl = impl_.get();
+    loop->Post([impl, loop] {
+      impl->Teardown();
+      loop->Stop();
+    });
+    impl_->thread.join();
+  } else {
+    impl_->Teardown();
+  }
+  // Keep the loop alive until the impl (and its session's timers) are gone.
+  std::unique_ptr<EventLoop> owned_loop = std::move(impl_->owned_loop);
+  impl_.reset();
+}
+
+void Client::Connect() {
+  Impl::Post(impl_, [](Impl& impl) { impl.Connect(); });
+}
+
+std::future<absl::Status> Client::Disconnect() {
+  std::future<absl::Status> future;
+  mqtt::Completion done = MakePromise(&future);
+  Impl::Post(impl_,
+             [done = std::move(done)](Impl& impl) mutable { impl.Disconnect(std::move(done)); });
+  return future;
+}
+
+std::future<absl::Status> Client::Publish(std::string topic, std::string payload, int qos,
+                                          bool retain) {
+  std::future<absl::Status> future;
+  Publish(std::move(topic), std::move(payload), qos, retain, MakePromise(&future));
+  return future;
+}
+
+void Client::Publish(std::string topic, std::string payload, int qos, bool retain,
+                     mqtt::Completion done) {
+  Impl::Post(impl_, [topic = std::move(topic), payload = std::move(payload), qos, retain,
+                     done = MakeOnce(std::move(done))](Impl& impl) mutable {
+    impl.Publish(std::move(topic), std::move(payload), qos, retain, std::move(done));
+  });
+}
+
+std::future<absl::Status> Client::Subscribe(std::string filter, int qos,
+                                            mqtt::MessageHandler handler) {
+  std::future<absl::Status> future;
+  Subscribe(std::move(filter), qos, std::move(handler), MakePromise(&future));
+  return future;
+}
+
+void Client::Subscribe(std::string filter, int qos, mqtt::MessageHandler handler,
+                       mqtt::Completion done) {
+  Impl::Post(impl_, [filter = std::move(filter), qos, handler = std::move(handler),
+                     done = MakeOnce(std::move(done))](Impl& impl) mutable {
+    impl.Subscribe(std::move(filter), qos, std::move(handler), std::move(done));
+  });
+}
+
+std::future<absl::Status> Client::Unsubscribe(std::string filter) {
+  std::future<absl::Status> future;
+  mqtt::Completion done = MakePromise(&future);
+  Impl::Post(impl_, [filter = std::move(filter), done = std::move(done)](Impl& impl) mutable {
+    impl.Unsubscribe(std::move(filter), std::move(done));
+  });
+  return future;
+}
+
+bool Client::connected() const { return impl_->connected(); }
+
+EventLoop& Client::loop() { return impl_->loop(); }
+
+}  // namespace hublink

@@ -1,0 +1,130 @@
+// hublink::Client: the application's handle on one device connection. Created from a resolved
+// pipeline (transports, the "mqtt" protocol, an optional signer, the reconnect policy), it builds a
+// fresh transport stack and ConnectContext for every attempt, drives the MQTT session over it, and
+// reconnects with exponential backoff and jitter until told to stop (or the policy says give up).
+//
+//   hublink::Registry::Builder builder;
+//   hublink::RegisterBuiltinPlugins(builder);
+//   absl::StatusOr<hublink::Registry> registry = std::move(builder).Build();
+//   auto client = hublink::Client::Create(*hublink::LoadPipelineFile("device.textproto",
+//   *registry));
+//   (*client)->Subscribe("dev/control", 1, [](const hublink::mqtt::Message& m) {
+//     std::printf("%s: %s\n", std::string(m.topic).c_str(), std::string(m.payload).c_str());
+//   });
+//   (*client)->Connect();
+//   absl::Status acked = (*client)->Publish("dev/data", "{\"t\":21}", 1).get();  // waits for
+//   PUBACK
+//   (*client)->Disconnect().get();
+//
+// Threading: every method may be called from any thread; work is posted onto the client's EventLoop
+// and runs there in call order. Handlers, completions and events run on the loop thread. By default
+// the client runs its own loop thread; with Options::loop it uses the caller's loop, which the
+// caller drives (Run or RunOnce) — then do not block on a returned future from the loop thread, and
+// destroy the client on the loop thread (or while the loop is not running).
+//
+// Why the Client lives in protocols/mqtt rather than the core: its API (QoS, topic filters, message
+// handlers) is MQTT's publish/subscribe model, reached through mqtt::Session, the pub/sub facet of
+// the "mqtt" Protocol. The core Protocol interface stays minimal; if a second pub/sub protocol
+// appears, the facet (Publish/Subscribe/Unsubscribe/Disconnect/SessionObserver) can move to
+// plugins/ unchanged.
+#ifndef HUBLINK_PROTOCOLS_MQTT_CLIENT_H_
+#define HUBLINK_PROTOCOLS_MQTT_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "plugins/event_loop.h"
+#include "plugins/pipeline.h"
+#include "plugins/registry.h"
+#include "protocols/mqtt/session.h"
+
+namespace hublink {
+
+struct ConnectionEvent {
+  enum class Kind {
+    kConnected,     // first CONNACK accepted
+    kLost,          // an established connection ended; `reason` says why
+    kReconnecting,  // the next attempt starts in `delay`; `reason` is the failure before it
+    kReconnected,   // CONNACK accepted again after a loss
+    kGaveUp,  // the policy's max_attempts / give_up_after was reached; `reason` is the last failure
+    kDisconnected,  // Disconnect() finished
+  };
+  Kind kind;
+  absl::Status reason;
+  absl::Duration delay = absl::ZeroDuration();
+  int attempt = 0;  // kReconnecting: consecutive failures so far (1 after the first)
+  bool session_present = false;
+};
+
+const char* ConnectionEventKindName(ConnectionEvent::Kind kind);
+// "reconnecting in 1.2s (attempt 3): tcp: 127.0.0.1:1883: connection refused"
+std::string DescribeConnectionEvent(const ConnectionEvent& event);
+
+class Client {
+ public:
+  struct Options {
+    // Null: the client creates a loop and runs it on a thread of its own.
+    EventLoop* loop = nullptr;
+    // Connection-state events, on the loop thread.
+    std::function<void(const ConnectionEvent&)> on_event;
+    // Handshake milestones of every layer ("tcp", "connected ..."), on the loop thread.
+    ConnectContext::StageObserver on_stage;
+    // Seeds the backoff jitter; 0 = random.
+    uint64_t seed = 0;
+  };
+
+  static absl::StatusOr<std::unique_ptr<Client>> Create(
+      std::shared_ptr<const ResolvedPipeline> pipeline, Options options);
+  static absl::StatusOr<std::unique_ptr<Client>> Create(
+      std::shared_ptr<const ResolvedPipeline> pipeline) {
+    return Create(std::move(pipeline), Options());
+  }
+  // Resolves `config` against `registry` first.
+  static absl::StatusOr<std::unique_ptr<Client>> Create(const Pipeline& config,
+                                                        const Registry& registry, Options options);
+
+  // Abandons the connection (after a best-effort DISCONNECT) and resolves every pending completion
+  // with kCancelled.
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Starts connecting (no-op when already connecting or connected) and keeps the connection up.
+  void Connect();
+  // Sends DISCONNECT, closes, stops reconnecting. Resolves when closed. Unacknowledged publishes
+  // stay queued for the next Connect().
+  std::future<absl::Status> Disconnect();
+
+  // Resolves when the QoS flow completes (QoS 0: handed to the transport; 1: PUBACK; 2: PUBCOMP).
+  // Publishes made while disconnected are queued (bounded, see MqttConfig.offline_queue).
+  std::future<absl::Status> Publish(std::string topic, std::string payload, int qos = 0,
+                                    bool retain = false);
+  void Publish(std::string topic, std::string payload, int qos, bool retain, mqtt::Completion done);
+
+  // Resolves on SUBACK (kPermissionDenied for 0x80). The subscription is restored after every
+  // reconnect.
+  std::future<absl::Status> Subscribe(std::string filter, int qos, mqtt::MessageHandler handler);
+  void Subscribe(std::string filter, int qos, mqtt::MessageHandler handler, mqtt::Completion done);
+  std::future<absl::Status> Unsubscribe(std::string filter);
+
+  // True between CONNACK and the loss of that connection.
+  bool connected() const;
+  EventLoop& loop();
+
+  class Impl;
+
+ private:
+  explicit Client(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace hublink
+
+#endif  // HUBLINK_PROTOCOLS_MQTT_CLIENT_H_

@@ -1,0 +1,412 @@
+// Runs the hublink / Paho C benchmark matrix against one mosquitto (TCP, WS,
+// TLS and WSS listeners on 127.0.0.1) and prints a Markdown table. Every
+// measurement is a separate client process (so CPU, RSS and allocation counts
+// belong to one library), repeated --reps times with the repetitions
+// interleaved; cells are medians. bench/run.sh builds the binaries and calls
+// this.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "bench/bench_util.h"
+#include "tests/test_util.h"
+
+namespace hublink {
+namespace bench {
+namespace {
+
+using testing::MosquittoBroker;
+
+using Values = std::map<std::string, std::string>;
+
+enum Variant { kHublink, kPaho, kPahoNodelay };
+const char* const kVariantNames[] = {"hublink", "paho", "paho+nodelay"};
+const char* const kTransports[] = {"tcp", "ws", "tls", "wss"};
+
+struct Sizes {
+  int64_t qos0_small_count, qos0_large_count, qos1_count, latency_count, connect_count, probe_count,
+      allocs_count;
+  double throughput_seconds, latency_seconds, connect_seconds;
+};
+
+class Driver {
+ public:
+  explicit Driver(const Flags& flags) : flags_(flags) {
+    quick_ = flags.Has("quick");
+    reps_ = static_cast<int>(flags.GetInt("reps", 3));
+    if (quick_) {
+      sizes_ = {20000, 4000, 5000, 300, 5, 4, 5000, 1.5, 1.5, 5};
+    } else {
+      sizes_ = {60000, 12000, 15000, 1000, 17, 6, 20000, 3, 2, 15};
+    }
+    std::string rows = flags.Get("rows", "qos0,qos1,latency,connect,allocs");
+    for (absl::string_view row : absl::StrSplit(rows, ',')) rows_.emplace_back(row);
+    log_file_ = absl::StrCat(testing::TempDir(), "/bench_clients.log");
+  }
+
+  bool Row(absl::string_view name) const {
+    return std::find(rows_.begin(), rows_.end(), name) != rows_.end();
+  }
+
+  absl::Status Start() {
+    std::string dir = testing::TempDir();
+    auto certs = testing::MakeTestCertificates(dir, {"127.0.0.1", "localhost"});
+    if (!certs.ok()) return certs.status();
+    ca_file_ = certs->ca_file;
+    MosquittoBroker::Options options;
+    options.websockets = true;
+    options.cert_file = certs->cert_file;
+    options.key_file = certs->key_file;
+    // No broker-side drops and the clients' window on the broker's side too;
+    // replies without Nagle so that the broker adds no stall the clients would
+    // be blamed for.
+    options.extra_config = {"max_queued_messages 0", "max_inflight_messages 64",
+                            "set_tcp_nodelay true"};
+    auto broker = MosquittoBroker::Start(options);
+    if (!broker.ok()) return broker.status();
+    broker_ = *std::move(broker);
+    ports_ = {{"tcp", broker_->tcp_port()},
+              {"ws", broker_->ws_port()},
+              {"tls", broker_->tls_port()},
+              {"wss", broker_->wss_port()}};
+    std::fprintf(stderr,
+                 "bench: mosquitto pid %d, ports tcp %d ws %d tls %d wss %d; "
+                 "client log %s\n",
+                 broker_->process().pid(), ports_["tcp"], ports_["ws"], ports_["tls"],
+                 ports_["wss"], log_file_.c_str());
+    return absl::OkStatus();
+  }
+
+  // Runs one client process; empty on failure (logged).
+  Values Run(Variant variant, const std::string& transport, const std::string& args) {
+    std::string binary = variant == kHublink ? flags_.Get("hublink_bin") : flags_.Get("paho_bin");
+    std::string preload =
+        variant == kPahoNodelay ? absl::StrCat("env LD_PRELOAD=", flags_.Get("shim"), " ") : "";
+    return RunBinary(preload + binary, transport, args);
+  }
+
+  Values RunBinary(const std::string& binary, const std::string& transport,
+                   const std::string& args) {
+    std::string command = absl::StrCat(
+        "timeout 60 ", binary, " --transport=", transport, " --port=", ports_[transport],
+        " --ca_file=", ca_file_, " --broker_pid=", broker_->process().pid(), " --run_id=", getpid(),
+        "x", ++run_counter_, " ", args, " 2>>", log_file_);
+    absl::StatusOr<std::string> output = testing::RunCommand(command);
+    ++runs_;
+    if (!output.ok()) {
+      std::fprintf(stderr, "bench: FAILED: %s\n", output.status().ToString().c_str());
+      ++failures_;
+      return {};
+    }
+    return ParseResult(*output);
+  }
+
+  // key -> variant -> transport -> one Values per repetition.
+  using Table = std::map<std::string, std::map<int, std::map<std::string, std::vector<Values>>>>;
+
+  void RunMatrix(const std::string& key, const std::string& args, std::vector<Variant> variants,
+                 std::vector<std::string> transports) {
+    const absl::Time start = absl::Now();
+    for (int rep = 0; rep < reps_; ++rep) {
+      for (const std::string& transport : transports) {
+        for (Variant variant : variants) {
+          std::fprintf(stderr, "bench: %s %s %s rep %d\n", key.c_str(), kVariantNames[variant],
+                       transport.c_str(), rep + 1);
+          table_[key][variant][transport].push_back(Run(variant, transport, args));
+        }
+      }
+    }
+    absl::StrAppendFormat(&timing_, "%s %.0f s, ", key, absl::ToDoubleSeconds(absl::Now() - start));
+  }
+
+  static double Median(const std::vector<Values>& runs, const std::string& field) {
+    std::vector<double> values;
+    for (const Values& run : runs) {
+      auto it = run.find(field);
+      double value;
+      if (it != run.end() && absl::SimpleAtod(it->second, &value)) values.push_back(value);
+    }
+    if (values.empty()) return -1;
+    std::sort(values.begin(), values.end());
+    size_t n = values.size();
+    return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+  }
+  static bool Any(const std::vector<Values>& runs, const std::string& field) {
+    for (const Values& run : runs) {
+      auto it = run.find(field);
+      if (it != run.end() && it->second != "0") return true;
+    }
+    return false;
+  }
+
+  double Cell(const std::string& key, Variant variant, const std::string& transport,
+              const std::string& field) {
+    return Median(table_[key][variant][transport], field);
+  }
+
+  // Advantage of hublink: >1 means hublink is better.
+  static std::string Ratio(double hublink, double paho, bool higher_is_better) {
+    if (hublink <= 0 || paho <= 0) return "n/a";
+    return absl::StrFormat("%.2f×", higher_is_better ? hublink / paho : paho / hublink);
+  }
+
+  static std::string Number(double value, int digits = 0) {
+    if (value < 0) return "fail";
+    return absl::StrFormat("%.*f", digits, value);
+  }
+
+  void Line(const std::vector<std::string>& cells) {
+    out_ += absl::StrCat("| ", absl::StrJoin(cells, " | "), " |\n");
+  }
+  void Header(const std::string& title, const std::vector<std::string>& columns) {
+    out_ += absl::StrCat("\n### ", title, "\n\n");
+    Line(columns);
+    std::vector<std::string> rule(columns.size(), "---");
+    Line(rule);
+  }
+
+  // A throughput row: msgs/s and MB/s at the subscriber, the ratio, the
+  // broker's CPU.
+  void ThroughputRows(const std::string& key, const std::string& label) {
+    for (const char* transport : kTransports) {
+      std::vector<std::string> cells = {label, transport};
+      double values[3];
+      std::string broker;
+      for (int v = 0; v < 3; ++v) {
+        const std::vector<Values>& runs = table_[key][v][transport];
+        values[v] = Median(runs, "msgs_per_s");
+        std::string cell =
+            absl::StrCat(Number(values[v]), " (", Number(Median(runs, "mb_per_s"), 1), " MB/s)");
+        if (Any(runs, "stalled")) {
+          cell += absl::StrFormat(" STALL %d/%d", static_cast<int>(Median(runs, "received")),
+                                  static_cast<int>(Median(runs, "sent")));
+        }
+        cells.push_back(cell);
+        absl::StrAppend(&broker, v ? " / " : "", Number(Median(runs, "broker_cpu_pct")), "%");
+      }
+      cells.push_back(Ratio(values[0], values[1], true));
+      cells.push_back(Ratio(values[0], values[2], true));
+      cells.push_back(broker);
+      Line(cells);
+    }
+  }
+
+  void Report() {
+    const std::vector<std::string> columns = {
+        "row",          "transport",       "hublink",         "Paho",
+        "Paho+NODELAY", "hublink vs Paho", "vs Paho+NODELAY", "broker CPU (h / P / P+N)"};
+    if (Row("qos0")) {
+      Header("1. QoS 0 delivered throughput (msgs/s at the subscriber)", columns);
+      ThroughputRows("qos0_64", "QoS0 64 B");
+      ThroughputRows("qos0_4k", "QoS0 4 KiB");
+    }
+    if (Row("qos1")) {
+      Header("2. QoS 1 delivered throughput (64 B, in-flight window 64 for both)", columns);
+      ThroughputRows("qos1_64", "QoS1 64 B");
+    }
+    if (Row("latency")) {
+      Header(
+          "3. QoS 1 round trip (µs, p50 / p99 / max; ping-pong through the "
+          "broker)",
+          {"transport", "hublink", "Paho", "Paho+NODELAY", "p50 vs Paho", "p50 vs Paho+N",
+           "p99 vs Paho+N"});
+      for (const char* transport : kTransports) {
+        std::vector<std::string> cells = {transport};
+        double p50[3], p99[3];
+        for (int v = 0; v < 3; ++v) {
+          const std::vector<Values>& runs = table_["latency"][v][transport];
+          p50[v] = Median(runs, "p50_us");
+          p99[v] = Median(runs, "p99_us");
+          std::string cell = absl::StrCat(Number(p50[v]), " / ", Number(p99[v]), " / ",
+                                          Number(Median(runs, "max_us")));
+          if (Any(runs, "capped")) {
+            cell += absl::StrCat(" (n=", Number(Median(runs, "n")), ", time-capped)");
+          }
+          cells.push_back(cell);
+        }
+        cells.push_back(Ratio(p50[0], p50[1], false));
+        cells.push_back(Ratio(p50[0], p50[2], false));
+        cells.push_back(Ratio(p99[0], p99[2], false));
+        Line(cells);
+      }
+    }
+    if (Row("connect")) {
+      Header("4. Connect time to CONNACK (ms, median of per-run medians)",
+             {"transport", "hublink", "Paho", "hublink vs Paho",
+              "bare-socket probe: tcp / tls / upgrade / connack = total"});
+      for (const char* transport : kTransports) {
+        std::vector<std::string> cells = {transport};
+        double p50[2];
+        for (int v = 0; v < 2; ++v) {
+          p50[v] = Cell("connect", static_cast<Variant>(v), transport, "p50_ms");
+          cells.push_back(Number(p50[v], 2));
+        }
+        cells.push_back(Ratio(p50[0], p50[1], false));
+        const std::vector<Values>& probe = probe_[transport];
+        cells.push_back(absl::StrCat(
+            Number(Median(probe, "tcp_ms"), 2), " / ", Number(Median(probe, "tls_ms"), 2), " / ",
+            Number(Median(probe, "upgrade_ms"), 2), " / ", Number(Median(probe, "connack_ms"), 2),
+            " = ", Number(Median(probe, "p50_ms"), 2), " (max ", Number(Median(probe, "max_ms"), 0),
+            ")"));
+        Line(cells);
+      }
+    }
+    if (Row("qos0")) {
+      Header(
+          "5. Client CPU seconds per 100k delivered messages (publisher + "
+          "subscriber "
+          "process) and peak RSS",
+          {"row", "transport", "hublink", "Paho", "Paho+NODELAY", "hublink vs Paho",
+           "peak RSS KiB (h / P / P+N)"});
+      for (const std::pair<const char*, const char*>& row :
+           {std::make_pair("qos0_64", "QoS0 64 B"), std::make_pair("qos0_4k", "QoS0 4 KiB"),
+            std::make_pair("qos1_64", "QoS1 64 B")}) {
+        if (table_.find(row.first) == table_.end()) continue;
+        for (const char* transport : kTransports) {
+          std::vector<std::string> cells = {row.second, transport};
+          double cpu[3];
+          std::string rss;
+          for (int v = 0; v < 3; ++v) {
+            cpu[v] = Cell(row.first, static_cast<Variant>(v), transport, "cpu_per_100k");
+            cells.push_back(Number(cpu[v], 3));
+            absl::StrAppend(&rss, v ? " / " : "",
+                            Number(Cell(row.first, static_cast<Variant>(v), transport, "rss_kib")));
+          }
+          cells.push_back(Ratio(cpu[0], cpu[1], false));
+          cells.push_back(rss);
+          Line(cells);
+        }
+      }
+    }
+    if (Row("allocs")) {
+      Header(
+          "6. Heap allocations per published message, steady state "
+          "(malloc/calloc/realloc "
+          "calls of the whole process)",
+          {"row", "transport", "hublink", "Paho", "hublink bytes/msg", "Paho bytes/msg"});
+      for (const char* key : {"allocs_qos0", "allocs_qos1"}) {
+        for (const char* transport : {"tcp", "wss"}) {
+          Line({key[10] == '0' ? "QoS0 64 B" : "QoS1 64 B", transport,
+                Number(Cell(key, kHublink, transport, "allocs_per_msg"), 2),
+                Number(Cell(key, kPaho, transport, "allocs_per_msg"), 2),
+                Number(Cell(key, kHublink, transport, "alloc_bytes_per_msg"), 0),
+                Number(Cell(key, kPaho, transport, "alloc_bytes_per_msg"), 0)});
+        }
+      }
+    }
+  }
+
+  int Main() {
+    absl::Status started = Start();
+    if (!started.ok()) {
+      std::fprintf(stderr, "bench: %s\n", started.ToString().c_str());
+      return 1;
+    }
+    const absl::Time begin = absl::Now();
+    const absl::Duration broker_cpu0 = ProcessCpuOf(broker_->process().pid());
+    const std::vector<Variant> all = {kHublink, kPaho, kPahoNodelay};
+    const std::vector<std::string> transports(std::begin(kTransports), std::end(kTransports));
+    const std::string throughput =
+        absl::StrCat("--scenario=throughput --seconds=", sizes_.throughput_seconds);
+    if (Row("qos0")) {
+      RunMatrix("qos0_64",
+                absl::StrCat(throughput,
+                             " --qos=0 --size=64 --window=256 --count=", sizes_.qos0_small_count),
+                all, transports);
+      RunMatrix("qos0_4k",
+                absl::StrCat(throughput,
+                             " --qos=0 --size=4096 --window=256 --count=", sizes_.qos0_large_count),
+                all, transports);
+    }
+    if (Row("qos1")) {
+      RunMatrix(
+          "qos1_64",
+          absl::StrCat(throughput, " --qos=1 --size=64 --window=64 --count=", sizes_.qos1_count),
+          all, transports);
+    }
+    if (Row("latency")) {
+      RunMatrix("latency",
+                absl::StrCat("--scenario=latency --warmup=5 --count=", sizes_.latency_count,
+                             " --seconds=", sizes_.latency_seconds),
+                all, transports);
+    }
+    if (Row("connect")) {
+      // Without Paho+NODELAY: each connect step is one write awaiting a reply,
+      // which Nagle never holds back (measured equal to Paho as shipped: see
+      // README.md).
+      RunMatrix("connect",
+                absl::StrCat("--scenario=connect --count=", sizes_.connect_count,
+                             " --seconds=", sizes_.connect_seconds),
+                {kHublink, kPaho}, transports);
+      const absl::Time probe_start = absl::Now();
+      for (int rep = 0; rep < reps_; ++rep) {
+        for (const std::string& transport : transports) {
+          std::fprintf(stderr, "bench: probe %s rep %d\n", transport.c_str(), rep + 1);
+          probe_[transport].push_back(RunBinary(
+              flags_.Get("probe_bin"), transport,
+              absl::StrCat("--count=", sizes_.probe_count, " --seconds=", sizes_.connect_seconds)));
+        }
+      }
+      absl::StrAppendFormat(&timing_, "probe %.0f s, ",
+                            absl::ToDoubleSeconds(absl::Now() - probe_start));
+    }
+    if (Row("allocs")) {
+      for (int qos : {0, 1}) {
+        RunMatrix(absl::StrCat("allocs_qos", qos),
+                  absl::StrCat("--scenario=allocs --qos=", qos, " --size=64 --window=64 --count=",
+                               sizes_.allocs_count, " --warmup=", sizes_.allocs_count / 10),
+                  {kHublink, kPaho}, {"tcp", "wss"});
+      }
+    }
+    const absl::Duration elapsed = absl::Now() - begin;
+    Report();
+    std::printf("%s\n", out_.c_str());
+    std::printf(
+        "%s mode, %d repetitions, %d client runs (%d failed) in %.0f s (%s); "
+        "broker CPU "
+        "over the whole run %.1f s.\n",
+        quick_ ? "Quick" : "Full", reps_, runs_, failures_, absl::ToDoubleSeconds(elapsed),
+        timing_.c_str(),
+        absl::ToDoubleSeconds(ProcessCpuOf(broker_->process().pid()) - broker_cpu0));
+    return failures_ == 0 ? 0 : 3;
+  }
+
+ private:
+  const Flags& flags_;
+  bool quick_ = false;
+  int reps_ = 3;
+  Sizes sizes_;
+  std::vector<std::string> rows_;
+  std::string log_file_;
+  std::string ca_file_;
+  std::unique_ptr<MosquittoBroker> broker_;
+  std::map<std::string, int> ports_;
+  int run_counter_ = 0;
+  int runs_ = 0;
+  int failures_ = 0;
+  Table table_;
+  std::map<std::string, std::vector<Values>> probe_;
+  std::string out_;
+  std::string timing_;
+};
+
+}  // namespace
+}  // namespace bench
+}  // namespace hublink
+
+int main(int argc, char** argv) {
+  hublink::bench::Flags flags(argc, argv);
+  hublink::bench::Driver driver(flags);
+  return driver.Main();
+}

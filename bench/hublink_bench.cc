@@ -1,0 +1,185 @@
+// The benchmark scenarios (scenarios.h) run through hublink::Client. One
+// process per scenario run, started by the driver, so CPU time, peak RSS and
+// allocation counts belong to hublink alone.
+#include <chrono>
+#include <cstdio>
+#include <future>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "bench/bench_util.h"
+#include "bench/scenarios.h"
+#include "plugins/builtin.h"
+#include "plugins/pipeline.h"
+#include "plugins/registry.h"
+#include "protocols/mqtt/client.h"
+
+namespace hublink {
+namespace bench {
+namespace {
+
+const Registry& BuiltinRegistry() {
+  static const Registry* registry = [] {
+    Registry::Builder builder;
+    RegisterBuiltinPlugins(builder);
+    absl::StatusOr<Registry> built = std::move(builder).Build();
+    if (!built.ok()) {
+      std::fprintf(stderr, "bench: registry: %s\n", built.status().ToString().c_str());
+      std::abort();
+    }
+    return new Registry(*std::move(built));
+  }();
+  return *registry;
+}
+
+// tcp, then tls for tls/wss, then websocket for ws/wss: what
+// tools/cli/connection_flags.cc builds. TLS verifies the broker against the
+// benchmark's CA (IP SAN 127.0.0.1) and resumes no session, so every connect
+// pays a full handshake, as a fresh Paho handle does.
+std::string PipelineText(const Target& target, const std::string& client_id, int max_inflight) {
+  const bool tls = target.transport == "tls" || target.transport == "wss";
+  const bool ws = target.transport == "ws" || target.transport == "wss";
+  std::string text = absl::StrFormat(R"pb(endpoint { host: "%s" port: %d }
+                                          transports { name: "tcp" })pb",
+                                     target.host, target.port);
+  if (tls) {
+    absl::StrAppendFormat(&text, R"pb(
+                            transports {
+                              name: "tls"
+                              typed_config {
+                                [type.googleapis.com/hublink.transports.TlsConfig] {
+                                  ca_file: "%s"
+                                  disable_session_resumption: true
+                                }
+                              }
+                            })pb",
+                          target.ca_file);
+  }
+  if (ws) text += R"pb(transports { name: "websocket" })pb";
+  absl::StrAppendFormat(
+      &text, R"pb(
+        protocol {
+          name: "mqtt"
+          typed_config {
+            [type.googleapis.com/hublink.protocols.MqttConfig] { client_id: "%s" max_inflight: %d }
+          }
+        }
+        policy { reconnect { max_attempts: 1 } })pb",
+      client_id, max_inflight);
+  return text;
+}
+
+class HublinkConnection : public Connection {
+ public:
+  struct State {
+    absl::Notification settled;  // connected or gave up
+    bool connected = false;      // written before settled.Notify()
+    absl::Time started;          // set before Connect()
+  };
+
+  HublinkConnection(std::unique_ptr<Client> client, ConnectionListener* listener,
+                    std::shared_ptr<State> state)
+      : client_(std::move(client)), listener_(listener), state_(std::move(state)) {}
+
+  static std::unique_ptr<Connection> Make(const Target& target, const std::string& client_id,
+                                          int max_inflight, ConnectionListener* listener,
+                                          bool log_stages) {
+    absl::StatusOr<Pipeline> config =
+        ParsePipelineText(PipelineText(target, client_id, max_inflight), "bench");
+    if (!config.ok()) Die(config.status());
+    auto state = std::make_shared<State>();
+    Client::Options options;
+    options.on_event = [state](const ConnectionEvent& event) {
+      if (state->settled.HasBeenNotified()) return;
+      if (event.kind == ConnectionEvent::Kind::kConnected) {
+        state->connected = true;
+        state->settled.Notify();
+      } else if (event.kind == ConnectionEvent::Kind::kGaveUp ||
+                 event.kind == ConnectionEvent::Kind::kReconnecting) {
+        std::fprintf(stderr, "bench: hublink: %s\n", DescribeConnectionEvent(event).c_str());
+        state->settled.Notify();
+      }
+    };
+    if (log_stages) {
+      // Where a connect spends its time, layer by layer (--stages, for
+      // diagnosis).
+      options.on_stage = [state](absl::string_view layer, absl::string_view detail) {
+        std::fprintf(stderr, "stage +%.3f ms %s: %s\n",
+                     absl::ToDoubleMilliseconds(absl::Now() - state->started),
+                     std::string(layer).c_str(), std::string(detail).c_str());
+      };
+    }
+    absl::StatusOr<std::unique_ptr<Client>> client =
+        Client::Create(*config, BuiltinRegistry(), std::move(options));
+    if (!client.ok()) Die(client.status());
+    return std::make_unique<HublinkConnection>(*std::move(client), listener, state);
+  }
+
+  void StartConnect() override {
+    state_->started = absl::Now();
+    client_->Connect();
+  }
+  bool WaitConnected(absl::Duration timeout) override {
+    return state_->settled.WaitForNotificationWithTimeout(timeout) && state_->connected;
+  }
+  bool Subscribe(const std::string& filter, int qos, absl::Duration timeout) override {
+    ConnectionListener* listener = listener_;
+    std::future<absl::Status> acked =
+        client_->Subscribe(filter, qos, [listener](const mqtt::Message& message) {
+          listener->OnMessage(message.topic, message.payload);
+        });
+    if (acked.wait_for(std::chrono::microseconds(absl::ToInt64Microseconds(timeout))) !=
+        std::future_status::ready) {
+      return false;
+    }
+    return acked.get().ok();
+  }
+  void Publish(const std::string& topic, absl::string_view payload, int qos) override {
+    ConnectionListener* listener = listener_;
+    // The API takes its strings by value: building them is part of what a
+    // publish costs.
+    client_->Publish(
+        topic, std::string(payload), qos, false,
+        [listener](const absl::Status& status) { listener->OnPublished(status.ok()); });
+  }
+  void Disconnect() override {
+    std::future<absl::Status> closed = client_->Disconnect();
+    closed.wait_for(std::chrono::seconds(5));
+  }
+
+ private:
+  static void Die(const absl::Status& status) {
+    std::fprintf(stderr, "bench: hublink: %s\n", status.ToString().c_str());
+    std::exit(2);
+  }
+
+  std::unique_ptr<Client> client_;
+  ConnectionListener* listener_;
+  std::shared_ptr<State> state_;
+};
+
+class HublinkFactory : public ConnectionFactory {
+ public:
+  explicit HublinkFactory(bool log_stages) : log_stages_(log_stages) {}
+  std::unique_ptr<Connection> Make(const Target& target, const std::string& client_id,
+                                   int max_inflight, ConnectionListener* listener) override {
+    return HublinkConnection::Make(target, client_id, max_inflight, listener, log_stages_);
+  }
+
+ private:
+  const bool log_stages_;
+};
+
+}  // namespace
+}  // namespace bench
+}  // namespace hublink
+
+int main(int argc, char** argv) {
+  hublink::bench::Flags flags(argc, argv);
+  hublink::bench::HublinkFactory factory(flags.Has("stages"));
+  return hublink::bench::RunScenario(flags, factory);
+}

@@ -1,0 +1,33 @@
+#!/bin/bash
+# One command for the whole hublink / Paho C benchmark: builds the binaries (-c opt, in its own
+# Bazel output base), starts one mosquitto with TCP, WS, TLS and WSS listeners on 127.0.0.1, runs
+# every row, prints a Markdown table, and stops the broker.
+#
+#   bench/run.sh            # full run, under 5 minutes
+#   bench/run.sh --quick    # smaller counts, about a minute
+#   bench/run.sh --rows=latency,connect --reps=5
+#   bench/run.sh --micro    # only the micro-benchmarks (WebSocket masking/framing, MQTT codec)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUTPUT_BASE="${BENCH_OUTPUT_BASE:-$HOME/.cache/bazel-bench}"
+BAZEL=(bazel --output_base="$OUTPUT_BASE")
+TARGETS=(//bench:driver //bench:hublink_bench //bench:paho_bench //bench:connect_probe
+         //bench:nodelay_shim.so //bench:micro_benchmark)
+# --symlink_prefix=/: no bazel-* links, so a shared checkout's links stay whoever's they were.
+"${BAZEL[@]}" build -c opt --jobs="${BENCH_JOBS:-2}" --symlink_prefix=/ "${TARGETS[@]}" >&2
+BIN="$("${BAZEL[@]}" info -c opt bazel-bin 2>/dev/null)/bench"
+
+if [[ " $* " == *" --micro "* ]]; then
+  exec "$BIN/micro_benchmark" --benchmark_min_time=0.2
+fi
+
+echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Linux $(uname -r)"
+echo "Clients: hublink $(git rev-parse --short HEAD 2>/dev/null || echo '?'), Paho C $(dpkg-query -W -f='${Version}' libpaho-mqtt1.3 2>/dev/null || echo '?'); broker: $(mosquitto -h 2>/dev/null | head -1 || true)"
+TMP="$(mktemp -d /tmp/hublink-bench.XXXXXX)"
+trap 'rm -rf "$TMP"' EXIT
+export TEST_TMPDIR="$TMP"
+status=0
+"$BIN/driver" --hublink_bin="$BIN/hublink_bench" --paho_bin="$BIN/paho_bench" \
+  --probe_bin="$BIN/connect_probe" --shim="$BIN/nodelay_shim.so" "$@" || status=$?
+"$BIN/micro_benchmark" --benchmark_min_time=0.1 2>/dev/null | sed 's/^/    /' || true
+exit $status

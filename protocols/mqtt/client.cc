@@ -137,6 +137,12 @@ class Client::Impl : public mqtt::SessionObserver {
     });
   }
 
+  void SetServerClockOffset(absl::Duration offset) {
+    clock_offset_ = offset;
+    clock_offset_explicit_ = true;
+    if (attempt_ != nullptr) attempt_->ctx->set_server_clock_offset(offset);
+  }
+
   void Connect() {
     want_connected_ = true;
     if (state_ != State::kIdle) return;
@@ -305,6 +311,7 @@ class Client::Impl : public mqtt::SessionObserver {
                                                     static_cast<uint16_t>(endpoint.port()));
     attempt->ctx->set_deadline(loop_.Now() + handshake_timeout_);
     attempt->ctx->set_signer(pipeline_->signer());
+    if (clock_offset_) attempt->ctx->set_server_clock_offset(*clock_offset_);
     if (options_.on_stage) attempt->ctx->set_stage_observer(options_.on_stage);
     absl::StatusOr<std::unique_ptr<Transport>> top = pipeline_->CreateStack(*attempt->ctx);
     if (!top.ok()) {
@@ -322,6 +329,11 @@ class Client::Impl : public mqtt::SessionObserver {
   void FinishAttempt(Attempt* attempt, absl::Status reason) {
     if (attempt == nullptr || attempt->finished || attempt != attempt_.get()) return;
     attempt->finished = true;
+    // A clock learned by a layer (the WebSocket 101 Date) serves the next attempts' signatures,
+    // unless the application set a better one (a time-sync reply).
+    if (!clock_offset_explicit_ && attempt->ctx->server_clock_offset()) {
+      clock_offset_ = attempt->ctx->server_clock_offset();
+    }
     if (attempt->opened) session_->OnLinkClosed(reason);
     graveyard_.push_back(std::move(attempt_));
     loop_.Post(guard_.Wrap([this] { graveyard_.clear(); }));
@@ -408,6 +420,9 @@ class Client::Impl : public mqtt::SessionObserver {
   bool ever_connected_ = false;
   std::atomic<bool> connected_{false};
   std::unique_ptr<Attempt> attempt_;
+  // server clock - local clock, seeded into every attempt's ConnectContext for the signer.
+  absl::optional<absl::Duration> clock_offset_;
+  bool clock_offset_explicit_ = false;
   std::vector<std::unique_ptr<Attempt>> graveyard_;
   EventLoop::TimerId reconnect_timer_ = 0;
   int failures_ = 0;
@@ -531,6 +546,10 @@ std::future<absl::Status> Client::Unsubscribe(std::string filter) {
     impl.Unsubscribe(std::move(filter), std::move(done));
   });
   return future;
+}
+
+void Client::SetServerClockOffset(absl::Duration offset) {
+  Impl::Post(impl_, [offset](Impl& impl) { impl.SetServerClockOffset(offset); });
 }
 
 bool Client::connected() const { return impl_->connected(); }

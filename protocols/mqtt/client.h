@@ -114,6 +114,11 @@ class Client {
   void Subscribe(std::string filter, int qos, mqtt::MessageHandler handler, mqtt::Completion done);
   std::future<absl::Status> Unsubscribe(std::string filter);
 
+  // The server's clock minus the local one, e.g. from Tencent's $sys time service. Every later
+  // connection attempt signs with it (expiries in server time); the system clock is never touched.
+  // Without it, an offset a layer learned (the WebSocket 101 Date header) is used.
+  void SetServerClockOffset(absl::Duration offset);
+
   // True between CONNACK and the loss of that connection.
   bool connected() const;
   EventLoop& loop();

@@ -36,17 +36,10 @@ class TcpConformancePeer : public ConformancePeer {
   }
 
   absl::Status Start() {
-    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        listen(listen_fd_, 16) != 0 ||
-        getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      return absl::InternalError("conformance peer: cannot listen");
-    }
-    port_ = ntohs(addr.sin_port);
+    absl::StatusOr<LoopbackListener> listener = ListenOnLoopback();
+    if (!listener.ok()) return listener.status();
+    listen_fd_ = listener->fd;
+    port_ = listener->port;
     thread_ = std::thread([this] { Serve(); });
     return absl::OkStatus();
   }

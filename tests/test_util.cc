@@ -58,21 +58,39 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return contents.str();
 }
 
-absl::StatusOr<int> PickFreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::InternalError("socket failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    close(fd);
-    return absl::InternalError(absl::StrCat("bind: ", std::strerror(errno)));
+absl::StatusOr<LoopbackListener> ListenOnLoopback(int backlog, bool ipv6) {
+  int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
+  sockaddr_storage storage{};
+  socklen_t len;
+  if (ipv6) {
+    auto& addr = reinterpret_cast<sockaddr_in6&>(storage);
+    addr.sin6_family = AF_INET6;
+    addr.sin6_addr = in6addr_loopback;
+    len = sizeof(addr);
+  } else {
+    auto& addr = reinterpret_cast<sockaddr_in&>(storage);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    len = sizeof(addr);
   }
-  close(fd);
-  return ntohs(addr.sin_port);
+  auto* addr = reinterpret_cast<sockaddr*>(&storage);
+  if (bind(fd, addr, len) != 0 || listen(fd, backlog) != 0 || getsockname(fd, addr, &len) != 0) {
+    absl::Status status = absl::UnavailableError(
+        absl::StrCat("listen on ", ipv6 ? "[::1]" : "127.0.0.1", ": ", std::strerror(errno)));
+    close(fd);
+    return status;
+  }
+  int port = ipv6 ? ntohs(reinterpret_cast<sockaddr_in6&>(storage).sin6_port)
+                  : ntohs(reinterpret_cast<sockaddr_in&>(storage).sin_port);
+  return LoopbackListener{fd, port};
+}
+
+absl::StatusOr<int> PickFreePort() {
+  absl::StatusOr<LoopbackListener> listener = ListenOnLoopback(1);
+  if (!listener.ok()) return listener.status();
+  close(listener->fd);
+  return listener->port;
 }
 
 bool WaitForPort(int port, absl::Duration timeout) {

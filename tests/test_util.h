@@ -48,6 +48,13 @@ std::string TempDir();
 absl::Status WriteFile(const std::string& path, absl::string_view contents);
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 
+// A listening TCP socket on 127.0.0.1 (or ::1) with a port the kernel chose. The caller owns `fd`.
+struct LoopbackListener {
+  int fd = -1;
+  int port = 0;
+};
+absl::StatusOr<LoopbackListener> ListenOnLoopback(int backlog = 16, bool ipv6 = false);
+
 // A loopback port that was free a moment ago (bind to port 0, read it, close). For peers that
 // cannot be told to bind port 0 themselves.
 absl::StatusOr<int> PickFreePort();

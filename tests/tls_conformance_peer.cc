@@ -20,6 +20,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "plugins/status_macros.h"
 #include "tests/test_util.h"
 #include "transports/tcp/tcp_transport.h"
 #include "transports/tls/tls_transport.h"
@@ -108,17 +109,10 @@ class TlsConformancePeer : public ConformancePeer {
       SSL_CTX_set_alpn_select_cb(ctx_.get(), SelectAlpn, this);
     }
 
-    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        listen(listen_fd_, 16) != 0 ||
-        getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      return absl::InternalError("tls peer: cannot listen");
-    }
-    port_ = ntohs(addr.sin_port);
+    absl::StatusOr<LoopbackListener> listener = ListenOnLoopback();
+    if (!listener.ok()) return Annotate(listener.status(), "tls peer");
+    listen_fd_ = listener->fd;
+    port_ = listener->port;
     accept_thread_ = std::thread([this] { AcceptLoop(); });
     return absl::OkStatus();
   }

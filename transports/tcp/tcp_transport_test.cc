@@ -25,29 +25,14 @@ namespace {
 class Listener {
  public:
   explicit Listener(int backlog = 16, bool ipv6 = false) {
-    fd_ = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (ipv6) {
-      sockaddr_in6 addr{};
-      addr.sin6_family = AF_INET6;
-      addr.sin6_addr = in6addr_loopback;
-      socklen_t len = sizeof(addr);
-      ok_ = bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-            getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-      port_ = ntohs(addr.sin6_port);
-    } else {
-      sockaddr_in addr{};
-      addr.sin_family = AF_INET;
-      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      socklen_t len = sizeof(addr);
-      ok_ = bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-            getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-      port_ = ntohs(addr.sin_port);
-    }
-    ok_ = ok_ && listen(fd_, backlog) == 0;
+    absl::StatusOr<LoopbackListener> listener = ListenOnLoopback(backlog, ipv6);
+    ok_ = listener.ok();
+    fd_ = ok_ ? listener->fd : -1;
+    port_ = ok_ ? listener->port : 0;
   }
   ~Listener() {
     for (int fd : accepted_) close(fd);
-    close(fd_);
+    if (fd_ >= 0) close(fd_);
   }
   bool ok() const { return ok_; }
   int port() const { return port_; }

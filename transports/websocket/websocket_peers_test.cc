@@ -150,15 +150,11 @@ class RawPeer {
   using Script = std::function<void(int fd, const std::string& request)>;
 
   explicit RawPeer(Script script) : script_(std::move(script)) {
-    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    listen(listen_fd_, 4);
-    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+    absl::StatusOr<::hublink::testing::LoopbackListener> listener =
+        ::hublink::testing::ListenOnLoopback(4);
+    EXPECT_TRUE(listener.ok()) << listener.status();
+    listen_fd_ = listener.ok() ? listener->fd : -1;
+    port_ = listener.ok() ? listener->port : 0;
     thread_ = std::thread([this] { Serve(); });
   }
   ~RawPeer() {

@@ -136,7 +136,8 @@ TEST(Codec, ClientPacketsRoundTripAtEverySplit) {
   connect.clean_session = false;
   connect.keep_alive_seconds = 120;
   connect.username = "user";
-  connect.password = std::string("p\0w", 3);
+  const std::string password("p\0w", 3);
+  connect.password = password;
   connect.will = &will;
   ASSERT_TRUE(AppendConnect(connect, &wire).ok());
   const SubscribeRequest subs[] = {{"a/+/c", 1}, {"#", 2}, {"$sys/x", 0}};

@@ -85,8 +85,8 @@ std::string DescribeConnectionEvent(const ConnectionEvent& event) {
       absl::StrAppend(&text, " (session present: ", event.session_present ? 1 : 0, ")");
       break;
     case ConnectionEvent::Kind::kReconnecting:
-      absl::StrAppend(&text, " in ", absl::FormatDuration(event.delay), " (attempt ",
-                      event.attempt + 1, ")");
+      absl::StrAppend(&text, " in ", absl::FormatDuration(event.delay), " (retry ", event.attempt,
+                      ")");
       break;
     default:
       break;

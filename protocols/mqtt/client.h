@@ -59,12 +59,14 @@ struct ConnectionEvent {
   Kind kind;
   absl::Status reason;
   absl::Duration delay = absl::ZeroDuration();
-  int attempt = 0;  // kReconnecting: consecutive failures so far (1 after the first)
+  // kReconnecting: which retry comes next, counting from 1 after each stable connection
+  // (consecutive failures so far).
+  int attempt = 0;
   bool session_present = false;
 };
 
 const char* ConnectionEventKindName(ConnectionEvent::Kind kind);
-// "reconnecting in 1.2s (attempt 3): tcp: 127.0.0.1:1883: connection refused"
+// "reconnecting in 1.2s (retry 3): tcp: 127.0.0.1:1883: connection refused"
 std::string DescribeConnectionEvent(const ConnectionEvent& event);
 
 class Client {

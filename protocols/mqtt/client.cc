@@ -129,9 +129,15 @@ class Client::Impl : public mqtt::SessionObserver {
   EventLoop& loop() { return loop_; }
   bool connected() const { return connected_.load(); }
 
-  // Runs `fn` on the loop thread unless the client is gone by then.
+  // Runs `fn` on the loop thread unless the client is gone by then: at once when already there (a
+  // handler or completion calling back, or a caller-driven loop), which also spares the queued
+  // task.
   template <typename Fn>
   static void Post(const std::shared_ptr<Impl>& self, Fn fn) {
+    if (self->loop_.IsLoopThread()) {
+      fn(*self);
+      return;
+    }
     self->loop_.Post([weak = std::weak_ptr<Impl>(self), fn = std::move(fn)]() mutable {
       if (std::shared_ptr<Impl> impl = weak.lock()) fn(*impl);
     });

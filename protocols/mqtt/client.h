@@ -17,10 +17,11 @@
 //   (*client)->Disconnect().get();
 //
 // Threading: every method may be called from any thread; work is posted onto the client's EventLoop
-// and runs there in call order. Handlers, completions and events run on the loop thread. By default
-// the client runs its own loop thread; with Options::loop it uses the caller's loop, which the
-// caller drives (Run or RunOnce) — then do not block on a returned future from the loop thread, and
-// destroy the client on the loop thread (or while the loop is not running).
+// and runs there in call order (called on the loop thread itself, it runs at once). Handlers,
+// completions and events run on the loop thread; they may call the client but must not destroy it.
+// By default the client runs its own loop thread; with Options::loop it uses the caller's loop,
+// which the caller drives (Run or RunOnce) — then do not block on a returned future from the loop
+// thread, and destroy the client on the loop thread (or while the loop is not running).
 //
 // Why the Client lives in protocols/mqtt rather than the core: its API (QoS, topic filters, message
 // handlers) is MQTT's publish/subscribe model, reached through mqtt::Session, the pub/sub facet of

@@ -1,6 +1,8 @@
 #include "protocols/mqtt/session.h"
 
+#include <cstdlib>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -8,6 +10,19 @@
 #include "plugins/signer.h"
 #include "protocols/mqtt/codec.h"
 #include "tests/test_util.h"
+
+// Counts heap allocations on this thread, so a test can prove the QoS 0 paths allocate nothing.
+namespace {
+thread_local long allocations = 0;
+}
+void* operator new(size_t size) {
+  ++allocations;
+  void* p = std::malloc(size ? size : 1);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace hublink {
 namespace mqtt {
@@ -755,6 +770,64 @@ TEST(SessionRecovery, MessagesInTheStoreAreSentAfterConnect) {
   EXPECT_EQ(sent[0], "in-flight/300/1");
   EXPECT_EQ(sent[1].substr(0, 7), "queued/");
   EXPECT_NE(sent[1], "queued/300/0") << "a new id, not one in use";
+}
+
+}  // namespace
+}  // namespace mqtt
+}  // namespace hublink
+
+namespace hublink {
+namespace mqtt {
+namespace {
+
+// A link that only counts bytes, so the test measures the session and not a growing test buffer.
+class CountingLink : public ProtocolLink {
+ public:
+  explicit CountingLink(EventLoop& loop) : context_(loop, "broker.test", 1883) {}
+  absl::Status Write(absl::string_view bytes) override {
+    bytes_ += bytes.size();
+    return absl::OkStatus();
+  }
+  size_t BufferedBytes() const override { return 0; }
+  void Close(const absl::Status&) override { closed_ = true; }
+  ConnectContext& context() override { return context_; }
+  ConnectContext context_;
+  size_t bytes_ = 0;
+  bool closed_ = false;
+};
+
+TEST(SessionAllocations, Qos0PublishAndDeliveryAllocateNothingInSteadyState) {
+  auto loop = *EventLoop::Create();
+  SessionOptions options;
+  options.client_id = "dev";
+  Session session(*loop, options);
+  CountingLink link(*loop);
+  session.OnLinkOpen(link);
+  std::string connack;
+  AppendConnack(false, 0, &connack);
+  session.OnLinkData(connack);
+  ASSERT_TRUE(session.up());
+  size_t delivered = 0;
+  session.Subscribe(
+      "dev/+/in", 0, [&](const Message& m) { delivered += m.payload.size(); }, nullptr);
+  std::string incoming;
+  ASSERT_TRUE(
+      AppendPublish({"dev/1/in", std::string(100, 'i'), 0, false, false, 0}, &incoming).ok());
+  const std::string payload(100, 'o');
+  // Warm up: buffers reach their steady-state capacity.
+  for (int i = 0; i < 10; ++i) {
+    session.Publish("dev/1/out", payload, 0, false, nullptr);
+    session.OnLinkData(incoming);
+  }
+  long before = allocations;
+  for (int i = 0; i < 1000; ++i) {
+    session.Publish("dev/1/out", payload, 0, false, nullptr);
+    session.OnLinkData(incoming);
+  }
+  long used = allocations - before;
+  EXPECT_EQ(used, 0) << "allocations for 1000 QoS 0 publishes + 1000 deliveries";
+  EXPECT_EQ(delivered, 100u * 1010);
+  EXPECT_FALSE(link.closed_);
 }
 
 }  // namespace

@@ -32,7 +32,6 @@ using Values = std::map<std::string, std::string>;
 
 enum Variant { kHublink, kPaho, kPahoNodelay };
 const char* const kVariantNames[] = {"hublink", "paho", "paho+nodelay"};
-const char* const kTransports[] = {"tcp", "ws", "tls", "wss"};
 
 struct Sizes {
   int64_t qos0_small_count, qos0_large_count, qos1_count, latency_count, connect_count, probe_count,
@@ -46,10 +45,13 @@ class Driver {
     quick_ = flags.Has("quick");
     reps_ = static_cast<int>(flags.GetInt("reps", 3));
     if (quick_) {
-      sizes_ = {20000, 4000, 5000, 300, 5, 4, 5000, 1.5, 1.5, 5};
+      sizes_ = {15000, 2000, 2500, 300, 4, 3, 2000, 1, 0.6, 5};
     } else {
-      sizes_ = {60000, 12000, 15000, 1000, 17, 6, 20000, 3, 2, 15};
+      sizes_ = {40000, 8000, 10000, 1000, 17, 6, 10000, 2, 1.5, 15};
     }
+    // Quick mode keeps the two ends of the range: plain TCP and WebSocket over TLS.
+    std::string transports = flags.Get("transports", quick_ ? "tcp,wss" : "tcp,ws,tls,wss");
+    for (absl::string_view t : absl::StrSplit(transports, ',')) transports_.emplace_back(t);
     std::string rows = flags.Get("rows", "qos0,qos1,latency,connect,allocs");
     for (absl::string_view row : absl::StrSplit(rows, ',')) rows_.emplace_back(row);
     log_file_ = absl::StrCat(testing::TempDir(), "/bench_clients.log");
@@ -142,12 +144,14 @@ class Driver {
     size_t n = values.size();
     return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
   }
-  static bool Any(const std::vector<Values>& runs, const std::string& field) {
+  // Runs whose `field` is non-zero.
+  static int Count(const std::vector<Values>& runs, const std::string& field) {
+    int count = 0;
     for (const Values& run : runs) {
       auto it = run.find(field);
-      if (it != run.end() && it->second != "0") return true;
+      if (it != run.end() && it->second != "0") ++count;
     }
-    return false;
+    return count;
   }
 
   double Cell(const std::string& key, Variant variant, const std::string& transport,
@@ -179,7 +183,7 @@ class Driver {
   // A throughput row: msgs/s and MB/s at the subscriber, the ratio, the
   // broker's CPU.
   void ThroughputRows(const std::string& key, const std::string& label) {
-    for (const char* transport : kTransports) {
+    for (const std::string& transport : transports_) {
       std::vector<std::string> cells = {label, transport};
       double values[3];
       std::string broker;
@@ -188,9 +192,10 @@ class Driver {
         values[v] = Median(runs, "msgs_per_s");
         std::string cell =
             absl::StrCat(Number(values[v]), " (", Number(Median(runs, "mb_per_s"), 1), " MB/s)");
-        if (Any(runs, "stalled")) {
-          cell += absl::StrFormat(" STALL %d/%d", static_cast<int>(Median(runs, "received")),
-                                  static_cast<int>(Median(runs, "sent")));
+        int stalled = Count(runs, "stalled");
+        if (stalled > 0) {
+          // A run that did not deliver every message within its time cap.
+          cell += absl::StrFormat(" STALL in %d/%d runs", stalled, static_cast<int>(runs.size()));
         }
         cells.push_back(cell);
         absl::StrAppend(&broker, v ? " / " : "", Number(Median(runs, "broker_cpu_pct")), "%");
@@ -221,7 +226,7 @@ class Driver {
           "broker)",
           {"transport", "hublink", "Paho", "Paho+NODELAY", "p50 vs Paho", "p50 vs Paho+N",
            "p99 vs Paho+N"});
-      for (const char* transport : kTransports) {
+      for (const std::string& transport : transports_) {
         std::vector<std::string> cells = {transport};
         double p50[3], p99[3];
         for (int v = 0; v < 3; ++v) {
@@ -230,7 +235,7 @@ class Driver {
           p99[v] = Median(runs, "p99_us");
           std::string cell = absl::StrCat(Number(p50[v]), " / ", Number(p99[v]), " / ",
                                           Number(Median(runs, "max_us")));
-          if (Any(runs, "capped")) {
+          if (Count(runs, "capped") > 0) {
             cell += absl::StrCat(" (n=", Number(Median(runs, "n")), ", time-capped)");
           }
           cells.push_back(cell);
@@ -245,7 +250,7 @@ class Driver {
       Header("4. Connect time to CONNACK (ms, median of per-run medians)",
              {"transport", "hublink", "Paho", "hublink vs Paho",
               "bare-socket probe: tcp / tls / upgrade / connack = total"});
-      for (const char* transport : kTransports) {
+      for (const std::string& transport : transports_) {
         std::vector<std::string> cells = {transport};
         double p50[2];
         for (int v = 0; v < 2; ++v) {
@@ -273,7 +278,7 @@ class Driver {
            {std::make_pair("qos0_64", "QoS0 64 B"), std::make_pair("qos0_4k", "QoS0 4 KiB"),
             std::make_pair("qos1_64", "QoS1 64 B")}) {
         if (table_.find(row.first) == table_.end()) continue;
-        for (const char* transport : kTransports) {
+        for (const std::string& transport : transports_) {
           std::vector<std::string> cells = {row.second, transport};
           double cpu[3];
           std::string rss;
@@ -296,7 +301,8 @@ class Driver {
           "calls of the whole process)",
           {"row", "transport", "hublink", "Paho", "hublink bytes/msg", "Paho bytes/msg"});
       for (const char* key : {"allocs_qos0", "allocs_qos1"}) {
-        for (const char* transport : {"tcp", "wss"}) {
+        for (const std::string& transport : transports_) {
+          if (transport != "tcp" && transport != "wss") continue;
           Line({key[10] == '0' ? "QoS0 64 B" : "QoS1 64 B", transport,
                 Number(Cell(key, kHublink, transport, "allocs_per_msg"), 2),
                 Number(Cell(key, kPaho, transport, "allocs_per_msg"), 2),
@@ -316,7 +322,7 @@ class Driver {
     const absl::Time begin = absl::Now();
     const absl::Duration broker_cpu0 = ProcessCpuOf(broker_->process().pid());
     const std::vector<Variant> all = {kHublink, kPaho, kPahoNodelay};
-    const std::vector<std::string> transports(std::begin(kTransports), std::end(kTransports));
+    const std::vector<std::string>& transports = transports_;
     const std::string throughput =
         absl::StrCat("--scenario=throughput --seconds=", sizes_.throughput_seconds);
     if (Row("qos0")) {
@@ -388,6 +394,7 @@ class Driver {
   int reps_ = 3;
   Sizes sizes_;
   std::vector<std::string> rows_;
+  std::vector<std::string> transports_;
   std::string log_file_;
   std::string ca_file_;
   std::unique_ptr<MosquittoBroker> broker_;

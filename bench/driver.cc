@@ -214,6 +214,15 @@ class Driver {
     if (Row("qos0")) {
       Header("1. QoS 0 delivered throughput (msgs/s at the subscriber)", columns);
       ThroughputRows("qos0_64", "QoS0 64 B");
+      Line({"broker ceiling 64 B", "tcp",
+            absl::StrCat("raw publisher, 64 KiB batches: ", Number(Median(ceiling_, "msgs_per_s")),
+                         " (", Number(Median(ceiling_, "mb_per_s"), 1), " MB/s)"),
+            "", "",
+            absl::StrCat("hublink tcp = ",
+                         Number(100 * Cell("qos0_64", kHublink, "tcp", "msgs_per_s") /
+                                Median(ceiling_, "msgs_per_s")),
+                         "% of it"),
+            "", absl::StrCat(Number(Median(ceiling_, "broker_cpu_pct")), "%")});
       ThroughputRows("qos0_4k", "QoS0 4 KiB");
     }
     if (Row("qos1")) {
@@ -330,6 +339,14 @@ class Driver {
                 absl::StrCat(throughput,
                              " --qos=0 --size=64 --window=256 --count=", sizes_.qos0_small_count),
                 all, transports);
+      // The broker's own ceiling: a raw publisher in 64 KiB batches, no client library.
+      for (int rep = 0; rep < reps_; ++rep) {
+        std::fprintf(stderr, "bench: broker ceiling rep %d\n", rep + 1);
+        ceiling_.push_back(
+            RunBinary(flags_.Get("probe_bin"), "tcp",
+                      absl::StrCat("--flood --size=64 --count=", sizes_.qos0_small_count,
+                                   " --seconds=", sizes_.throughput_seconds)));
+      }
       RunMatrix("qos0_4k",
                 absl::StrCat(throughput,
                              " --qos=0 --size=4096 --window=256 --count=", sizes_.qos0_large_count),
@@ -404,6 +421,7 @@ class Driver {
   int failures_ = 0;
   Table table_;
   std::map<std::string, std::vector<Values>> probe_;
+  std::vector<Values> ceiling_;
   std::string out_;
   std::string timing_;
 };

@@ -149,8 +149,15 @@ int Throughput(const Flags& flags, ConnectionFactory& factory) {
 
   PublishWindow sender(window);
   Sink sink(count);
+  // --sub_transport/--sub_port put the subscriber on another listener (diagnosis: which side of
+  // the broker limits).
+  Target sub_target = target;
+  if (flags.Has("sub_transport")) {
+    sub_target.transport = flags.Get("sub_transport");
+    sub_target.port = static_cast<int>(flags.GetInt("sub_port", target.port));
+  }
   std::unique_ptr<Connection> sub =
-      factory.Make(target, absl::StrCat("s", run), static_cast<int>(window), &sink);
+      factory.Make(sub_target, absl::StrCat("s", run), static_cast<int>(window), &sink);
   std::unique_ptr<Connection> pub =
       factory.Make(target, absl::StrCat("p", run), static_cast<int>(window), &sender);
   if (!ConnectBoth(*sub, *pub)) return 2;

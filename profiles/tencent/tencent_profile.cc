@@ -146,7 +146,9 @@ absl::StatusOr<DeviceInfo> ReadDeviceInfo(const std::string& path) {
 
 absl::StatusOr<std::string> BrokerHost(const DeviceInfo& info,
                                        ProfileOptions::Transport transport) {
-  absl::string_view region = info.region().empty() ? "china" : info.region();
+  // Not a ternary: mixing "china" with a std::string would view a temporary copy.
+  absl::string_view region = info.region();
+  if (region.empty()) region = "china";
   for (const Region& candidate : kRegions) {
     if (candidate.name != region) continue;
     bool websocket = transport == ProfileOptions::WSS || transport == ProfileOptions::WS;

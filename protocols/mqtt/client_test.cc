@@ -485,6 +485,20 @@ TEST(ClientTest, GivesUpOnlyWhenConfiguredAndFailsPendingPublishes) {
   EXPECT_NE(status.message().find("connection refused"), std::string::npos) << status;
 }
 
+TEST(ClientTest, GivesUpAfterTheConfiguredTime) {
+  int port = *testing::PickFreePort();
+  Events events;
+  auto client = MakeClient(
+      MakePipeline(port, R"(client_id: "x")", "give_up_after { nanos: 300000000 }"), &events);
+  auto queued = client->Publish("t", "x", 1);
+  client->Connect();
+  absl::Time start = absl::Now();
+  ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kGaveUp, 1, absl::Seconds(10)).has_value());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  EXPECT_EQ(Await(queued).code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(client->connected());
+}
+
 TEST(ClientTest, BackoffGrowsWhileFailingAndResetsAfterAStablePeriod) {
   auto broker = Broker::Start();
   ASSERT_NE(broker, nullptr);

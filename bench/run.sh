@@ -26,8 +26,15 @@ echo "Clients: hublink $(git rev-parse --short HEAD 2>/dev/null || echo '?'), Pa
 TMP="$(mktemp -d /tmp/hublink-bench.XXXXXX)"
 trap 'rm -rf "$TMP"' EXIT
 export TEST_TMPDIR="$TMP"
+# CPU ticks (all, steal) from /proc/stat: on a shared VM the run competes with other work.
+cpu_ticks() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $9}' /proc/stat; }
+read -r total0 steal0 < <(cpu_ticks)
+echo "Load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 status=0
 "$BIN/driver" --hublink_bin="$BIN/hublink_bench" --paho_bin="$BIN/paho_bench" \
   --probe_bin="$BIN/connect_probe" --shim="$BIN/nodelay_shim.so" "$@" || status=$?
+read -r total1 steal1 < <(cpu_ticks)
+echo "Load average at end: $(cut -d' ' -f1-3 /proc/loadavg); CPU steal during the run: $(( (steal1 - steal0) * 100 / (total1 - total0 + 1) ))%"
+echo
 "$BIN/micro_benchmark" --benchmark_min_time=0.1 2>/dev/null | sed 's/^/    /' || true
 exit $status

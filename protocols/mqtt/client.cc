@@ -311,7 +311,7 @@ class Client::Impl : public mqtt::SessionObserver {
   void StartAttempt() {
     reconnect_timer_ = 0;
     state_ = State::kConnecting;
-    const Endpoint& endpoint = pipeline_->endpoint();
+    const Endpoint& endpoint = pipeline_->stack_endpoint(stack_);
     auto attempt = std::make_unique<Attempt>(this);
     attempt->ctx = std::make_unique<ConnectContext>(loop_, endpoint.host(),
                                                     static_cast<uint16_t>(endpoint.port()));
@@ -319,7 +319,7 @@ class Client::Impl : public mqtt::SessionObserver {
     attempt->ctx->set_signer(pipeline_->signer());
     if (clock_offset_) attempt->ctx->set_server_clock_offset(*clock_offset_);
     if (options_.on_stage) attempt->ctx->set_stage_observer(options_.on_stage);
-    absl::StatusOr<std::unique_ptr<Transport>> top = pipeline_->CreateStack(*attempt->ctx);
+    absl::StatusOr<std::unique_ptr<Transport>> top = pipeline_->CreateStack(*attempt->ctx, stack_);
     if (!top.ok()) {
       attempt_.reset();
       HandleFailure(top.status(), /*was_up=*/false);
@@ -366,6 +366,10 @@ class Client::Impl : public mqtt::SessionObserver {
         next_delay_ = initial_delay_;
       }
     }
+    // An attempt that failed before its session came up moves on to the next alternative stack (a
+    // port or protocol the network may let through); a lost connection retries the stack that
+    // worked.
+    if (!was_up && pipeline_->stack_count() > 1) stack_ = (stack_ + 1) % pipeline_->stack_count();
     ++failures_;
     if (failures_ == 1) first_failure_ = now;
     bool out_of_attempts = max_attempts_ > 0 && failures_ >= static_cast<int>(max_attempts_);
@@ -397,9 +401,11 @@ class Client::Impl : public mqtt::SessionObserver {
     }));
   }
 
-  void Emit(const ConnectionEvent& event) {
-    std::string endpoint =
-        absl::StrCat(pipeline_->endpoint().host(), ":", pipeline_->endpoint().port());
+  void Emit(ConnectionEvent event) {
+    const Endpoint& current = pipeline_->stack_endpoint(stack_);
+    event.endpoint = absl::StrCat(current.host(), ":", current.port(), " (",
+                                  pipeline_->DescribeStack(stack_), ")");
+    const std::string& endpoint = event.endpoint;
     if (event.kind == ConnectionEvent::Kind::kReconnecting ||
         event.kind == ConnectionEvent::Kind::kLost ||
         event.kind == ConnectionEvent::Kind::kGaveUp) {
@@ -426,6 +432,7 @@ class Client::Impl : public mqtt::SessionObserver {
   bool ever_connected_ = false;
   std::atomic<bool> connected_{false};
   std::unique_ptr<Attempt> attempt_;
+  int stack_ = 0;  // the pipeline stack of the current (or next) attempt
   // server clock - local clock, seeded into every attempt's ConnectContext for the signer.
   absl::optional<absl::Duration> clock_offset_;
   bool clock_offset_explicit_ = false;

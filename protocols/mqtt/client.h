@@ -64,6 +64,10 @@ struct ConnectionEvent {
   // (consecutive failures so far).
   int attempt = 0;
   bool session_present = false;
+  // Where the event happened, or for kReconnecting where the next attempt goes:
+  // "127.0.0.1:1883 (tcp > websocket)". With alternatives in the pipeline, an attempt that fails
+  // before CONNACK moves on to the next stack; a lost connection retries the stack that worked.
+  std::string endpoint;
 };
 
 const char* ConnectionEventKindName(ConnectionEvent::Kind kind);

@@ -499,6 +499,37 @@ TEST(ClientTest, GivesUpAfterTheConfiguredTime) {
   EXPECT_FALSE(client->connected());
 }
 
+TEST(ClientTest, FailsOverToAnAlternativeStack) {
+  auto broker = Broker::Start();
+  ASSERT_NE(broker, nullptr);
+  int dead_port = *testing::PickFreePort();  // the primary stack: nothing listens there
+  std::string text = absl::StrCat(
+      "endpoint { host: \"127.0.0.1\" port: ", dead_port, " }\n", "transports { name: \"tcp\" }\n",
+      "alternatives { endpoint { host: \"127.0.0.1\" port: ", broker->ws_port(), " }\n",
+      "  transports { name: \"tcp\" } transports { name: \"websocket\" } }\n",
+      "protocol { name: \"mqtt\" typed_config { "
+      "[type.googleapis.com/hublink.protocols.MqttConfig] ",
+      "{ client_id: \"alt\" } } }\n",
+      "policy { reconnect { initial_delay { nanos: 50000000 } } }\n");
+  absl::StatusOr<Pipeline> config = ParsePipelineText(text, "test");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto resolved = ResolvedPipeline::Resolve(*config, TestRegistry());
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  Events events;
+  auto client = MakeClient(std::move(resolved).value(), &events);
+  client->Connect();
+  ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kConnected).has_value());
+  auto snapshot = events.Snapshot();
+  ASSERT_GE(snapshot.size(), 2u);
+  EXPECT_EQ(snapshot[0].first.kind, ConnectionEvent::Kind::kReconnecting);
+  EXPECT_NE(snapshot[0].first.reason.message().find("connection refused"), std::string::npos);
+  EXPECT_EQ(snapshot[0].first.endpoint,
+            absl::StrCat("127.0.0.1:", broker->ws_port(), " (tcp > websocket)"));
+  EXPECT_EQ(snapshot.back().first.endpoint,
+            absl::StrCat("127.0.0.1:", broker->ws_port(), " (tcp > websocket)"));
+  EXPECT_TRUE(Await(client->Publish("alt/t", "x", 1)).ok());
+}
+
 TEST(ClientTest, BackoffGrowsWhileFailingAndResetsAfterAStablePeriod) {
   auto broker = Broker::Start();
   ASSERT_NE(broker, nullptr);

@@ -105,7 +105,7 @@ bool EventLoop::Cancel(TimerId id) {
 
 void EventLoop::Post(Task task) {
   {
-    absl::MutexLock lock(&posted_mutex_);
+    std::lock_guard<std::mutex> lock(posted_mutex_);
     posted_.push_back(std::move(task));
   }
   uint64_t one = 1;
@@ -135,7 +135,7 @@ absl::Duration EventLoop::TimeToNextTimer(absl::Duration cap) const {
 int EventLoop::RunOnce(absl::Duration timeout) {
   loop_thread_.store(std::this_thread::get_id());
   {
-    absl::MutexLock lock(&posted_mutex_);
+    std::lock_guard<std::mutex> lock(posted_mutex_);
     if (!posted_.empty()) timeout = absl::ZeroDuration();
   }
   absl::Duration wait = TimeToNextTimer(timeout);
@@ -186,7 +186,7 @@ int EventLoop::RunDueTimers() {
 int EventLoop::RunPosted() {
   std::vector<Task> tasks;
   {
-    absl::MutexLock lock(&posted_mutex_);
+    std::lock_guard<std::mutex> lock(posted_mutex_);
     tasks.swap(posted_);
   }
   for (Task& task : tasks) task();

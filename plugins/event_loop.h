@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -24,7 +25,6 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace hublink {
@@ -96,8 +96,10 @@ class EventLoop {
   absl::flat_hash_map<TimerId, std::multimap<absl::Time, Timer>::iterator> timer_index_;
   TimerId next_timer_id_ = 1;
 
-  absl::Mutex posted_mutex_;
-  std::vector<Task> posted_ ABSL_GUARDED_BY(posted_mutex_);
+  // A std::mutex rather than absl::Mutex: Debian's Abseil is not built with ThreadSanitizer, which
+  // then cannot see its synchronization; pthread mutexes it always understands.
+  std::mutex posted_mutex_;
+  std::vector<Task> posted_;  // guarded by posted_mutex_
 };
 
 }  // namespace hublink

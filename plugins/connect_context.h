@@ -38,6 +38,11 @@ class ConnectContext {
   absl::Time deadline() const { return deadline_; }
   void set_deadline(absl::Time deadline) { deadline_ = deadline; }
 
+  // How long the base transport may take to establish its connection (the pipeline's
+  // policy.connect_timeout); unset: the transport's own default. The deadline above still caps it.
+  absl::optional<absl::Duration> connect_timeout() const { return connect_timeout_; }
+  void set_connect_timeout(absl::Duration timeout) { connect_timeout_ = timeout; }
+
   // The pipeline's signer, or null. Layers that sign their own handshake (e.g. WebSocket headers
   // for clouds that authenticate the upgrade) ask it here; MQTT asks it for CONNECT credentials.
   Signer* signer() const { return signer_; }
@@ -62,6 +67,7 @@ class ConnectContext {
   std::string host_;
   uint16_t port_;
   absl::Time deadline_ = absl::InfiniteFuture();
+  absl::optional<absl::Duration> connect_timeout_;
   Signer* signer_ = nullptr;
   absl::optional<absl::Duration> server_clock_offset_;
   StageObserver stage_observer_;

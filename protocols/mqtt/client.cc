@@ -109,6 +109,9 @@ class Client::Impl : public mqtt::SessionObserver {
     const ReconnectPolicy& r = policy.reconnect();
     handshake_timeout_ =
         DurationOr(policy.has_handshake_timeout(), policy.handshake_timeout(), absl::Seconds(20));
+    if (policy.has_connect_timeout()) {
+      connect_timeout_ = ToDuration(policy.connect_timeout());
+    }
     initial_delay_ = DurationOr(r.has_initial_delay(), r.initial_delay(), absl::Seconds(1));
     max_delay_ = DurationOr(r.has_max_delay(), r.max_delay(), absl::Seconds(60));
     max_delay_ = std::max(max_delay_, initial_delay_);
@@ -316,6 +319,7 @@ class Client::Impl : public mqtt::SessionObserver {
     attempt->ctx = std::make_unique<ConnectContext>(loop_, endpoint.host(),
                                                     static_cast<uint16_t>(endpoint.port()));
     attempt->ctx->set_deadline(loop_.Now() + handshake_timeout_);
+    if (connect_timeout_) attempt->ctx->set_connect_timeout(*connect_timeout_);
     attempt->ctx->set_signer(pipeline_->signer());
     if (clock_offset_) attempt->ctx->set_server_clock_offset(*clock_offset_);
     if (options_.on_stage) attempt->ctx->set_stage_observer(options_.on_stage);
@@ -423,6 +427,7 @@ class Client::Impl : public mqtt::SessionObserver {
   mqtt::Session* session_;
 
   absl::Duration handshake_timeout_;
+  absl::optional<absl::Duration> connect_timeout_;  // policy.connect_timeout, when set
   absl::Duration initial_delay_, max_delay_, stable_after_, give_up_after_;
   double multiplier_, jitter_;
   uint32_t max_attempts_;

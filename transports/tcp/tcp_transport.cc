@@ -145,8 +145,10 @@ class TcpTransport : public Transport {
       return;
     }
     state_ = State::kResolving;
-    absl::Duration timeout = config_.has_connect_timeout() ? ToDuration(config_.connect_timeout())
-                                                           : kDefaultConnectTimeout;
+    // The plugin's own setting wins over the pipeline's policy, which wins over the default.
+    absl::Duration timeout = config_.has_connect_timeout()
+                                 ? ToDuration(config_.connect_timeout())
+                                 : context_.connect_timeout().value_or(kDefaultConnectTimeout);
     absl::Time deadline = std::min(loop_.Now() + timeout, context_.deadline());
     timer_ = loop_.RunAt(deadline, guard_.Wrap([this, timeout] {
       timer_ = 0;

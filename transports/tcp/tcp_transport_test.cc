@@ -59,7 +59,8 @@ class TcpTransportTest : public ::testing::Test {
   }
 
   // Opens "tcp" with `config` (text format TcpConfig) to host:port and runs until open or closed.
-  void Open(const std::string& host, int port, const std::string& config = "") {
+  void Open(const std::string& host, int port, const std::string& config = "",
+            absl::optional<absl::Duration> policy_connect_timeout = absl::nullopt) {
     std::string text = absl::StrCat(
         "endpoint { host: \"", host, "\" port: ", port, " }\n",
         "transports { typed_config { [type.googleapis.com/hublink.transports.TcpConfig] { ", config,
@@ -70,6 +71,7 @@ class TcpTransportTest : public ::testing::Test {
     ASSERT_TRUE(pipeline.ok()) << pipeline.status();
     pipeline_ = std::move(pipeline).value();
     context_ = std::make_unique<ConnectContext>(*loop_, host, port);
+    if (policy_connect_timeout) context_->set_connect_timeout(*policy_connect_timeout);
     context_->set_stage_observer([this](absl::string_view layer, absl::string_view detail) {
       stages_.push_back(absl::StrCat(layer, ": ", detail));
     });
@@ -100,25 +102,50 @@ TEST_F(TcpTransportTest, RefusedPortNamesEndpointAndCause) {
             absl::StrCat("tcp: 127.0.0.1:", port, ": connection refused"));
 }
 
-TEST_F(TcpTransportTest, ConnectTimesOutAgainstAFullBacklog) {
-  // A listener whose accept queue is full drops further SYNs: the connect neither succeeds nor
-  // fails.
+// Connections that fill a listener's accept queue, so that it drops further SYNs: a connect to it
+// then neither succeeds nor fails. Closed on destruction.
+class BacklogFillers {
+ public:
+  explicit BacklogFillers(int port) {
+    for (int i = 0; i < 4; ++i) {
+      int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      addr.sin_port = htons(port);
+      connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+      fds_.push_back(fd);
+    }
+  }
+  ~BacklogFillers() {
+    for (int fd : fds_) close(fd);
+  }
+
+ private:
+  std::vector<int> fds_;
+};
+
+TEST_F(TcpTransportTest, PolicyConnectTimeoutAppliesWhenTheConfigHasNone) {
   Listener full(0);
   ASSERT_TRUE(full.ok());
-  std::vector<int> fillers;
-  for (int i = 0; i < 4; ++i) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(full.port());
-    connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    fillers.push_back(fd);
+  BacklogFillers fillers(full.port());
+  Open("127.0.0.1", full.port(), "", absl::Milliseconds(200));
+  ASSERT_TRUE(listener_.closed.has_value());
+  EXPECT_EQ(listener_.closed->message(),
+            absl::StrCat("tcp: 127.0.0.1:", full.port(), ": connect timed out after 200ms"));
+}
+
+TEST_F(TcpTransportTest, ConnectTimesOutAgainstAFullBacklog) {
+  Listener full(0);
+  ASSERT_TRUE(full.ok());
+  absl::Duration took;
+  {
+    BacklogFillers fillers(full.port());
+    absl::Time start = absl::Now();
+    // The plugin's own setting wins over the pipeline's policy.
+    Open("127.0.0.1", full.port(), "connect_timeout { nanos: 300000000 }", absl::Seconds(30));
+    took = absl::Now() - start;
   }
-  absl::Time start = absl::Now();
-  Open("127.0.0.1", full.port(), "connect_timeout { nanos: 300000000 }");
-  absl::Duration took = absl::Now() - start;
-  for (int fd : fillers) close(fd);
   ASSERT_TRUE(listener_.closed.has_value());
   EXPECT_EQ(listener_.closed->code(), absl::StatusCode::kDeadlineExceeded) << *listener_.closed;
   EXPECT_EQ(listener_.closed->message(),

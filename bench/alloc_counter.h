@@ -17,6 +17,8 @@ struct AllocSnapshot {
 };
 
 AllocSnapshot CurrentAllocs();
+// False under AddressSanitizer, whose own malloc must not be replaced: counts then stay zero.
+bool AllocCountingEnabled();
 
 }  // namespace bench
 }  // namespace hublink

@@ -381,6 +381,7 @@ int Allocs(const Flags& flags, ConnectionFactory& factory) {
   const AllocSnapshot after = CurrentAllocs();
   Result result;
   result.Add("n", count)
+      .Add("counting", static_cast<int64_t>(AllocCountingEnabled()))
       .Add("allocs_per_msg", static_cast<double>(after.calls - before.calls) / count)
       .Add("alloc_bytes_per_msg", static_cast<double>(after.bytes - before.bytes) / count);
   connection->Disconnect();

@@ -71,7 +71,9 @@ class SmokeTest : public ::testing::TestWithParam<const char*> {
     auto allocs = Run(binary, transport, "--scenario=allocs --count=200 --warmup=20 --seconds=20");
     // Each QoS 0 publish is at least one allocation in both libraries today; zero would mean the
     // interposer was not linked.
-    EXPECT_GT(Field(allocs, "allocs_per_msg"), 0) << binary << " " << transport;
+    if (Field(allocs, "counting") == 1) {  // off under sanitizers
+      EXPECT_GT(Field(allocs, "allocs_per_msg"), 0) << binary << " " << transport;
+    }
   }
 
   std::map<std::string, std::string> Run(const std::string& binary, const std::string& transport,
@@ -98,7 +100,10 @@ TEST_P(SmokeTest, Paho) { CheckClient(Runfile("paho_bench"), GetParam()); }
 
 TEST_P(SmokeTest, PahoUnderNodelayShim) {
   auto result =
-      Run(absl::StrCat("env LD_PRELOAD=", Runfile("nodelay_shim.so"), " ", Runfile("paho_bench")),
+      // Under ASan the preloaded shim comes before the sanitizer runtime; it only calls dlsym and
+      // setsockopt, so the link-order check may be waived.
+      Run(absl::StrCat("env ASAN_OPTIONS=verify_asan_link_order=0:${ASAN_OPTIONS} LD_PRELOAD=",
+                       Runfile("nodelay_shim.so"), " ", Runfile("paho_bench")),
           GetParam(), "--scenario=latency --count=10 --warmup=1 --seconds=20");
   EXPECT_EQ(Field(result, "n"), 10);
 }

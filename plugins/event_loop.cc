@@ -104,10 +104,15 @@ bool EventLoop::Cancel(TimerId id) {
 }
 
 void EventLoop::Post(Task task) {
+  bool was_empty;
   {
     std::lock_guard<std::mutex> lock(posted_mutex_);
+    was_empty = posted_.empty();
     posted_.push_back(std::move(task));
   }
+  // One wake-up per batch: a non-empty queue already has one pending, and the loop thread itself
+  // looks at the queue before it waits (RunOnce). Saves a write() per publish under load.
+  if (!was_empty || IsLoopThread()) return;
   uint64_t one = 1;
   // A full counter (EAGAIN) still leaves the fd readable, so the wake-up is not lost.
   (void)!write(wake_fd_, &one, sizeof(one));
@@ -184,13 +189,17 @@ int EventLoop::RunDueTimers() {
 }
 
 int EventLoop::RunPosted() {
-  std::vector<Task> tasks;
+  // The drained vector keeps its capacity for the next turn, so steady traffic allocates nothing.
+  std::vector<Task> tasks = std::move(spare_tasks_);
   {
     std::lock_guard<std::mutex> lock(posted_mutex_);
     tasks.swap(posted_);
   }
   for (Task& task : tasks) task();
-  return static_cast<int>(tasks.size());
+  int ran = static_cast<int>(tasks.size());
+  tasks.clear();
+  spare_tasks_ = std::move(tasks);
+  return ran;
 }
 
 }  // namespace hublink

@@ -99,7 +99,8 @@ class EventLoop {
   // A std::mutex rather than absl::Mutex: Debian's Abseil is not built with ThreadSanitizer, which
   // then cannot see its synchronization; pthread mutexes it always understands.
   std::mutex posted_mutex_;
-  std::vector<Task> posted_;  // guarded by posted_mutex_
+  std::vector<Task> posted_;       // guarded by posted_mutex_
+  std::vector<Task> spare_tasks_;  // loop thread only
 };
 
 }  // namespace hublink

@@ -20,6 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "absl/types/optional.h"
 #include "plugins/log.h"
 #include "plugins/weak_guard.h"
 #include "transports/tcp/tcp.pb.h"
@@ -72,6 +73,30 @@ struct Address {
   sockaddr_storage storage;
   socklen_t length;
 };
+
+// `host` as an address when it is an IPv4 or IPv6 literal of an allowed family.
+absl::optional<Address> ParseLiteral(const std::string& host, uint16_t port, int family) {
+  Address address{};
+  if (family != AF_INET6) {
+    auto& v4 = reinterpret_cast<sockaddr_in&>(address.storage);
+    if (inet_pton(AF_INET, host.c_str(), &v4.sin_addr) == 1) {
+      v4.sin_family = AF_INET;
+      v4.sin_port = htons(port);
+      address.length = sizeof(v4);
+      return address;
+    }
+  }
+  if (family != AF_INET) {
+    auto& v6 = reinterpret_cast<sockaddr_in6&>(address.storage);
+    if (inet_pton(AF_INET6, host.c_str(), &v6.sin6_addr) == 1) {
+      v6.sin6_family = AF_INET6;
+      v6.sin6_port = htons(port);
+      address.length = sizeof(v6);
+      return address;
+    }
+  }
+  return absl::nullopt;
+}
 
 // getaddrinfo blocks (DNS), so it runs on a short-lived thread. The thread and the transport share
 // this state; the eventfd wakes the loop when the answer is in. Nothing here points at the
@@ -158,6 +183,16 @@ class TcpTransport : public Transport {
     int family = config_.family() == TcpConfig::IPV4   ? AF_INET
                  : config_.family() == TcpConfig::IPV6 ? AF_INET6
                                                        : AF_UNSPEC;
+    if (absl::optional<Address> literal = ParseLiteral(context_.host(), context_.port(), family)) {
+      // An IP literal needs no resolver thread. Connecting is still deferred: Open() never calls
+      // back.
+      addresses_.push_back(*literal);
+      state_ = State::kConnecting;
+      loop_.Post(guard_.Wrap([this] {
+        if (state_ == State::kConnecting) ConnectNext();
+      }));
+      return;
+    }
     resolution_ = std::make_shared<Resolution>();
     if (resolution_->wake_fd < 0) {
       Fail(absl::InternalError(absl::StrCat("tcp: eventfd: ", Describe(errno))));

@@ -9,7 +9,7 @@
 # device files) lives in .local_hub/ and is reused by the next run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-command -v bazel >/dev/null && [[ -d /usr/include/android/openssl ]] || bash tools/bootstrap.sh
+bash tools/bootstrap.sh  # idempotent: only installs what is missing
 
 transport=wss
 count=5

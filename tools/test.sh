@@ -3,7 +3,7 @@
 # Tests start their own real peers (mosquitto, node ws, openssl s_server) on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-command -v bazel >/dev/null && [[ -d /usr/include/android/openssl ]] || bash tools/bootstrap.sh
+bash tools/bootstrap.sh  # idempotent: only installs what is missing
 
 bazel test //... "$@"
 bazel test --config=asan_ubsan //... "$@"

@@ -140,11 +140,9 @@ class HublinkConnection : public Connection {
   }
   void Publish(const std::string& topic, absl::string_view payload, int qos) override {
     ConnectionListener* listener = listener_;
-    // The API takes its strings by value: building them is part of what a
-    // publish costs.
-    client_->Publish(
-        topic, std::string(payload), qos, false,
-        [listener](const absl::Status& status) { listener->OnPublished(status.ok()); });
+    client_->Publish(topic, payload, qos, false, [listener](const absl::Status& status) {
+      listener->OnPublished(status.ok());
+    });
   }
   void Disconnect() override {
     std::future<absl::Status> closed = client_->Disconnect();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <utility>
@@ -126,6 +127,7 @@ class Client::Impl : public mqtt::SessionObserver {
 
   ~Impl() override {
     // Teardown() ran already (loop thread); these are only for a loop that never ran.
+    FailHandedOff();
     session_->set_observer(nullptr);
   }
 
@@ -143,6 +145,28 @@ class Client::Impl : public mqtt::SessionObserver {
     }
     self->loop_.Post([weak = std::weak_ptr<Impl>(self), fn = std::move(fn)]() mutable {
       if (std::shared_ptr<Impl> impl = weak.lock()) fn(*impl);
+    });
+  }
+
+  // Publishes from other threads go through a FIFO of reusable slots instead of a task holding
+  // copies: after warm-up, copying a topic and payload into a slot allocates nothing, and the task
+  // posted per publish captures only a weak pointer, which std::function stores inline. One task
+  // per publish keeps publishes in call order with every other call.
+  static void PostPublish(const std::shared_ptr<Impl>& self, absl::string_view topic,
+                          absl::string_view payload, int qos, bool retain, mqtt::Completion done) {
+    std::lock_guard<std::mutex> lock(self->handoff_mutex_);
+    if (self->handoff_count_ == self->handoff_.size()) self->GrowHandoff();
+    PendingPublish& slot =
+        self->handoff_[(self->handoff_head_ + self->handoff_count_) % self->handoff_.size()];
+    slot.topic.assign(topic.data(), topic.size());
+    slot.payload.assign(payload.data(), payload.size());
+    slot.qos = qos;
+    slot.retain = retain;
+    slot.done = std::move(done);
+    ++self->handoff_count_;
+    // Posted under the lock so that slots and tasks are queued in the same order.
+    self->loop_.Post([weak = std::weak_ptr<Impl>(self)] {
+      if (std::shared_ptr<Impl> impl = weak.lock()) impl->PublishOldestHandedOff();
     });
   }
 
@@ -185,7 +209,7 @@ class Client::Impl : public mqtt::SessionObserver {
     }
   }
 
-  void Publish(std::string topic, std::string payload, int qos, bool retain,
+  void Publish(absl::string_view topic, absl::string_view payload, int qos, bool retain,
                mqtt::Completion done) {
     if (qos < 0 || qos > 2) {
       if (done)
@@ -209,7 +233,44 @@ class Client::Impl : public mqtt::SessionObserver {
   }
 
   // Loop thread: ends everything without waiting.
+  void PublishOldestHandedOff() {
+    {
+      std::lock_guard<std::mutex> lock(handoff_mutex_);
+      if (handoff_count_ == 0) return;  // already failed by Teardown
+      PendingPublish& slot = handoff_[handoff_head_];
+      // Swap, not copy: the slot keeps the scratch strings' capacity for its next use, and the
+      // data stays valid here even if another thread grows the queue meanwhile.
+      publishing_.topic.swap(slot.topic);
+      publishing_.payload.swap(slot.payload);
+      publishing_.qos = slot.qos;
+      publishing_.retain = slot.retain;
+      publishing_.done = std::move(slot.done);
+      slot.done = nullptr;
+      handoff_head_ = (handoff_head_ + 1) % handoff_.size();
+      --handoff_count_;
+    }
+    Publish(publishing_.topic, publishing_.payload, publishing_.qos, publishing_.retain,
+            std::move(publishing_.done));
+    publishing_.done = nullptr;
+  }
+
+  // Resolves publishes that were handed off but will never run.
+  void FailHandedOff() {
+    std::vector<mqtt::Completion> orphans;
+    {
+      std::lock_guard<std::mutex> lock(handoff_mutex_);
+      for (; handoff_count_ > 0; --handoff_count_) {
+        PendingPublish& slot = handoff_[handoff_head_];
+        if (slot.done) orphans.push_back(std::move(slot.done));
+        slot.done = nullptr;
+        handoff_head_ = (handoff_head_ + 1) % handoff_.size();
+      }
+    }
+    for (mqtt::Completion& done : orphans) done(ClientGone());
+  }
+
   void Teardown() {
+    FailHandedOff();
     want_connected_ = false;
     loop_.Cancel(reconnect_timer_);
     reconnect_timer_ = 0;
@@ -437,7 +498,28 @@ class Client::Impl : public mqtt::SessionObserver {
   bool ever_connected_ = false;
   std::atomic<bool> connected_{false};
   std::unique_ptr<Attempt> attempt_;
-  int stack_ = 0;  // the pipeline stack of the current (or next) attempt
+
+  struct PendingPublish {
+    std::string topic;
+    std::string payload;
+    int qos = 0;
+    bool retain = false;
+    mqtt::Completion done;
+  };
+  void GrowHandoff() {  // with handoff_mutex_ held; keeps FIFO order, at least doubles
+    std::vector<PendingPublish> grown(std::max<size_t>(16, handoff_.size() * 2));
+    for (size_t i = 0; i < handoff_count_; ++i) {
+      grown[i] = std::move(handoff_[(handoff_head_ + i) % handoff_.size()]);
+    }
+    handoff_.swap(grown);
+    handoff_head_ = 0;
+  }
+  std::mutex handoff_mutex_;
+  std::vector<PendingPublish> handoff_;  // a ring: handoff_count_ slots from handoff_head_
+  size_t handoff_head_ = 0;
+  size_t handoff_count_ = 0;
+  PendingPublish publishing_;  // loop thread: the slot being handed to the session
+  int stack_ = 0;              // the pipeline stack of the current (or next) attempt
   // server clock - local clock, seeded into every attempt's ConnectContext for the signer.
   absl::optional<absl::Duration> clock_offset_;
   bool clock_offset_explicit_ = false;
@@ -527,19 +609,20 @@ std::future<absl::Status> Client::Disconnect() {
   return future;
 }
 
-std::future<absl::Status> Client::Publish(std::string topic, std::string payload, int qos,
-                                          bool retain) {
+std::future<absl::Status> Client::Publish(absl::string_view topic, absl::string_view payload,
+                                          int qos, bool retain) {
   std::future<absl::Status> future;
-  Publish(std::move(topic), std::move(payload), qos, retain, MakePromise(&future));
+  Publish(topic, payload, qos, retain, MakePromise(&future));
   return future;
 }
 
-void Client::Publish(std::string topic, std::string payload, int qos, bool retain,
+void Client::Publish(absl::string_view topic, absl::string_view payload, int qos, bool retain,
                      mqtt::Completion done) {
-  Impl::Post(impl_, [topic = std::move(topic), payload = std::move(payload), qos, retain,
-                     done = MakeOnce(std::move(done))](Impl& impl) mutable {
-    impl.Publish(std::move(topic), std::move(payload), qos, retain, std::move(done));
-  });
+  if (impl_->loop().IsLoopThread()) {
+    impl_->Publish(topic, payload, qos, retain, std::move(done));
+    return;
+  }
+  Impl::PostPublish(impl_, topic, payload, qos, retain, std::move(done));
 }
 
 std::future<absl::Status> Client::Subscribe(std::string filter, int qos,

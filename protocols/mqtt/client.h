@@ -111,9 +111,12 @@ class Client {
 
   // Resolves when the QoS flow completes (QoS 0: handed to the transport; 1: PUBACK; 2: PUBCOMP).
   // Publishes made while disconnected are queued (bounded, see MqttConfig.offline_queue).
-  std::future<absl::Status> Publish(std::string topic, std::string payload, int qos = 0,
+  // `topic` and `payload` are copied before the call returns. The callback form allocates nothing
+  // in steady state (QoS 0): the copies land in reused buffers of a hand-off queue.
+  std::future<absl::Status> Publish(absl::string_view topic, absl::string_view payload, int qos = 0,
                                     bool retain = false);
-  void Publish(std::string topic, std::string payload, int qos, bool retain, mqtt::Completion done);
+  void Publish(absl::string_view topic, absl::string_view payload, int qos, bool retain,
+               mqtt::Completion done);
 
   // Resolves on SUBACK (kPermissionDenied for 0x80). The subscription is restored after every
   // reconnect.

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -694,8 +695,71 @@ TEST(ClientTest, DestroyingTheClientCancelsPendingCompletions) {
   int port = *testing::PickFreePort();
   auto client = MakeClient(MakePipeline(port, R"(client_id: "gone")"), nullptr);
   auto pending = client->Publish("t", "x", 1);
+  // Many more handed off from another thread: each is resolved exactly once, however far the loop
+  // got with them.
+  std::atomic<int> resolved{0}, cancelled{0};
+  std::thread publisher([&] {
+    for (int i = 0; i < 1000; ++i) {
+      client->Publish("t", absl::StrCat(i), 1, false, [&](const absl::Status& status) {
+        ++resolved;
+        if (status.code() == absl::StatusCode::kCancelled) ++cancelled;
+      });
+    }
+  });
+  publisher.join();
   client.reset();
   EXPECT_EQ(Await(pending).code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(resolved.load(), 1000);
+  EXPECT_EQ(cancelled.load(), 1000);
+}
+
+TEST(ClientTest, PublishesFromSeveralThreadsKeepEachThreadsOrder) {
+  auto broker = Broker::Start();
+  ASSERT_NE(broker, nullptr);
+  auto subscriber = MakeClient(MakePipeline(broker->port(), R"(client_id: "order-sub")"), nullptr);
+  constexpr int kThreads = 4, kEach = 2000;
+  std::mutex mutex;
+  std::map<std::string, std::vector<int>> seen;  // topic -> sequence numbers in arrival order
+  auto subscribed = subscriber->Subscribe("order/#", 1, [&](const mqtt::Message& message) {
+    std::lock_guard<std::mutex> lock(mutex);
+    seen[std::string(message.topic)].push_back(std::stoi(std::string(message.payload)));
+  });
+  subscriber->Connect();
+  ASSERT_TRUE(Await(subscribed).ok());
+  auto publisher = MakeClient(
+      MakePipeline(broker->port(), R"(client_id: "order-pub" max_inflight: 64)"), nullptr);
+  publisher->Connect();
+  std::atomic<int> done{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::string topic = absl::StrCat("order/", t);
+      for (int i = 0; i < kEach; ++i) {
+        publisher->Publish(topic, absl::StrCat(i), 1, false, [&](const absl::Status& status) {
+          if (!status.ok()) ++failed;
+          ++done;
+        });
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  ASSERT_TRUE(WaitUntil([&] { return done.load() == kThreads * kEach; }, absl::Seconds(60)));
+  EXPECT_EQ(failed.load(), 0);
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        std::lock_guard<std::mutex> lock(mutex);
+        size_t total = 0;
+        for (const auto& entry : seen) total += entry.second.size();
+        return total == static_cast<size_t>(kThreads * kEach);
+      },
+      absl::Seconds(30)));
+  std::lock_guard<std::mutex> lock(mutex);
+  ASSERT_EQ(seen.size(), static_cast<size_t>(kThreads));
+  for (const auto& [topic, sequence] : seen) {
+    std::vector<int> expected(kEach);
+    for (int i = 0; i < kEach; ++i) expected[i] = i;
+    EXPECT_EQ(sequence, expected) << topic << " arrived out of order";
+  }
 }
 
 }  // namespace

@@ -135,39 +135,33 @@ class Client::Impl : public mqtt::SessionObserver {
   bool connected() const { return connected_.load(); }
 
   // Runs `fn` on the loop thread unless the client is gone by then: at once when already there (a
-  // handler or completion calling back, or a caller-driven loop), which also spares the queued
-  // task.
+  // handler or completion calling back, or a caller-driven loop); from other threads through the
+  // hand-off FIFO, so calls keep their order (a Publish after a Subscribe runs after it).
   template <typename Fn>
   static void Post(const std::shared_ptr<Impl>& self, Fn fn) {
     if (self->loop_.IsLoopThread()) {
       fn(*self);
       return;
     }
-    self->loop_.Post([weak = std::weak_ptr<Impl>(self), fn = std::move(fn)]() mutable {
-      if (std::shared_ptr<Impl> impl = weak.lock()) fn(*impl);
-    });
+    std::lock_guard<std::mutex> lock(self->handoff_mutex_);
+    PendingCall& slot = self->NextSlot();
+    slot.call = std::move(fn);
+    self->CommitSlot(self);
   }
 
-  // Publishes from other threads go through a FIFO of reusable slots instead of a task holding
-  // copies: after warm-up, copying a topic and payload into a slot allocates nothing, and the task
-  // posted per publish captures only a weak pointer, which std::function stores inline. One task
-  // per publish keeps publishes in call order with every other call.
+  // Publishes from other threads land in reusable slots of the same FIFO: after warm-up, copying a
+  // topic and payload into a slot allocates nothing, and one drain task is posted per batch rather
+  // than one task per publish.
   static void PostPublish(const std::shared_ptr<Impl>& self, absl::string_view topic,
                           absl::string_view payload, int qos, bool retain, mqtt::Completion done) {
     std::lock_guard<std::mutex> lock(self->handoff_mutex_);
-    if (self->handoff_count_ == self->handoff_.size()) self->GrowHandoff();
-    PendingPublish& slot =
-        self->handoff_[(self->handoff_head_ + self->handoff_count_) % self->handoff_.size()];
+    PendingCall& slot = self->NextSlot();
     slot.topic.assign(topic.data(), topic.size());
     slot.payload.assign(payload.data(), payload.size());
     slot.qos = qos;
     slot.retain = retain;
     slot.done = std::move(done);
-    ++self->handoff_count_;
-    // Posted under the lock so that slots and tasks are queued in the same order.
-    self->loop_.Post([weak = std::weak_ptr<Impl>(self)] {
-      if (std::shared_ptr<Impl> impl = weak.lock()) impl->PublishOldestHandedOff();
-    });
+    self->CommitSlot(self);
   }
 
   void SetServerClockOffset(absl::Duration offset) {
@@ -233,39 +227,65 @@ class Client::Impl : public mqtt::SessionObserver {
   }
 
   // Loop thread: ends everything without waiting.
-  void PublishOldestHandedOff() {
-    {
-      std::lock_guard<std::mutex> lock(handoff_mutex_);
-      if (handoff_count_ == 0) return;  // already failed by Teardown
-      PendingPublish& slot = handoff_[handoff_head_];
-      // Swap, not copy: the slot keeps the scratch strings' capacity for its next use, and the
-      // data stays valid here even if another thread grows the queue meanwhile.
-      publishing_.topic.swap(slot.topic);
-      publishing_.payload.swap(slot.payload);
-      publishing_.qos = slot.qos;
-      publishing_.retain = slot.retain;
-      publishing_.done = std::move(slot.done);
-      slot.done = nullptr;
-      handoff_head_ = (handoff_head_ + 1) % handoff_.size();
-      --handoff_count_;
+  // Runs what other threads handed off, oldest first; bounded per turn so a flood of publishes
+  // cannot starve the loop's sockets and timers.
+  void DrainHandedOff(const std::shared_ptr<Impl>& self) {
+    for (int ran = 0;; ++ran) {
+      {
+        std::lock_guard<std::mutex> lock(handoff_mutex_);
+        if (handoff_count_ == 0) {
+          drain_posted_ = false;
+          return;
+        }
+        if (ran == kMaxDrainPerTurn) {
+          PostDrain(self);  // still flagged as posted
+          return;
+        }
+        PendingCall& slot = handoff_[handoff_head_];
+        // Swap, not copy: the slot keeps the scratch strings' capacity for its next use, and the
+        // data stays valid here even if another thread grows the ring meanwhile.
+        running_.topic.swap(slot.topic);
+        running_.payload.swap(slot.payload);
+        running_.qos = slot.qos;
+        running_.retain = slot.retain;
+        running_.done = std::move(slot.done);
+        running_.call = std::move(slot.call);
+        slot.done = nullptr;
+        slot.call = nullptr;
+        handoff_head_ = (handoff_head_ + 1) % handoff_.size();
+        --handoff_count_;
+      }
+      if (running_.call) {
+        std::function<void(Impl&)> call = std::move(running_.call);
+        running_.call = nullptr;
+        call(*this);
+      } else {
+        Publish(running_.topic, running_.payload, running_.qos, running_.retain,
+                std::move(running_.done));
+        running_.done = nullptr;
+      }
     }
-    Publish(publishing_.topic, publishing_.payload, publishing_.qos, publishing_.retain,
-            std::move(publishing_.done));
-    publishing_.done = nullptr;
   }
 
   // Resolves publishes that were handed off but will never run.
+  // Resolves what was handed off but will never run: publishes with kCancelled, other calls by
+  // dropping them (their completions resolve kCancelled when destroyed). Outside the lock, since
+  // completions run user code.
   void FailHandedOff() {
     std::vector<mqtt::Completion> orphans;
+    std::vector<std::function<void(Impl&)>> dropped;
     {
       std::lock_guard<std::mutex> lock(handoff_mutex_);
       for (; handoff_count_ > 0; --handoff_count_) {
-        PendingPublish& slot = handoff_[handoff_head_];
+        PendingCall& slot = handoff_[handoff_head_];
         if (slot.done) orphans.push_back(std::move(slot.done));
+        if (slot.call) dropped.push_back(std::move(slot.call));
         slot.done = nullptr;
+        slot.call = nullptr;
         handoff_head_ = (handoff_head_ + 1) % handoff_.size();
       }
     }
+    dropped.clear();
     for (mqtt::Completion& done : orphans) done(ClientGone());
   }
 
@@ -499,26 +519,50 @@ class Client::Impl : public mqtt::SessionObserver {
   std::atomic<bool> connected_{false};
   std::unique_ptr<Attempt> attempt_;
 
-  struct PendingPublish {
+  // One call handed off by another thread: a publish (topic, payload, ...) or any other call.
+  struct PendingCall {
     std::string topic;
     std::string payload;
     int qos = 0;
     bool retain = false;
     mqtt::Completion done;
+    std::function<void(Impl&)> call;  // set for calls other than Publish
   };
-  void GrowHandoff() {  // with handoff_mutex_ held; keeps FIFO order, at least doubles
-    std::vector<PendingPublish> grown(std::max<size_t>(16, handoff_.size() * 2));
-    for (size_t i = 0; i < handoff_count_; ++i) {
-      grown[i] = std::move(handoff_[(handoff_head_ + i) % handoff_.size()]);
+  static constexpr int kMaxDrainPerTurn = 1024;
+
+  // With handoff_mutex_ held: the slot after the last queued one, growing the ring when full
+  // (FIFO order kept, capacity at least doubled).
+  PendingCall& NextSlot() {
+    if (handoff_count_ == handoff_.size()) {
+      std::vector<PendingCall> grown(std::max<size_t>(16, handoff_.size() * 2));
+      for (size_t i = 0; i < handoff_count_; ++i) {
+        grown[i] = std::move(handoff_[(handoff_head_ + i) % handoff_.size()]);
+      }
+      handoff_.swap(grown);
+      handoff_head_ = 0;
     }
-    handoff_.swap(grown);
-    handoff_head_ = 0;
+    return handoff_[(handoff_head_ + handoff_count_) % handoff_.size()];
   }
+  // With handoff_mutex_ held: makes the slot from NextSlot() visible and makes sure a drain runs.
+  void CommitSlot(const std::shared_ptr<Impl>& self) {
+    ++handoff_count_;
+    if (!drain_posted_) {
+      drain_posted_ = true;
+      PostDrain(self);
+    }
+  }
+  void PostDrain(const std::shared_ptr<Impl>& self) {
+    loop_.Post([weak = std::weak_ptr<Impl>(self)] {
+      if (std::shared_ptr<Impl> impl = weak.lock()) impl->DrainHandedOff(impl);
+    });
+  }
+
   std::mutex handoff_mutex_;
-  std::vector<PendingPublish> handoff_;  // a ring: handoff_count_ slots from handoff_head_
+  std::vector<PendingCall> handoff_;  // a ring: handoff_count_ slots from handoff_head_
   size_t handoff_head_ = 0;
   size_t handoff_count_ = 0;
-  PendingPublish publishing_;  // loop thread: the slot being handed to the session
+  bool drain_posted_ = false;  // a DrainHandedOff task is queued or running
+  PendingCall running_;        // loop thread: the call being run
   int stack_ = 0;              // the pipeline stack of the current (or next) attempt
   // server clock - local clock, seeded into every attempt's ConnectContext for the signer.
   absl::optional<absl::Duration> clock_offset_;

@@ -105,6 +105,16 @@ class TlsPeersTest : public ::testing::Test {
                                    : std::string("(not closed)");
   }
 
+  // The handshake was refused: never opened, closed with kUnauthenticated and a message that
+  // starts with `prefix`.
+  static void ExpectRefused(const Attempt& attempt, absl::string_view prefix) {
+    ASSERT_TRUE(attempt.listener.closed.has_value());
+    EXPECT_EQ(attempt.listener.opened, 0);
+    EXPECT_EQ(attempt.listener.closed->code(), absl::StatusCode::kUnauthenticated)
+        << Describe(attempt);
+    EXPECT_TRUE(absl::StartsWith(attempt.listener.closed->message(), prefix)) << Describe(attempt);
+  }
+
   static TestCertificates* certs_;
   static TestCertificates* other_certs_;
   std::unique_ptr<EventLoop> loop_;
@@ -123,15 +133,9 @@ TEST_F(TlsPeersTest, WrongHostnameIsRefused) {
   auto tls = Tls(config);
   ASSERT_NE(tls, nullptr);
   auto attempt = Connect(*tls, server->port);
-  ASSERT_TRUE(attempt->listener.closed.has_value());
-  EXPECT_EQ(attempt->listener.opened, 0);
-  EXPECT_EQ(attempt->listener.closed->code(), absl::StatusCode::kUnauthenticated)
-      << Describe(*attempt);
-  EXPECT_TRUE(
-      absl::StartsWith(attempt->listener.closed->message(),
-                       "tls: certificate verify failed: hostname mismatch (wanted broker.local, "
-                       "certificate has CN=other, DNS:other;"))
-      << Describe(*attempt);
+  ExpectRefused(*attempt,
+                "tls: certificate verify failed: hostname mismatch (wanted broker.local, "
+                "certificate has CN=other, DNS:other;");
 }
 
 TEST_F(TlsPeersTest, WrongIpAddressIsRefused) {
@@ -142,14 +146,9 @@ TEST_F(TlsPeersTest, WrongIpAddressIsRefused) {
   auto tls = Tls(config);
   ASSERT_NE(tls, nullptr);
   auto attempt = Connect(*tls, server->port);
-  ASSERT_TRUE(attempt->listener.closed.has_value());
-  EXPECT_EQ(attempt->listener.closed->code(), absl::StatusCode::kUnauthenticated)
-      << Describe(*attempt);
-  EXPECT_TRUE(
-      absl::StartsWith(attempt->listener.closed->message(),
-                       "tls: certificate verify failed: IP address mismatch (wanted 127.0.0.1, "
-                       "certificate has CN=other, DNS:other;"))
-      << Describe(*attempt);
+  ExpectRefused(*attempt,
+                "tls: certificate verify failed: IP address mismatch (wanted 127.0.0.1, "
+                "certificate has CN=other, DNS:other;");
 }
 
 TEST_F(TlsPeersTest, UnknownCaIsRefused) {
@@ -160,14 +159,9 @@ TEST_F(TlsPeersTest, UnknownCaIsRefused) {
   auto tls = Tls(config);
   ASSERT_NE(tls, nullptr);
   auto attempt = Connect(*tls, server->port);
-  ASSERT_TRUE(attempt->listener.closed.has_value());
-  EXPECT_EQ(attempt->listener.closed->code(), absl::StatusCode::kUnauthenticated)
-      << Describe(*attempt);
-  EXPECT_TRUE(
-      absl::StartsWith(attempt->listener.closed->message(),
-                       "tls: certificate verify failed: unknown CA (issuer CN=hublink test CA of "
-                       "CN=127.0.0.1 is not trusted; add it with ca_file or ca_pem)"))
-      << Describe(*attempt);
+  ExpectRefused(*attempt,
+                "tls: certificate verify failed: unknown CA (issuer CN=hublink test CA of "
+                "CN=127.0.0.1 is not trusted; add it with ca_file or ca_pem)");
 }
 
 TEST_F(TlsPeersTest, ExpiredCertificateIsRefused) {
@@ -181,14 +175,9 @@ TEST_F(TlsPeersTest, ExpiredCertificateIsRefused) {
   auto tls = Tls(config);
   ASSERT_NE(tls, nullptr);
   auto attempt = Connect(*tls, server->port);
-  ASSERT_TRUE(attempt->listener.closed.has_value());
-  EXPECT_EQ(attempt->listener.closed->code(), absl::StatusCode::kUnauthenticated)
-      << Describe(*attempt);
-  EXPECT_TRUE(
-      absl::StartsWith(attempt->listener.closed->message(),
-                       "tls: certificate verify failed: expired (CN=127.0.0.1 notAfter Jan  2 "
-                       "00:00:00 2020 GMT"))
-      << Describe(*attempt);
+  ExpectRefused(*attempt,
+                "tls: certificate verify failed: expired (CN=127.0.0.1 notAfter Jan  2 "
+                "00:00:00 2020 GMT");
 }
 
 TEST_F(TlsPeersTest, InsecureSkipVerifyConnectsAndWarnsEveryTime) {
@@ -314,12 +303,7 @@ TEST_F(TlsPeersTest, PskWithTheRightKeyAndTheWrongOne) {
   auto tls = Tls(wrong);
   ASSERT_NE(tls, nullptr);
   auto attempt = Connect(*tls, server->port);
-  ASSERT_TRUE(attempt->listener.closed.has_value());
-  EXPECT_EQ(attempt->listener.opened, 0);
-  EXPECT_EQ(attempt->listener.closed->code(), absl::StatusCode::kUnauthenticated)
-      << Describe(*attempt);
-  EXPECT_TRUE(absl::StartsWith(attempt->listener.closed->message(), "tls: handshake failed: "))
-      << Describe(*attempt);
+  ExpectRefused(*attempt, "tls: handshake failed: ");
   EXPECT_TRUE(absl::StrContains(attempt->listener.closed->message(), "wrong PSK key"))
       << Describe(*attempt);
 }

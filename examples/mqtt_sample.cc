@@ -6,7 +6,6 @@
 // every transport stage, and DISCONNECT on the way out. The same binary talks to the real IoT Hub
 // or to the local hub (tools/local_hub) with --host/--port/--ca_file.
 #include <csignal>
-#include <cstdio>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -92,16 +91,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!dump_pipeline.empty()) {
-    std::string text = hublink::PipelineToText(*pipeline);
-    if (dump_pipeline == "-") {
-      std::cout << text;
-    } else {
-      FILE* file = std::fopen(dump_pipeline.c_str(), "w");
-      if (file == nullptr || std::fwrite(text.data(), 1, text.size(), file) != text.size()) {
-        HLOG(ERROR) << "cannot write " << dump_pipeline;
-        return 1;
-      }
-      std::fclose(file);
+    absl::Status written = hublink::cli::WritePipeline(*pipeline, dump_pipeline, std::cout);
+    if (!written.ok()) {
+      HLOG(ERROR) << written.message();
+      return 1;
     }
     return 0;
   }

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <fstream>
+
 #include "absl/random/random.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -145,6 +147,20 @@ absl::StatusOr<Pipeline> BuildPipeline(const ConnectionFlags& flags, tencent::De
   }
   HUBLINK_RETURN_IF_ERROR(ApplyOverrides(flags, pipeline));
   return pipeline;
+}
+
+absl::Status WritePipeline(const Pipeline& pipeline, const std::string& destination,
+                           std::ostream& stdout_stream) {
+  std::string text = PipelineToText(pipeline);
+  if (destination == "-") {
+    stdout_stream << text;
+    return absl::OkStatus();
+  }
+  std::ofstream file(destination);
+  file << text;
+  file.close();
+  if (!file) return absl::PermissionDeniedError(absl::StrCat("cannot write ", destination));
+  return absl::OkStatus();
 }
 
 }  // namespace cli

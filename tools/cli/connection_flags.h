@@ -11,6 +11,7 @@
 #ifndef HUBLINK_TOOLS_CLI_CONNECTION_FLAGS_H_
 #define HUBLINK_TOOLS_CLI_CONNECTION_FLAGS_H_
 
+#include <ostream>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -43,6 +44,11 @@ struct ConnectionFlags {
 // device info. Errors name the flag or file at fault.
 absl::StatusOr<Pipeline> BuildPipeline(const ConnectionFlags& flags,
                                        tencent::DeviceInfo* device = nullptr);
+
+// Writes `pipeline` as text format to `destination`, or to `stdout_stream` when it is "-" (what
+// --dump_pipeline does in every tool). kPermissionDenied names the path it could not write.
+absl::Status WritePipeline(const Pipeline& pipeline, const std::string& destination,
+                           std::ostream& stdout_stream);
 
 }  // namespace cli
 }  // namespace hublink

@@ -1,7 +1,6 @@
 #include "tools/cli/hublink_cli.h"
 
 #include <chrono>
-#include <fstream>
 #include <future>
 #include <memory>
 
@@ -310,19 +309,8 @@ int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ost
   absl::StatusOr<Pipeline> pipeline = BuildPipeline(flags.connection);
   if (!pipeline.ok()) return Fail(err, command, pipeline.status());
   if (!flags.dump_pipeline.empty()) {
-    std::string text = PipelineToText(*pipeline);
-    if (flags.dump_pipeline == "-") {
-      out << text;
-    } else {
-      std::ofstream file(flags.dump_pipeline);
-      file << text;
-      if (!file) {
-        return Fail(
-            err, command,
-            absl::PermissionDeniedError(absl::StrCat("cannot write ", flags.dump_pipeline)));
-      }
-    }
-    return 0;
+    absl::Status written = WritePipeline(*pipeline, flags.dump_pipeline, out);
+    return written.ok() ? 0 : Fail(err, command, written);
   }
   if (command == "sign") return Sign(flags, *pipeline, *registry, out, err);
   if (command == "pub") return Publish(flags, *pipeline, *registry, out, err);

@@ -1,7 +1,9 @@
 #include "tools/cli/hublink_cli.h"
 
+#include <algorithm>
 #include <chrono>
 #include <future>
+#include <iterator>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -18,12 +20,7 @@ namespace hublink {
 namespace cli {
 namespace {
 
-constexpr char kUsage[] =
-    "usage: hublink pub|sub|sign|plugins [flags]\n"
-    "  pub      publish --message to --topic (--count times)\n"
-    "  sub      print \"topic payload\" for each message on --topic (repeatable)\n"
-    "  sign     print the client id, username and password a device would send\n"
-    "  plugins  list the registered plugins\n";
+constexpr const char* kCommands[] = {"pub", "sub", "sign", "plugins"};
 
 struct CommandFlags {
   ConnectionFlags connection;
@@ -263,34 +260,81 @@ int ListPlugins(const Registry& registry, std::ostream& out) {
   return 0;
 }
 
+// What each command does, as the usage lines say it.
+absl::string_view Summary(absl::string_view command) {
+  if (command == "pub") return "publish --message to --topic (--count times)";
+  if (command == "sub") return "print \"topic payload\" for each message on --topic (repeatable)";
+  if (command == "sign") return "print the client id, username and password a device would send";
+  return "list the registered plugins";
+}
+
+// Each command takes the flags it uses and no others, so `--help` lists only those and a flag
+// meant for another command is a usage error instead of being silently ignored.
+void RegisterFlags(absl::string_view command, CommandFlags& flags, FlagParser& parser) {
+  if (command == "plugins") return;
+  flags.connection.Register(parser);
+  if (command == "pub" || command == "sub") {
+    parser.AddList(
+        "topic", &flags.topics,
+        command == "pub" ? "topic to publish to" : "topic filter to subscribe to (repeatable)");
+    parser.AddInt("qos", &flags.qos, "0, 1 or 2");
+  }
+  if (command == "pub") {
+    parser.AddString("message", &flags.message, "payload to publish");
+    parser.AddInt("count", &flags.count, "how many times to publish (default 1)");
+    parser.AddInt("timeout", &flags.timeout, "seconds to wait for every publish (default 30)");
+    parser.AddBool("retain", &flags.retain, "set the retain flag");
+  }
+  if (command == "sub") {
+    parser.AddInt("count", &flags.count, "exit after this many messages");
+    parser.AddInt("timeout", &flags.timeout, "seconds to wait, then exit");
+  }
+  if (command == "sign") {
+    parser.AddString("connid", &flags.connid, "use this 5-character connection id");
+    parser.AddString("expiry", &flags.expiry, "use this expiry (Unix seconds)");
+  }
+  parser.AddString("dump_pipeline", &flags.dump_pipeline,
+                   "write the pipeline to FILE (- for stdout) and exit");
+}
+
+std::string Usage() {
+  std::string usage =
+      "usage: hublink pub|sub|sign|plugins [flags]   (hublink COMMAND --help: its flags)\n";
+  for (const char* command : kCommands) {
+    std::string padded(command);
+    padded.resize(9, ' ');
+    absl::StrAppend(&usage, "  ", padded, Summary(command), "\n");
+  }
+  return usage;
+}
+
 }  // namespace
 
 int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   if (args.empty() || args[0] == "--help" || args[0] == "help") {
-    (args.empty() ? err : out) << kUsage;
+    (args.empty() ? err : out) << Usage();
     return args.empty() ? 2 : 0;
   }
   const std::string command = args[0];
-  if (command != "pub" && command != "sub" && command != "sign" && command != "plugins") {
-    err << "hublink: unknown command \"" << command << "\"\n" << kUsage;
+  if (std::find(std::begin(kCommands), std::end(kCommands), command) == std::end(kCommands)) {
+    err << "hublink: unknown command \"" << command << "\"\n" << Usage();
     return 2;
   }
   CommandFlags flags;
   FlagParser parser;
-  flags.connection.Register(parser);
-  parser.AddList("topic", &flags.topics, "topic (pub) or topic filter (sub; repeatable)");
-  parser.AddString("message", &flags.message, "payload to publish");
-  parser.AddInt("qos", &flags.qos, "0, 1 or 2");
-  parser.AddInt("count", &flags.count, "pub: how many times; sub: exit after this many messages");
-  parser.AddInt("timeout", &flags.timeout, "seconds to wait (sub: then exit)");
-  parser.AddBool("retain", &flags.retain, "pub: set the retain flag");
-  parser.AddString("connid", &flags.connid, "sign: use this 5-character connection id");
-  parser.AddString("expiry", &flags.expiry, "sign: use this expiry (Unix seconds)");
-  parser.AddString("dump_pipeline", &flags.dump_pipeline,
-                   "write the pipeline to FILE (- for stdout) and exit");
+  RegisterFlags(command, flags, parser);
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  for (const std::string& arg : rest) {
+    if (arg == "--") break;
+    if (arg == "--help" || arg == "-h") {
+      out << "usage: hublink " << command << " [flags]\n  " << Summary(command) << "\n";
+      std::string usage = parser.Usage();
+      if (!usage.empty()) out << "flags:\n" << usage;
+      return 0;
+    }
+  }
   std::vector<std::string> positional;
-  absl::Status parsed =
-      parser.Parse(std::vector<std::string>(args.begin() + 1, args.end()), &positional);
+  absl::Status parsed = parser.Parse(rest, &positional);
   if (!parsed.ok() || !positional.empty()) {
     err << "hublink " << command << ": "
         << (parsed.ok() ? absl::StrCat("unexpected argument \"", positional[0], "\"")

@@ -112,6 +112,36 @@ TEST(HublinkCliTest, UsageErrorsExitTwoAndFailuresExitOne) {
   EXPECT_TRUE(absl::StrContains(missing.err, "/nonexistent/device_info.json")) << missing.err;
 }
 
+TEST(HublinkCliTest, CommandHelpPrintsThatCommandsFlagsAndExitsZero) {
+  CliRun help = Hublink({"pub", "--help"});
+  EXPECT_EQ(help.code, 0);
+  EXPECT_TRUE(absl::StartsWith(help.out, "usage: hublink pub [flags]\n")) << help.out;
+  EXPECT_TRUE(absl::StrContains(help.out, "--message=")) << help.out;
+  EXPECT_TRUE(absl::StrContains(help.out, "--device_info=")) << help.out;
+  EXPECT_FALSE(absl::StrContains(help.out, "--connid")) << "sign's flag listed under pub";
+  EXPECT_EQ(help.err, "");
+  CliRun short_help = Hublink({"sign", "-h"});
+  EXPECT_EQ(short_help.code, 0);
+  EXPECT_TRUE(absl::StrContains(short_help.out, "--connid=")) << short_help.out;
+  EXPECT_FALSE(absl::StrContains(short_help.out, "--message")) << short_help.out;
+  CliRun plugins_help = Hublink({"plugins", "--help"});
+  EXPECT_EQ(plugins_help.code, 0);
+  EXPECT_TRUE(absl::StartsWith(plugins_help.out, "usage: hublink plugins")) << plugins_help.out;
+  // After "--" it is an argument, not a request for help.
+  EXPECT_EQ(Hublink({"pub", "--", "--help"}).code, 2);
+  // The top-level usage says how to get a command's flags.
+  CliRun usage = Hublink({});
+  EXPECT_EQ(usage.code, 2);
+  EXPECT_TRUE(absl::StrContains(usage.err, "hublink COMMAND --help")) << usage.err;
+  EXPECT_EQ(usage.out, "");
+}
+
+TEST(HublinkCliTest, AFlagOfAnotherCommandIsAUsageError) {
+  CliRun run = Hublink({"sign", "--device_info=" + WorkedExampleDevice(), "--message=hi"});
+  EXPECT_EQ(run.code, 2);
+  EXPECT_TRUE(absl::StrContains(run.err, "unknown flag --message")) << run.err;
+}
+
 class HublinkBrokerTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -1,7 +1,5 @@
 #include "plugins/pipeline.h"
 
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -11,6 +9,7 @@
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
+#include "plugins/read_file.h"
 #include "plugins/status_macros.h"
 
 namespace hublink {
@@ -238,15 +237,9 @@ absl::StatusOr<Pipeline> ParsePipelineJson(absl::string_view json, absl::string_
 }
 
 absl::StatusOr<Pipeline> ReadPipelineFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat(path, ": cannot open pipeline file: ", std::strerror(errno)));
-  }
-  std::stringstream contents;
-  contents << in.rdbuf();
-  if (absl::EndsWith(path, ".json")) return ParsePipelineJson(contents.str(), path);
-  return ParsePipelineText(contents.str(), path);
+  HUBLINK_ASSIGN_OR_RETURN(std::string contents, ReadFileContents(path, "pipeline file"));
+  if (absl::EndsWith(path, ".json")) return ParsePipelineJson(contents, path);
+  return ParsePipelineText(contents, path);
 }
 
 std::string PipelineToText(const Pipeline& pipeline) {

@@ -18,6 +18,10 @@
 //   the loop. Do not destroy a transport from inside its own callback: post the destruction.
 // - Destroying a transport at any time abandons the connection at once (socket closed, no
 //   goodbye).
+//
+// Error codes, in every status a transport returns or reports, follow the one table in
+// docs/errors.md (peer protocol violation kDataLoss, unreachable or reset kUnavailable, time limits
+// kDeadlineExceeded, bad config kInvalidArgument, ...); the message starts with the layer's name.
 #ifndef HUBLINK_PLUGINS_TRANSPORT_H_
 #define HUBLINK_PLUGINS_TRANSPORT_H_
 

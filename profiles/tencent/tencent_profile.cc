@@ -2,15 +2,13 @@
 
 #include <sys/stat.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "auth/hmac/hmac.pb.h"
 #include "auth/rsa/rsa.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "plugins/read_file.h"
 #include "plugins/status_macros.h"
 #include "protocols/mqtt/mqtt.pb.h"
 #include "transports/tcp/tcp.pb.h"
@@ -122,14 +120,8 @@ absl::Status ValidateDeviceInfo(const DeviceInfo& info) {
 }
 
 absl::StatusOr<DeviceInfo> ReadDeviceInfo(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat(path, ": cannot open device info: ", std::strerror(errno)));
-  }
-  std::stringstream contents;
-  contents << in.rdbuf();
-  HUBLINK_ASSIGN_OR_RETURN(DeviceInfo info, ParseDeviceInfo(contents.str(), path));
+  HUBLINK_ASSIGN_OR_RETURN(std::string contents, ReadFileContents(path, "device info"));
+  HUBLINK_ASSIGN_OR_RETURN(DeviceInfo info, ParseDeviceInfo(contents, path));
   if (absl::Status status = ValidateDeviceInfo(info); !status.ok()) return Annotate(status, path);
   if (absl::AsciiStrToUpper(info.auth_mode()) == "CERT") {
     std::string dir = Dirname(path);

@@ -1,6 +1,7 @@
 #include "tests/conformance.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -118,6 +120,95 @@ class TcpConformancePeer : public ConformancePeer {
   std::thread thread_;
 };
 
+// A listener that enforces the TransportListener contract (plugins/transport.h) as it goes:
+// no callback from inside Open(), Write() or Close() (the harness marks those calls), OnClosed()
+// at most once, OnOpen() at most once, and nothing after OnClosed().
+class ContractListener : public RecordingListener {
+ public:
+  explicit ContractListener(std::string name = "listener") : name_(std::move(name)) {}
+
+  // Runs `call`, a call into the transport named `what`, with callbacks forbidden.
+  void Call(const char* what, const std::function<void()>& call) {
+    const char* outer = inside_;
+    inside_ = what;
+    call();
+    inside_ = outer;
+  }
+
+  void OnOpen() override {
+    Check("OnOpen");
+    if (opened > 0) ADD_FAILURE() << name_ << ": OnOpen() reported twice";
+    RecordingListener::OnOpen();
+  }
+  void OnData(absl::string_view bytes) override {
+    Check("OnData");
+    RecordingListener::OnData(bytes);
+  }
+  void OnClosed(const absl::Status& status) override {
+    if (inside_ != nullptr) {
+      ADD_FAILURE() << name_ << ": OnClosed(" << status << ") called from inside " << inside_
+                    << "(); the contract defers callbacks through the loop";
+    }
+    if (closed_count > 0) {
+      ADD_FAILURE() << name_ << ": OnClosed() reported twice: first " << *closed << ", then "
+                    << status;
+    }
+    RecordingListener::OnClosed(status);
+  }
+  void OnWritable() override {
+    Check("OnWritable");
+    RecordingListener::OnWritable();
+  }
+
+ private:
+  void Check(const char* callback) {
+    if (inside_ != nullptr) {
+      ADD_FAILURE() << name_ << ": " << callback << "() called from inside " << inside_
+                    << "(); the contract defers callbacks through the loop";
+    }
+    if (closed_count > 0) {
+      ADD_FAILURE() << name_ << ": " << callback << "() after OnClosed(" << *closed << ")";
+    }
+  }
+
+  std::string name_;
+  const char* inside_ = nullptr;
+};
+
+// Runs `loop` until everything already posted to it has run (a marker task posted now ran, twice
+// over, so callbacks those tasks posted ran too). Bounded; no fixed sleep.
+void Settle(EventLoop& loop) {
+  for (int round = 0; round < 2; ++round) {
+    bool ran = false;
+    loop.Post([&ran] { ran = true; });
+    ASSERT_TRUE(RunUntil(
+        loop, [&] { return ran; }, absl::Seconds(5)));
+  }
+}
+
+// Connections to a listener whose accept queue is full, so that it drops further SYNs: a connect
+// to it then neither succeeds nor fails. Closed on destruction.
+class BacklogFillers {
+ public:
+  explicit BacklogFillers(int port) {
+    for (int i = 0; i < 4; ++i) {
+      int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      addr.sin_port = htons(port);
+      connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+      fds_.push_back(fd);
+    }
+  }
+  ~BacklogFillers() {
+    for (int fd : fds_) close(fd);
+  }
+
+ private:
+  std::vector<int> fds_;
+};
+
 // One connection through the stack under test, driven on a private loop.
 class Harness {
  public:
@@ -142,14 +233,35 @@ class Harness {
     loop_ = std::move(loop).value();
   }
 
-  // Opens a connection and waits for the greeting.
-  void Connect() {
+  // Builds the stack for the peer's endpoint, or for `port` on the peer's host when given, without
+  // opening it. `configure` may adjust the context (deadlines) first.
+  void Create(int port = 0, const std::function<void(ConnectContext&)>& configure = nullptr) {
     context_ = std::make_unique<ConnectContext>(*loop_, pipeline_->endpoint().host(),
-                                                pipeline_->endpoint().port());
+                                                port != 0 ? port : pipeline_->endpoint().port());
+    if (configure) configure(*context_);
     auto top = pipeline_->CreateStack(*context_);
     ASSERT_TRUE(top.ok()) << top.status();
     transport_ = std::move(top).value();
-    transport_->Open(&listener_);
+  }
+
+  // Calls into the transport with callbacks into `listener` (default: the harness's) forbidden.
+  void Open(ContractListener* listener = nullptr) {
+    ContractListener* to = listener != nullptr ? listener : &listener_;
+    to->Call("Open", [&] { transport_->Open(to); });
+  }
+  absl::Status Write(absl::string_view bytes) {
+    absl::Status status;
+    listener_.Call("Write", [&] { status = transport_->Write(bytes); });
+    return status;
+  }
+  void Close() {
+    listener_.Call("Close", [&] { transport_->Close(); });
+  }
+
+  // Opens a connection and waits for the greeting.
+  void Connect() {
+    ASSERT_NO_FATAL_FAILURE(Create());
+    Open();
     ASSERT_TRUE(RunUntil(*loop_, [&] { return listener_.opened > 0 || listener_.closed; }));
     ASSERT_EQ(listener_.opened, 1) << (listener_.closed ? listener_.closed->ToString() : "");
     ASSERT_TRUE(RunUntil(*loop_, [&] { return listener_.data.size() >= kHello.size(); }));
@@ -160,7 +272,7 @@ class Harness {
   // Writes `bytes` respecting backpressure and waits for their echo.
   void WriteAndAwaitEcho(absl::string_view bytes) {
     size_t expected = listener_.data.size() + bytes.size();
-    absl::Status status = transport_->Write(bytes);
+    absl::Status status = Write(bytes);
     ASSERT_TRUE(status.ok()) << status;
     ASSERT_TRUE(RunUntil(
         *loop_, [&] { return listener_.data.size() >= expected || listener_.closed; },
@@ -170,7 +282,8 @@ class Harness {
 
   EventLoop& loop() { return *loop_; }
   Transport& transport() { return *transport_; }
-  RecordingListener& listener() { return listener_; }
+  void DestroyTransport() { transport_.reset(); }
+  ContractListener& listener() { return listener_; }
   ConformancePeer& peer() { return *peer_; }
 
  private:
@@ -180,7 +293,7 @@ class Harness {
   std::unique_ptr<ResolvedPipeline> pipeline_;
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<ConnectContext> context_;
-  RecordingListener listener_;
+  ContractListener listener_;
   std::unique_ptr<Transport> transport_;
 };
 
@@ -212,8 +325,8 @@ TEST_P(TransportConformanceTest, DataSplitAtEveryOffsetArrivesIntact) {
   const std::string message = Pattern(97, 1);
   std::string expected;
   for (size_t split = 0; split <= message.size(); ++split) {
-    ASSERT_TRUE(h.transport().Write(absl::string_view(message).substr(0, split)).ok());
-    ASSERT_TRUE(h.transport().Write(absl::string_view(message).substr(split)).ok());
+    ASSERT_TRUE(h.Write(absl::string_view(message).substr(0, split)).ok());
+    ASSERT_TRUE(h.Write(absl::string_view(message).substr(split)).ok());
     expected += message;
   }
   ASSERT_TRUE(RunUntil(h.loop(), [&] { return h.listener().data.size() >= expected.size(); }));
@@ -241,15 +354,15 @@ TEST_P(TransportConformanceTest, CloseReachesPeerAndWritesThenFail) {
   ASSERT_NO_FATAL_FAILURE(h.SetUp());
   ASSERT_NO_FATAL_FAILURE(h.Connect());
   ASSERT_NO_FATAL_FAILURE(h.WriteAndAwaitEcho("ping"));
-  h.transport().Close();
-  absl::Status after_close = h.transport().Write("late");
+  h.Close();
+  absl::Status after_close = h.Write("late");
   EXPECT_EQ(after_close.code(), absl::StatusCode::kFailedPrecondition) << after_close;
   ASSERT_TRUE(RunUntil(h.loop(), [&] { return h.listener().closed.has_value(); }));
   EXPECT_TRUE(h.listener().closed->ok()) << *h.listener().closed;
   EXPECT_EQ(h.listener().closed_count, 1);
   EXPECT_TRUE(RunUntil(h.loop(), [&] { return h.peer().closed_connections() == 1; }))
       << "the peer never saw the connection end";
-  absl::Status after_closed = h.transport().Write("later");
+  absl::Status after_closed = h.Write("later");
   EXPECT_EQ(after_closed.code(), absl::StatusCode::kFailedPrecondition) << after_closed;
 }
 
@@ -257,12 +370,142 @@ TEST_P(TransportConformanceTest, PeerCloseReachesListener) {
   Harness h(GetParam());
   ASSERT_NO_FATAL_FAILURE(h.SetUp());
   ASSERT_NO_FATAL_FAILURE(h.Connect());
-  ASSERT_TRUE(h.transport().Write(absl::StrCat("bye", kQuit)).ok());
+  ASSERT_TRUE(h.Write(absl::StrCat("bye", kQuit)).ok());
   ASSERT_TRUE(RunUntil(h.loop(), [&] { return h.listener().closed.has_value(); }));
   EXPECT_EQ(h.listener().data, absl::StrCat("bye", kQuit)) << "bytes before the close were lost";
   EXPECT_EQ(h.listener().closed_count, 1);
-  absl::Status after = h.transport().Write("x");
+  absl::Status after = h.Write("x");
   EXPECT_EQ(after.code(), absl::StatusCode::kFailedPrecondition) << after;
+}
+
+// --- Failure paths: each reports exactly one OnClosed, never from inside a call ---
+
+TEST_P(TransportConformanceTest, RefusedConnectionIsReportedOnce) {
+  Harness h(GetParam());
+  ASSERT_NO_FATAL_FAILURE(h.SetUp());
+  absl::StatusOr<int> free_port = PickFreePort();  // bound, then released: nothing listens there
+  ASSERT_TRUE(free_port.ok()) << free_port.status();
+  ASSERT_NO_FATAL_FAILURE(h.Create(*free_port));
+  h.Open();
+  ASSERT_TRUE(RunUntil(h.loop(), [&] { return h.listener().closed.has_value(); }));
+  ASSERT_NO_FATAL_FAILURE(Settle(h.loop()));
+  EXPECT_EQ(h.listener().opened, 0);
+  EXPECT_EQ(h.listener().closed_count, 1);
+  EXPECT_EQ(h.listener().closed->code(), absl::StatusCode::kUnavailable) << *h.listener().closed;
+  EXPECT_EQ(h.Write("x").code(), absl::StatusCode::kFailedPrecondition);
+  h.Close();
+  ASSERT_NO_FATAL_FAILURE(Settle(h.loop()));
+  EXPECT_EQ(h.listener().closed_count, 1) << "Close() after OnClosed reported again";
+}
+
+TEST_P(TransportConformanceTest, ConnectTimeoutIsReportedOnce) {
+  Harness h(GetParam());
+  ASSERT_NO_FATAL_FAILURE(h.SetUp());
+  absl::StatusOr<LoopbackListener> full = ListenOnLoopback(/*backlog=*/0);
+  ASSERT_TRUE(full.ok()) << full.status();
+  BacklogFillers fillers(full->port);
+  ASSERT_NO_FATAL_FAILURE(h.Create(full->port, [&](ConnectContext& context) {
+    context.set_connect_timeout(absl::Milliseconds(200));
+    context.set_deadline(h.loop().Now() + absl::Milliseconds(200));
+  }));
+  h.Open();
+  ASSERT_TRUE(RunUntil(
+      h.loop(), [&] { return h.listener().closed.has_value(); }, absl::Seconds(10)));
+  ASSERT_NO_FATAL_FAILURE(Settle(h.loop()));
+  close(full->fd);
+  EXPECT_EQ(h.listener().opened, 0);
+  EXPECT_EQ(h.listener().closed_count, 1);
+  EXPECT_EQ(h.listener().closed->code(), absl::StatusCode::kDeadlineExceeded)
+      << *h.listener().closed;
+}
+
+TEST_P(TransportConformanceTest, ResetByPeerIsReportedOnce) {
+  Harness h(GetParam());
+  ASSERT_NO_FATAL_FAILURE(h.SetUp());
+  // A raw peer that accepts, then resets the connection (SO_LINGER 0) whatever the stack sent.
+  absl::StatusOr<LoopbackListener> raw = ListenOnLoopback();
+  ASSERT_TRUE(raw.ok()) << raw.status();
+  fcntl(raw->fd, F_SETFL, O_NONBLOCK);  // accepted while the loop runs
+  ASSERT_NO_FATAL_FAILURE(h.Create(raw->port));
+  h.Open();
+  int accepted = -1;
+  ASSERT_TRUE(RunUntil(h.loop(), [&] {
+    if (accepted < 0) accepted = accept4(raw->fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    return accepted >= 0;
+  }));
+  linger hard{1, 0};
+  setsockopt(accepted, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+  close(accepted);
+  ASSERT_TRUE(RunUntil(h.loop(), [&] { return h.listener().closed.has_value(); }));
+  ASSERT_NO_FATAL_FAILURE(Settle(h.loop()));
+  close(raw->fd);
+  EXPECT_EQ(h.listener().closed_count, 1);
+  EXPECT_EQ(h.listener().closed->code(), absl::StatusCode::kUnavailable) << *h.listener().closed;
+}
+
+TEST_P(TransportConformanceTest, OpenTwiceIsReportedOnce) {
+  Harness h(GetParam());
+  ASSERT_NO_FATAL_FAILURE(h.SetUp());
+  ASSERT_NO_FATAL_FAILURE(h.Create());
+  h.Open();
+  h.Open();
+  ASSERT_TRUE(RunUntil(h.loop(), [&] { return h.listener().opened > 0 || h.listener().closed; }));
+  // Whether the misuse ends the connection or not, the listener hears of its end once.
+  h.Close();
+  ASSERT_TRUE(RunUntil(h.loop(), [&] { return h.listener().closed.has_value(); }));
+  ASSERT_NO_FATAL_FAILURE(Settle(h.loop()));
+  EXPECT_EQ(h.listener().closed_count, 1);
+  if (!h.listener().closed->ok()) {
+    EXPECT_EQ(h.listener().closed->code(), absl::StatusCode::kFailedPrecondition)
+        << *h.listener().closed;
+  }
+}
+
+TEST_P(TransportConformanceTest, OpenTwiceWithAnotherListenerReportsToBoth) {
+  Harness h(GetParam());
+  ASSERT_NO_FATAL_FAILURE(h.SetUp());
+  ContractListener second("second listener");
+  ASSERT_NO_FATAL_FAILURE(h.Create());
+  h.Open();
+  h.Open(&second);
+  ASSERT_TRUE(RunUntil(h.loop(), [&] { return second.closed.has_value(); }))
+      << "the second Open() must be refused through its listener";
+  EXPECT_EQ(second.closed->code(), absl::StatusCode::kFailedPrecondition) << *second.closed;
+  EXPECT_EQ(second.opened, 0);
+  // The first listener still owns the connection: it hears of its end, once.
+  h.Close();
+  ASSERT_TRUE(RunUntil(h.loop(), [&] { return h.listener().closed.has_value(); }))
+      << "the first listener never got OnClosed: the second Open() stole it";
+  ASSERT_NO_FATAL_FAILURE(Settle(h.loop()));
+  EXPECT_EQ(h.listener().closed_count, 1);
+  EXPECT_EQ(second.closed_count, 1);
+  h.DestroyTransport();  // before `second` goes
+}
+
+TEST_P(TransportConformanceTest, CloseTwiceIsReportedOnce) {
+  Harness h(GetParam());
+  ASSERT_NO_FATAL_FAILURE(h.SetUp());
+  ASSERT_NO_FATAL_FAILURE(h.Connect());
+  h.Close();
+  h.Close();
+  ASSERT_TRUE(RunUntil(h.loop(), [&] { return h.listener().closed.has_value(); }));
+  h.Close();
+  ASSERT_NO_FATAL_FAILURE(Settle(h.loop()));
+  EXPECT_EQ(h.listener().closed_count, 1);
+  EXPECT_TRUE(h.listener().closed->ok()) << *h.listener().closed;
+}
+
+TEST_P(TransportConformanceTest, CloseWhileOpeningIsReportedOnce) {
+  Harness h(GetParam());
+  ASSERT_NO_FATAL_FAILURE(h.SetUp());
+  ASSERT_NO_FATAL_FAILURE(h.Create());
+  h.Open();
+  h.Close();
+  h.Close();
+  ASSERT_TRUE(RunUntil(h.loop(), [&] { return h.listener().closed.has_value(); }));
+  ASSERT_NO_FATAL_FAILURE(Settle(h.loop()));
+  EXPECT_EQ(h.listener().closed_count, 1);
+  EXPECT_EQ(h.Write("x").code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_P(TransportConformanceTest, WriteBeforeOpenFails) {

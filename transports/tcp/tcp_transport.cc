@@ -2,14 +2,18 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/mem.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -33,8 +37,8 @@ using transports::TcpConfig;
 constexpr uint64_t kDefaultMaxBuffered = 64ull << 20;
 constexpr uint64_t kDefaultHighWater = 1ull << 20;
 constexpr absl::Duration kDefaultConnectTimeout = absl::Seconds(10);
-// How long an orderly close waits for the peer's FIN before closing the socket anyway.
-constexpr absl::Duration kCloseLinger = absl::Seconds(2);
+// How long an orderly close may take (flush, then the peer's FIN) unless close_timeout says.
+constexpr absl::Duration kDefaultCloseTimeout = absl::Seconds(3);
 
 absl::Duration ToDuration(const google::protobuf::Duration& d) {
   return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
@@ -154,19 +158,36 @@ class TcpTransport : public Transport {
     max_buffered_ =
         config_.max_buffered_bytes() ? config_.max_buffered_bytes() : kDefaultMaxBuffered;
     high_water_ = config_.high_water_bytes() ? config_.high_water_bytes() : kDefaultHighWater;
+    close_timeout_ =
+        config_.has_close_timeout() ? ToDuration(config_.close_timeout()) : kDefaultCloseTimeout;
   }
 
   ~TcpTransport() override {
     loop_.Cancel(timer_);
     CloseSocket();
+    WipeQueue();
     if (resolution_ != nullptr) loop_.Unwatch(resolution_->wake_fd);
   }
 
   void Open(TransportListener* listener) override {
+    if (opened_) {
+      // API misuse: the connection ends with kFailedPrecondition. The first listener hears it
+      // (the second Open() does not take it over), and so does a different second listener;
+      // both from the loop, never from here.
+      absl::Status misuse =
+          absl::FailedPreconditionError(absl::StrCat("tcp: ", endpoint_, ": Open() called twice"));
+      if (listener != nullptr && listener != listener_) {
+        loop_.Post(guard_.Wrap([listener, misuse] { listener->OnClosed(misuse); }));
+      }
+      FailLater(misuse);
+      return;
+    }
+    opened_ = true;
     listener_ = listener;
     if (state_ != State::kIdle) {
-      Fail(
-          absl::FailedPreconditionError(absl::StrCat("tcp: ", endpoint_, ": Open() called twice")));
+      // Closed before it was opened: report that end now that there is someone to tell.
+      FailLater(absl::FailedPreconditionError(
+          absl::StrCat("tcp: ", endpoint_, ": Open() after Close()")));
       return;
     }
     state_ = State::kResolving;
@@ -195,13 +216,13 @@ class TcpTransport : public Transport {
     }
     resolution_ = std::make_shared<Resolution>();
     if (resolution_->wake_fd < 0) {
-      Fail(absl::InternalError(absl::StrCat("tcp: eventfd: ", Describe(errno))));
+      FailLater(absl::InternalError(absl::StrCat("tcp: eventfd: ", Describe(errno))));
       return;
     }
     absl::Status watched =
         loop_.Watch(resolution_->wake_fd, EventLoop::kReadable, [this](uint32_t) { OnResolved(); });
     if (!watched.ok()) {
-      Fail(watched);
+      FailLater(watched);
       return;
     }
     std::thread(Resolve, resolution_, context_.host(), context_.port(), family).detach();
@@ -231,10 +252,10 @@ class TcpTransport : public Transport {
       // Fast path: straight to the kernel, queue only what it did not take.
       ssize_t n = send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
       if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        int err = errno;
-        loop_.Post(guard_.Wrap([this, err] { FailWithErrno("send", err); }));
-        state_ = State::kFailing;
-        return absl::OkStatus();  // the failure arrives as OnClosed, like any other
+        // The failure arrives as OnClosed, like any other, and stays the reported one even if a
+        // read sees the end of stream first.
+        FailLater(ErrnoStatus("send", errno));
+        return absl::OkStatus();
       }
       if (n > 0) bytes.remove_prefix(static_cast<size_t>(n));
       if (bytes.empty()) return absl::OkStatus();
@@ -259,6 +280,11 @@ class TcpTransport : public Transport {
         return;
       case State::kOpen:
         state_ = State::kDraining;
+        // The whole orderly close is bounded: a peer that stops reading cannot hold it open.
+        timer_ = loop_.RunAfter(close_timeout_, guard_.Wrap([this] {
+          timer_ = 0;
+          OnCloseTimeout();
+        }));
         if (queue_.empty()) ShutdownWrite();
         UpdateInterest();
         return;
@@ -394,12 +420,17 @@ class TcpTransport : public Transport {
         continue;
       }
       if (n == 0) {
-        // Peer finished. Whatever we still had queued cannot matter to it any more.
-        if (state_ == State::kLingering || state_ == State::kDraining) {
-          Finish(absl::OkStatus());
-        } else {
-          Finish(absl::OkStatus());
+        // Peer finished. Whatever we still had queued cannot matter to it any more. A failure seen
+        // earlier (a send that met a reset) stays the one reported: Finish() keeps it. A reset
+        // that came right behind the FIN (the peer aborted with our bytes unread) hides behind
+        // this end of stream: the socket error says so.
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+          FailWithErrno("recv", err);
+          return;
         }
+        Finish(absl::OkStatus());
         return;
       }
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
@@ -435,6 +466,8 @@ class TcpTransport : public Transport {
         size_t left = queue_.front().size() - front_offset_;
         if (sent >= left) {
           sent -= left;
+          // The kernel has the bytes: wipe our copy (an MQTT CONNECT holds the password).
+          WipeString(queue_.front());
           queue_.pop_front();
           front_offset_ = 0;
         } else {
@@ -454,10 +487,28 @@ class TcpTransport : public Transport {
   void ShutdownWrite() {
     shutdown(fd_, SHUT_WR);
     state_ = State::kLingering;
-    timer_ = loop_.RunAfter(kCloseLinger, guard_.Wrap([this] {
-      timer_ = 0;
+  }
+
+  // close_timeout ran out: still draining our queue, or waiting for the peer's FIN.
+  void OnCloseTimeout() {
+    if (state_ != State::kDraining && state_ != State::kLingering) return;
+    int unacknowledged = 0;
+    if (fd_ < 0 || ioctl(fd_, SIOCOUTQ, &unacknowledged) != 0) unacknowledged = 0;
+    size_t undelivered = buffered_ + static_cast<size_t>(std::max(unacknowledged, 0));
+    if (undelivered == 0) {
+      // The peer has everything we sent and only keeps its side open: an orderly end all the same.
       Finish(absl::OkStatus());
-    }));
+      return;
+    }
+    // Abort: a reset tells the peer, and frees the kernel from retrying bytes nobody reads.
+    if (fd_ >= 0) {
+      linger hard{1, 0};
+      setsockopt(fd_, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+    }
+    Finish(absl::DeadlineExceededError(
+        absl::StrCat("tcp: ", endpoint_, ": close timed out after ",
+                     absl::FormatDuration(close_timeout_), " with ", undelivered,
+                     " bytes not delivered (the peer stopped reading); connection aborted")));
   }
 
   void UpdateInterest() {
@@ -470,7 +521,7 @@ class TcpTransport : public Transport {
     }
   }
 
-  void FailWithErrno(absl::string_view operation, int err) {
+  absl::Status ErrnoStatus(absl::string_view operation, int err) const {
     std::string where =
         current_address_.empty() || absl::StrCat(context_.host()) == current_address_
             ? endpoint_
@@ -478,31 +529,61 @@ class TcpTransport : public Transport {
     std::string message = absl::StrCat("tcp: ", where, ": ", Describe(err));
     if (err == ECONNREFUSED || err == ECONNRESET || err == EPIPE || err == EHOSTUNREACH ||
         err == ENETUNREACH) {
-      Fail(absl::UnavailableError(message));
-    } else if (err == ETIMEDOUT) {
-      Fail(absl::DeadlineExceededError(message));
-    } else {
-      Fail(absl::UnavailableError(absl::StrCat(message, " (", operation, ")")));
+      return absl::UnavailableError(message);
     }
+    if (err == ETIMEDOUT) return absl::DeadlineExceededError(message);
+    return absl::UnavailableError(absl::StrCat(message, " (", operation, ")"));
   }
+
+  void FailWithErrno(absl::string_view operation, int err) { Fail(ErrnoStatus(operation, err)); }
 
   void Fail(const absl::Status& status) { Finish(status); }
 
+  // For failures found inside Open() or Write(): remembered now (it is the one reported, whatever
+  // the socket says meanwhile) and reported from the loop.
+  void FailLater(const absl::Status& status) {
+    if (state_ == State::kClosed) {
+      if (!delivered_) {
+        loop_.Post(guard_.Wrap([this, status] { Deliver(status); }));
+      }
+      return;
+    }
+    if (error_.ok()) error_ = status;
+    if (state_ == State::kFailing) return;  // already on its way
+    state_ = State::kFailing;
+    UpdateInterest();
+    loop_.Post(guard_.Wrap([this] { Finish(error_); }));
+  }
+
   // Ends the connection and tells the listener once. Runs on the loop thread, never inside a
-  // caller's Open/Write/Close (those post it).
+  // caller's Open/Write/Close (those post it). The first failure wins over what came after it.
   void Finish(const absl::Status& status) {
     if (state_ == State::kClosed) return;
+    if (error_.ok()) error_ = status;
     state_ = State::kClosed;
     loop_.Cancel(timer_);
     timer_ = 0;
     CloseSocket();
-    Deliver(status);
+    WipeQueue();
+    Deliver(error_);
+  }
+
+  static void WipeString(std::string& bytes) {
+    if (!bytes.empty()) OPENSSL_cleanse(&bytes[0], bytes.size());
+  }
+
+  void WipeQueue() {
+    for (std::string& bytes : queue_) WipeString(bytes);
+    queue_.clear();
+    front_offset_ = 0;
+    buffered_ = 0;
   }
 
   void Deliver(const absl::Status& status) {
-    if (delivered_) return;
+    // With no listener yet (Close() before Open()), Open() reports the end later.
+    if (delivered_ || listener_ == nullptr) return;
     delivered_ = true;
-    if (listener_ != nullptr) listener_->OnClosed(status);
+    listener_->OnClosed(status);
   }
 
   void CloseSocket() {
@@ -520,8 +601,12 @@ class TcpTransport : public Transport {
   const std::string endpoint_;
   uint64_t max_buffered_;
   uint64_t high_water_;
+  absl::Duration close_timeout_;
 
   TransportListener* listener_ = nullptr;
+  bool opened_ = false;
+  // The first failure of this connection; what OnClosed reports.
+  absl::Status error_;
   State state_ = State::kIdle;
   int fd_ = -1;
   bool watching_ = false;
@@ -569,6 +654,9 @@ class TcpFactory : public TransportFactory {
     const auto& config = static_cast<const TcpConfig&>(message);
     if (config.connect_timeout().seconds() < 0 || config.connect_timeout().nanos() < 0) {
       return absl::InvalidArgumentError("tcp: connect_timeout: must not be negative");
+    }
+    if (config.close_timeout().seconds() < 0 || config.close_timeout().nanos() < 0) {
+      return absl::InvalidArgumentError("tcp: close_timeout: must not be negative");
     }
     if (config.high_water_bytes() != 0 && config.max_buffered_bytes() != 0 &&
         config.high_water_bytes() > config.max_buffered_bytes()) {

@@ -193,13 +193,60 @@ TEST_F(TcpTransportTest, ResetByPeerIsReported) {
   shutdown(peer, SHUT_RDWR);
   close(peer);
   ASSERT_TRUE(RunUntil(*loop_, [&] { return listener_.closed.has_value(); }));
-  // Depending on timing the kernel reports the RST or a plain end of stream; never a silent hang.
-  if (!listener_.closed->ok()) {
-    EXPECT_EQ(listener_.closed->code(), absl::StatusCode::kUnavailable);
-    EXPECT_TRUE(absl::StrContains(listener_.closed->message(), "reset by peer") ||
-                absl::StrContains(listener_.closed->message(), "broken pipe"))
-        << *listener_.closed;
-  }
+  // The reset is what is reported, never a plain end of stream.
+  ASSERT_FALSE(listener_.closed->ok());
+  EXPECT_EQ(listener_.closed->code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(absl::StrContains(listener_.closed->message(), "reset by peer") ||
+              absl::StrContains(listener_.closed->message(), "broken pipe"))
+      << *listener_.closed;
+}
+
+// A send that fails (the peer reset the connection) must be what OnClosed reports, not the end of
+// stream that the next read sees once the reset was consumed.
+TEST_F(TcpTransportTest, SendErrorIsNotHiddenByTheEndOfStreamThatFollows) {
+  Listener server;
+  Open("127.0.0.1", server.port());
+  ASSERT_EQ(listener_.opened, 1);
+  int peer = server.Accept();
+  ASSERT_GE(peer, 0);
+  linger hard{1, 0};  // close with RST
+  setsockopt(peer, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+  close(peer);
+  // On loopback the RST has arrived when close() returns: this write meets it.
+  ASSERT_TRUE(transport_->Write("after the reset").ok());
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return listener_.closed.has_value(); }));
+  ASSERT_FALSE(listener_.closed->ok()) << "a reset was reported as a clean close";
+  EXPECT_EQ(listener_.closed->code(), absl::StatusCode::kUnavailable) << *listener_.closed;
+  EXPECT_TRUE(absl::StrContains(listener_.closed->message(), "reset by peer") ||
+              absl::StrContains(listener_.closed->message(), "broken pipe"))
+      << *listener_.closed;
+  EXPECT_EQ(listener_.closed_count, 1);
+}
+
+// Close() against a peer that never reads: the queued bytes can never drain, so the orderly close
+// gives up after close_timeout instead of hanging, and says so.
+TEST_F(TcpTransportTest, CloseIsBoundedWhenThePeerNeverReads) {
+  Listener server;
+  Open("127.0.0.1", server.port(),
+       "max_buffered_bytes: 1048576 high_water_bytes: 262144 close_timeout { nanos: 200000000 }");
+  ASSERT_EQ(listener_.opened, 1);
+  int peer = server.Accept();
+  ASSERT_GE(peer, 0);
+  std::string chunk(64 * 1024, 'n');
+  absl::Status status;
+  for (int i = 0; i < 10000 && status.ok(); ++i) status = transport_->Write(chunk);
+  ASSERT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  transport_->Close();
+  EXPECT_FALSE(listener_.closed.has_value()) << "callbacks never run inside Close()";
+  absl::Time start = absl::Now();
+  ASSERT_TRUE(RunUntil(
+      *loop_, [&] { return listener_.closed.has_value(); }, absl::Seconds(10)))
+      << "Close() still waiting after 10 s with a 200 ms close_timeout";
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ(listener_.closed->code(), absl::StatusCode::kDeadlineExceeded) << *listener_.closed;
+  EXPECT_TRUE(absl::StrContains(listener_.closed->message(), "close timed out after 200ms"))
+      << *listener_.closed;
+  EXPECT_EQ(listener_.closed_count, 1);
 }
 
 TEST_F(TcpTransportTest, BackpressureRejectsPastTheLimitThenSignalsWritable) {

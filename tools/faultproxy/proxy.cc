@@ -98,6 +98,7 @@ struct Proxy::Flow {
   Shaper shaper;
   uint64_t in = 0;       // bytes read from the source and accepted
   uint64_t out = 0;      // bytes written to the destination
+  uint64_t writes = 0;   // write calls that carried them
   uint64_t dropped = 0;  // bytes read and discarded
   bool src_eof = false;
   bool dst_shut = false;  // FIN passed on
@@ -426,6 +427,7 @@ bool Proxy::Pump(Conn& c, int dir) {
     }
     f.shaper.Consume(static_cast<size_t>(w), now);
     f.out += static_cast<uint64_t>(w);
+    ++f.writes;
     bytes_[dir] += static_cast<uint64_t>(w);
   }
   if (next != f.timer_at) {
@@ -813,6 +815,7 @@ std::string Proxy::Status() const {
     absl::StrAppend(&out, " | conn id=", id, " up=", up.out, " down=", down.out,
                     " queued_up=", up.shaper.queued(), " queued_down=", down.shaper.queued(),
                     " dropped_up=", up.dropped, " dropped_down=", down.dropped,
+                    " writes_up=", up.writes, " writes_down=", down.writes,
                     " state=", conn->connecting ? "connecting" : "open",
                     " age=", Seconds(now - conn->opened));
   }

@@ -105,6 +105,8 @@ class Client::Impl : public mqtt::SessionObserver {
         loop_(loop),
         protocol_(std::move(protocol)),
         session_(session),
+        loop_clock_(loop),
+        clock_(options_.clock != nullptr ? *options_.clock : loop_clock_),
         rng_(options_.seed != 0 ? options_.seed : std::random_device()()) {
     const ConnectionPolicy& policy = pipeline_->config().policy();
     const ReconnectPolicy& r = policy.reconnect();
@@ -123,6 +125,7 @@ class Client::Impl : public mqtt::SessionObserver {
     give_up_after_ = DurationOr(r.has_give_up_after(), r.give_up_after(), absl::ZeroDuration());
     next_delay_ = initial_delay_;
     session_->set_observer(this);
+    if (options_.clock != nullptr) session_->set_clock(*options_.clock);
   }
 
   ~Impl() override {
@@ -185,7 +188,7 @@ class Client::Impl : public mqtt::SessionObserver {
         if (done) done(absl::OkStatus());
         return;
       case State::kWaiting:
-        loop_.Cancel(reconnect_timer_);
+        clock_.Cancel(reconnect_timer_);
         reconnect_timer_ = 0;
         state_ = State::kIdle;
         Emit({ConnectionEvent::Kind::kDisconnected, absl::OkStatus()});
@@ -292,7 +295,7 @@ class Client::Impl : public mqtt::SessionObserver {
   void Teardown() {
     FailHandedOff();
     want_connected_ = false;
-    loop_.Cancel(reconnect_timer_);
+    clock_.Cancel(reconnect_timer_);
     reconnect_timer_ = 0;
     if (attempt_ != nullptr) {
       if (state_ == State::kUp) session_->Disconnect();  // best effort: DISCONNECT is on its way
@@ -311,7 +314,7 @@ class Client::Impl : public mqtt::SessionObserver {
   // mqtt::SessionObserver
   void OnSessionUp(bool session_present) override {
     state_ = State::kUp;
-    up_since_ = loop_.Now();
+    up_since_ = clock_.Now();
     connected_ = true;
     ConnectionEvent event{
         ever_connected_ ? ConnectionEvent::Kind::kReconnected : ConnectionEvent::Kind::kConnected,
@@ -434,7 +437,7 @@ class Client::Impl : public mqtt::SessionObserver {
   }
 
   void HandleFailure(const absl::Status& reason, bool was_up) {
-    absl::Time now = loop_.Now();
+    absl::Time now = clock_.Now();
     if (!want_connected_) {
       state_ = State::kIdle;
       Emit({ConnectionEvent::Kind::kDisconnected,
@@ -480,7 +483,7 @@ class Client::Impl : public mqtt::SessionObserver {
     event.delay = delay;
     event.attempt = failures_;
     Emit(event);
-    reconnect_timer_ = loop_.RunAfter(delay, guard_.Wrap([this] {
+    reconnect_timer_ = clock_.RunAfter(delay, guard_.Wrap([this] {
       reconnect_timer_ = 0;
       if (state_ == State::kWaiting && want_connected_) StartAttempt();
     }));
@@ -506,6 +509,8 @@ class Client::Impl : public mqtt::SessionObserver {
   EventLoop& loop_;
   std::unique_ptr<Protocol> protocol_;
   mqtt::Session* session_;
+  mqtt::EventLoopClock loop_clock_;
+  mqtt::Clock& clock_;  // the reconnect policy's time: loop_clock_ or Options::clock
 
   absl::Duration handshake_timeout_;
   absl::optional<absl::Duration> connect_timeout_;  // policy.connect_timeout, when set
@@ -568,7 +573,7 @@ class Client::Impl : public mqtt::SessionObserver {
   absl::optional<absl::Duration> clock_offset_;
   bool clock_offset_explicit_ = false;
   std::vector<std::unique_ptr<Attempt>> graveyard_;
-  EventLoop::TimerId reconnect_timer_ = 0;
+  mqtt::Clock::TimerId reconnect_timer_ = 0;
   int failures_ = 0;
   absl::Duration next_delay_;
   absl::Time first_failure_;

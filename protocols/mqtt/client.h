@@ -85,6 +85,11 @@ class Client {
     ConnectContext::StageObserver on_stage;
     // Seeds the backoff jitter; 0 = random.
     uint64_t seed = 0;
+    // Null: the loop's clock. Otherwise the clock (a ManualClock in tests) for the reconnect policy
+    // (backoff, stable_after, give_up_after) and the MQTT session's keep-alive, ping and CONNACK
+    // timers; it must outlive the client and be driven on the loop thread. Transports keep their
+    // own timeouts on the loop.
+    mqtt::Clock* clock = nullptr;
   };
 
   static absl::StatusOr<std::unique_ptr<Client>> Create(

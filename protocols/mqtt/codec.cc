@@ -698,6 +698,7 @@ absl::Status Decoder::Feed(absl::string_view bytes,
       absl::StatusOr<size_t> used = ParseOne(bytes, &packet);
       if (!used.ok()) {
         error_ = used.status();
+        NoteOversize(bytes, {});
         return error_;
       }
       if (*used == 0) {
@@ -725,6 +726,7 @@ absl::Status Decoder::Feed(absl::string_view bytes,
     absl::StatusOr<size_t> used = ParseOne(buffer_, &packet);
     if (!used.ok()) {
       error_ = used.status();
+      NoteOversize(buffer_, bytes);
       return error_;
     }
     if (*used == 0) continue;
@@ -740,6 +742,33 @@ absl::Status Decoder::Feed(absl::string_view bytes,
 void Decoder::Reset() {
   buffer_.clear();
   error_ = absl::OkStatus();
+  oversize_.reset();
+}
+
+void Decoder::NoteOversize(absl::string_view in, absl::string_view more) {
+  if (error_.code() != absl::StatusCode::kResourceExhausted || in.empty()) return;
+  size_t remaining = 0;
+  absl::StatusOr<size_t> header = ParseFixedHeader(in, &remaining);
+  if (!header.ok() || *header == 0) return;
+  Oversize oversize;
+  oversize.type = static_cast<PacketType>(static_cast<uint8_t>(in[0]) >> 4);
+  oversize.size = *header + remaining;
+  if (oversize.type == PacketType::kPublish) {
+    // The topic's length and bytes, from what this packet's start and the bytes after it hold.
+    std::string head(in.substr(*header, 2 + 65535));
+    if (head.size() < 2 + 65535) {
+      absl::string_view extra = more.substr(0, 2 + 65535 - head.size());
+      head.append(extra.data(), extra.size());
+    }
+    if (head.size() >= 2) {
+      size_t length = (static_cast<uint8_t>(head[0]) << 8) | static_cast<uint8_t>(head[1]);
+      if (remaining >= 2 && head.size() >= 2 + length && length <= remaining - 2) {
+        std::string topic = head.substr(2, length);
+        if (TopicNameProblem(topic).empty()) oversize.topic = std::move(topic);
+      }
+    }
+  }
+  oversize_ = std::move(oversize);
 }
 
 absl::StatusOr<Packet> DecodePacket(absl::string_view bytes, Decoder::Role role,

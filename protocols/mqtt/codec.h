@@ -171,14 +171,27 @@ class Decoder {
   // Bytes of an incomplete packet waiting for the rest.
   size_t buffered() const { return buffer_.size(); }
 
+  // After Feed() failed on a packet above max_packet_size: its type, its size, and for a PUBLISH
+  // its topic when the bytes at hand held it (a valid UTF-8 string right after the fixed header).
+  struct Oversize {
+    PacketType type = PacketType::kPublish;
+    size_t size = 0;
+    absl::optional<std::string> topic;
+  };
+  const absl::optional<Oversize>& oversize() const { return oversize_; }
+
  private:
   // Parses one packet from the front of `in`. Returns the packet's size, 0 if incomplete.
   absl::StatusOr<size_t> ParseOne(absl::string_view in, Packet* packet) const;
+
+  // Fills oversize_ from the start of a packet that failed the size check.
+  void NoteOversize(absl::string_view in, absl::string_view more);
 
   size_t max_packet_size_;
   Role role_;
   std::string buffer_;
   absl::Status error_;
+  absl::optional<Oversize> oversize_;
 };
 
 // Decodes the whole of one packet (tests, fuzzing). kDataLoss if `bytes` holds more or less than a

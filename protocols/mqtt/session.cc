@@ -117,8 +117,36 @@ absl::Status ConnackError(uint8_t return_code, absl::string_view client_id) {
   }
 }
 
+// Entry points that may run user code hold one; the outermost runs the deferred completions when
+// it ends. The session may be gone by then (a completion destroyed it): the token tells.
+class Session::Scope {
+ public:
+  explicit Scope(Session& session) : session_(session), alive_(session.alive_) {
+    ++session_.depth_;
+  }
+  ~Scope() {
+    if (alive_.expired()) return;
+    if (--session_.depth_ == 0 && !session_.deferred_.empty()) session_.RunDeferred();
+  }
+  Scope(const Scope&) = delete;
+  Scope& operator=(const Scope&) = delete;
+
+ private:
+  Session& session_;
+  std::weak_ptr<char> alive_;
+};
+
 Session::Session(EventLoop& loop, SessionOptions options, std::unique_ptr<MessageStore> store)
-    : loop_(loop),
+    : owned_clock_(std::make_unique<EventLoopClock>(loop)),
+      clock_(owned_clock_.get()),
+      options_(std::move(options)),
+      store_(std::move(store)),
+      decoder_(options_.max_packet_size, Decoder::Role::kClient) {
+  Recover();
+}
+
+Session::Session(Clock& clock, SessionOptions options, std::unique_ptr<MessageStore> store)
+    : clock_(&clock),
       options_(std::move(options)),
       store_(std::move(store)),
       decoder_(options_.max_packet_size, Decoder::Role::kClient) {
@@ -126,8 +154,8 @@ Session::Session(EventLoop& loop, SessionOptions options, std::unique_ptr<Messag
 }
 
 Session::~Session() {
-  loop_.Cancel(keep_alive_timer_);
-  loop_.Cancel(connack_timer_);
+  clock_->Cancel(keep_alive_timer_);
+  clock_->Cancel(connack_timer_);
 }
 
 void Session::Recover() {
@@ -141,22 +169,53 @@ void Session::Recover() {
     } else {
       inflight_[seq] = m->packet_id;
       outgoing_ids_[m->packet_id] = seq;
+      if (m->phase == StoredMessage::Phase::kAwaitingComp) released_.insert(seq);
     }
   }
 }
 
+void Session::Defer(Completion done, absl::Status status) {
+  if (done) deferred_.emplace_back(std::move(done), std::move(status));
+}
+
+void Session::RunDeferred() {
+  std::weak_ptr<char> alive = alive_;
+  ++depth_;  // completions calling back in add to deferred_; this loop runs them
+  while (!deferred_.empty()) {
+    // Swap rather than move, so both buffers keep their capacity (no allocation in steady state).
+    std::vector<std::pair<Completion, absl::Status>> batch;
+    batch.swap(deferred_spare_);
+    batch.swap(deferred_);
+    // Every completion of the batch runs, even if one of them destroyed the session: they belong
+    // to the caller, not to us.
+    for (auto& call : batch) call.first(call.second);
+    if (alive.expired()) return;
+    batch.clear();
+    if (deferred_spare_.capacity() < batch.capacity()) deferred_spare_.swap(batch);
+  }
+  --depth_;
+}
+
 void Session::OnLinkOpen(ProtocolLink& link) {
+  Scope scope(*this);
   link_ = &link;
+  ++link_generation_;
   closing_ = false;
+  connack_seen_ = false;
   state_ = State::kAwaitingConnack;
   decoder_.Reset();
+  control_.clear();
+  control_bytes_ = 0;
   ConnectContext& context = link.context();
-  absl::Time now = loop_.Now();
+  absl::Time now = clock_->Now();
   last_sent_ = last_received_ = now;
-  absl::Time deadline = context.deadline() == absl::InfiniteFuture()
-                            ? now + options_.connack_timeout
-                            : context.deadline();
-  connack_timer_ = loop_.RunAt(deadline, guard_.Wrap([this, deadline, now] {
+  // The context's deadline is on the loop's clock (the transports' timers); the CONNACK timer runs
+  // on ours, so carry over what is left of it.
+  absl::Time deadline =
+      context.deadline() == absl::InfiniteFuture()
+          ? now + options_.connack_timeout
+          : now + std::max(absl::ZeroDuration(), context.deadline() - context.loop().Now());
+  connack_timer_ = clock_->RunAt(deadline, guard_.Wrap([this, deadline, now] {
     connack_timer_ = 0;
     if (state_ != State::kAwaitingConnack) return;
     Fail(absl::DeadlineExceededError(absl::StrCat("mqtt: no CONNACK from the broker within ",
@@ -209,7 +268,7 @@ bool Session::Write(absl::string_view bytes) {
   if (link_ == nullptr || closing_) return false;
   absl::Status status = link_->Write(bytes);
   if (status.ok()) {
-    last_sent_ = loop_.Now();
+    last_sent_ = clock_->Now();
     return true;
   }
   if (status.code() != absl::StatusCode::kResourceExhausted) {
@@ -218,45 +277,129 @@ bool Session::Write(absl::string_view bytes) {
   return false;
 }
 
+namespace {
+constexpr char kPingreqByte = '\xC0';
+}  // namespace
+
+void Session::SendControl(absl::string_view bytes) {
+  if (link_ == nullptr || closing_) return;
+  if (control_.empty() && Write(bytes)) {
+    if (!bytes.empty() && bytes[0] == kPingreqByte) {
+      ping_written_ = true;
+      ping_written_at_ = clock_->Now();
+    }
+    return;
+  }
+  control_.emplace_back(bytes);
+  control_bytes_ += bytes.size();
+  // Acknowledgements are bounded by the broker's window and SUBSCRIBEs by the application; this
+  // only trips when the broker stopped reading for good while sending on.
+  size_t limit = std::max<size_t>(1 << 20, 2 * options_.max_packet_size);
+  if (control_bytes_ > limit) {
+    Fail(absl::ResourceExhaustedError(
+        absl::StrCat("mqtt: ", control_.size(), " control packets (", control_bytes_,
+                     " bytes) waiting for the link to take bytes; the broker is not reading")));
+  }
+}
+
+bool Session::FlushControl() {
+  while (!control_.empty()) {
+    if (!Write(control_.front())) return false;
+    if (control_.front()[0] == kPingreqByte) {
+      ping_written_ = true;
+      ping_written_at_ = clock_->Now();
+    }
+    control_bytes_ -= control_.front().size();
+    control_.pop_front();
+  }
+  return true;
+}
+
 void Session::Fail(const absl::Status& status) {
   if (link_ == nullptr || closing_) return;
   closing_ = true;
-  loop_.Cancel(keep_alive_timer_);
+  clock_->Cancel(keep_alive_timer_);
   keep_alive_timer_ = 0;
-  loop_.Cancel(connack_timer_);
+  clock_->Cancel(connack_timer_);
   connack_timer_ = 0;
   link_->Close(status);
 }
 
 void Session::OnLinkData(absl::string_view bytes) {
   if (link_ == nullptr || closing_) return;
-  last_received_ = loop_.Now();
+  Scope scope(*this);
+  last_received_ = clock_->Now();
   absl::Status status =
       decoder_.Feed(bytes, [this](const Packet& packet) { return HandlePacket(packet); });
-  if (!status.ok() && !closing_ && link_ != nullptr) Fail(status);
+  if (status.ok() || closing_ || link_ == nullptr) return;
+  const absl::optional<Decoder::Oversize>& oversize = decoder_.oversize();
+  if (oversize.has_value() && connack_seen_ && oversize->type == PacketType::kPublish) {
+    // A persistent session re-delivers what we could not take at every connection: count the
+    // links that end on the same packet.
+    std::string key = absl::StrCat(oversize->size, "/", oversize->topic.value_or(""));
+    oversize_links_ = key == oversize_key_ ? oversize_links_ + 1 : 1;
+    oversize_key_ = std::move(key);
+    if (oversize_links_ >= kOversizeLoopLinks) {
+      std::string what = oversize->topic.has_value()
+                             ? absl::StrCat("PUBLISH to \"", *oversize->topic, "\"")
+                             : std::string("PUBLISH (topic unknown)");
+      status = absl::DataLossError(absl::StrCat(
+          "mqtt: ", oversize_links_, " connections in a row ended on the same ", what, " of ",
+          oversize->size, " bytes, above max_packet_size ", options_.max_packet_size,
+          ": the broker's session holds a message this client cannot take and re-delivers it at "
+          "every connection; raise max_packet_size or clear the session (clean_session: true)"));
+      HLOG(ERROR) << status;
+      oversize_counted_ = true;
+      uint64_t generation = link_generation_;
+      if (observer_ != nullptr) observer_->OnPermanentError(status);
+      if (!LinkIs(generation)) return;
+    }
+    oversize_counted_ = true;
+  }
+  Fail(status);
 }
 
-void Session::OnLinkWritable() { Pump(); }
+void Session::OnLinkWritable() {
+  Scope scope(*this);
+  Pump();
+}
+
+void Session::NoteLinkEnd(const absl::Status& status) {
+  // A link that got past CONNACK and ended other than on the counted oversize packet breaks the
+  // run.
+  if (connack_seen_ && !oversize_counted_) {
+    oversize_links_ = 0;
+    oversize_key_.clear();
+  }
+  oversize_counted_ = false;
+}
 
 void Session::OnLinkClosed(const absl::Status& status) {
-  loop_.Cancel(keep_alive_timer_);
+  Scope scope(*this);
+  NoteLinkEnd(status);
+  clock_->Cancel(keep_alive_timer_);
   keep_alive_timer_ = 0;
-  loop_.Cancel(connack_timer_);
+  clock_->Cancel(connack_timer_);
   connack_timer_ = 0;
   link_ = nullptr;
+  ++link_generation_;
   state_ = State::kDown;
   closing_ = false;
+  connack_seen_ = false;
   ping_outstanding_ = false;
+  ping_written_ = false;
   decoder_.Reset();
   resend_.clear();
+  // Acknowledgements and SUBSCRIBEs for this link are moot: the broker re-sends what it still
+  // wants acknowledged, and every subscription is restored on the next link.
+  control_.clear();
+  control_bytes_ = 0;
   pending_subscribes_.clear();
   // The filters are already gone locally and nothing restores them; the unsubscribe is done.
   auto unsubscribes = std::move(pending_unsubscribes_);
   pending_unsubscribes_.clear();
   HLOG(DEBUG) << "mqtt: link closed: " << status;
-  for (auto& entry : unsubscribes) {
-    if (entry.second) entry.second(absl::OkStatus());
-  }
+  for (auto& entry : unsubscribes) Defer(std::move(entry.second), absl::OkStatus());
 }
 
 absl::Status Session::HandlePacket(const Packet& packet) {
@@ -278,7 +421,7 @@ absl::Status Session::HandlePacket(const Packet& packet) {
       }
       uint64_t seq = it->second;
       const StoredMessage* m = store_->Find(seq);
-      if (m != nullptr && m->qos != 1) {
+      if ((m != nullptr && m->qos != 1) || released_.contains(seq)) {
         return absl::DataLossError(
             absl::StrCat("mqtt: PUBACK for packet id ", packet.packet_id, ", a QoS 2 message"));
       }
@@ -292,21 +435,38 @@ absl::Status Session::HandlePacket(const Packet& packet) {
     case PacketType::kPubrec: {
       auto it = outgoing_ids_.find(packet.packet_id);
       if (it != outgoing_ids_.end()) {
-        const StoredMessage* m = store_->Find(it->second);
+        uint64_t seq = it->second;
+        const StoredMessage* m = store_->Find(seq);
         if (m != nullptr && m->qos != 2) {
           return absl::DataLossError(
               absl::StrCat("mqtt: PUBREC for packet id ", packet.packet_id, ", a QoS 1 message"));
         }
-        store_->SetPhase(it->second, StoredMessage::Phase::kAwaitingComp, packet.packet_id)
-            .IgnoreError();
+        if (!released_.contains(seq)) {
+          released_.insert(seq);
+          if (m != nullptr) {
+            std::string topic = m->topic;
+            absl::Status stored =
+                store_->SetPhase(seq, StoredMessage::Phase::kAwaitingComp, packet.packet_id);
+            if (!stored.ok()) {
+              // The broker has the message and PUBREL goes out below, so it will most likely be
+              // delivered; but the store no longer tracks it, which its publisher must hear.
+              FailStored(seq,
+                         Annotate(stored, absl::StrCat("mqtt: store: could not record PUBREC for "
+                                                       "the QoS 2 message to \"",
+                                                       topic, "\" (id ", packet.packet_id,
+                                                       "); PUBREL sent, so it will probably be "
+                                                       "delivered, but it is no longer tracked")));
+            }
+          }
+        }
       } else {
         HLOG(WARNING) << "mqtt: PUBREC for unknown packet id " << packet.packet_id;
       }
       // Answer even an unknown id, so the broker can finish its side of the flow.
       out_.clear();
       AppendAck(PacketType::kPubrel, packet.packet_id, &out_);
-      Write(out_);
-      return absl::OkStatus();
+      SendControl(out_);
+      return closing_ ? Stopped() : absl::OkStatus();
     }
     case PacketType::kPubcomp: {
       auto it = outgoing_ids_.find(packet.packet_id);
@@ -317,6 +477,7 @@ absl::Status Session::HandlePacket(const Packet& packet) {
       uint64_t seq = it->second;
       outgoing_ids_.erase(it);
       inflight_.erase(seq);
+      released_.erase(seq);
       store_->Remove(seq);
       Complete(seq, absl::OkStatus());
       Pump();
@@ -326,8 +487,8 @@ absl::Status Session::HandlePacket(const Packet& packet) {
       incoming_qos2_.erase(packet.packet_id);
       out_.clear();
       AppendAck(PacketType::kPubcomp, packet.packet_id, &out_);
-      Write(out_);
-      return absl::OkStatus();
+      SendControl(out_);
+      return closing_ ? Stopped() : absl::OkStatus();
     case PacketType::kSuback:
       return HandleSuback(packet);
     case PacketType::kUnsuback: {
@@ -336,13 +497,13 @@ absl::Status Session::HandlePacket(const Packet& packet) {
         HLOG(WARNING) << "mqtt: UNSUBACK for unknown packet id " << packet.packet_id << " ignored";
         return absl::OkStatus();
       }
-      Completion done = std::move(it->second);
+      Defer(std::move(it->second), absl::OkStatus());
       pending_unsubscribes_.erase(it);
-      if (done) done(absl::OkStatus());
-      return closing_ ? Stopped() : absl::OkStatus();
+      return absl::OkStatus();
     }
     case PacketType::kPingresp:
-      ping_outstanding_ = false;
+      // Held back by backpressure, our PINGREQ has not left: this answers nothing.
+      if (ping_written_) ping_outstanding_ = false;
       return absl::OkStatus();
     default:
       return absl::DataLossError(
@@ -350,20 +511,28 @@ absl::Status Session::HandlePacket(const Packet& packet) {
   }
 }
 
+void Session::FailStored(uint64_t seq, const absl::Status& status) {
+  HLOG(ERROR) << status;
+  store_->Remove(seq);
+  Complete(seq, status);
+}
+
 absl::Status Session::HandleConnack(const Packet& packet) {
   if (state_ != State::kAwaitingConnack) {
     return absl::DataLossError("mqtt: second CONNACK on an established session");
   }
-  loop_.Cancel(connack_timer_);
+  clock_->Cancel(connack_timer_);
   connack_timer_ = 0;
   if (packet.return_code != 0) return ConnackError(packet.return_code, connected_client_id_);
+  // First every state change, then user code (observer, stage observer, completions), so that user
+  // code sees the session as it is and may disconnect.
   state_ = State::kUp;
+  connack_seen_ = true;
+  ping_outstanding_ = false;
+  ping_written_ = false;
   // A broker that claims a session we asked it to discard is wrong; trust the request.
   bool session_present = packet.session_present && !options_.clean_session;
-  link_->context().ReportStage(
-      "mqtt", absl::StrCat("CONNACK accepted, session present: ", session_present ? 1 : 0));
 
-  std::vector<uint64_t> finished;
   if (session_present) {
     // The broker still holds our unacknowledged packet ids: the same packets go again, PUBLISH with
     // DUP, PUBREL as is.
@@ -371,27 +540,53 @@ absl::Status Session::HandleConnack(const Packet& packet) {
     for (const auto& entry : inflight_) resend_.push_back(entry.first);
   } else {
     // A new session knows none of our packet ids: unacknowledged publishes go again as new
-    // messages, in their original order and ahead of anything queued later. A QoS 2 message the
-    // broker already acknowledged with PUBREC was accepted, so sending it again would deliver it
-    // twice; it is complete.
+    // messages, in their original order and ahead of anything queued later (with clean_session
+    // as well: [MQTT-3.1.2-6] does not ask for it, but the application asked for the message).
+    // They keep their place even beyond the offline queue's limits: they were accepted under those
+    // limits, the in-flight window bounds them, and they count towards the queue from now on, so
+    // the overflow policy applies to later publishes (see MqttConfig.offline_queue).
+    //
+    // A QoS 2 message whose PUBREL went out was accepted by the broker, and a broker that
+    // delivers on PUBREL (mosquitto) may or may not have delivered it before it dropped the
+    // session. Re-sending it could deliver it twice; it ends with kAborted: outcome unknown.
     incoming_qos2_.clear();
     std::vector<uint64_t> requeue;
+    std::vector<std::pair<uint64_t, absl::Status>> ended;
     for (const auto& entry : inflight_) {
-      const StoredMessage* m = store_->Find(entry.first);
-      if (m == nullptr) continue;
-      if (m->phase == StoredMessage::Phase::kAwaitingComp) {
-        finished.push_back(entry.first);
-      } else {
-        queued_bytes_ += m->bytes();
-        requeue.push_back(entry.first);
-        store_->SetPhase(entry.first, StoredMessage::Phase::kQueued, 0).IgnoreError();
+      uint64_t seq = entry.first;
+      const StoredMessage* m = store_->Find(seq);
+      if (released_.contains(seq)) {
+        ended.emplace_back(
+            seq, absl::AbortedError(absl::StrCat(
+                     "mqtt: QoS 2 message id ", entry.second,
+                     m != nullptr ? absl::StrCat(" to \"", m->topic, "\"") : std::string(),
+                     ": the broker dropped the session after PUBREL; it may or may not have been "
+                     "delivered")));
+        continue;
       }
+      if (m == nullptr) continue;
+      std::string topic = m->topic;
+      size_t bytes = m->bytes();
+      absl::Status stored = store_->SetPhase(seq, StoredMessage::Phase::kQueued, 0);
+      if (!stored.ok()) {
+        ended.emplace_back(seq, Annotate(stored, absl::StrCat("mqtt: store: could not record the "
+                                                              "message to \"",
+                                                              topic, "\" as queued again")));
+        continue;
+      }
+      queued_bytes_ += bytes;
+      requeue.push_back(seq);
     }
-    for (uint64_t seq : finished) store_->Remove(seq);
     inflight_.clear();
     outgoing_ids_.clear();
+    released_.clear();
     resend_.clear();
     queued_.insert(queued_.begin(), requeue.begin(), requeue.end());
+    for (auto& end : ended) {
+      if (end.second.code() != absl::StatusCode::kAborted) HLOG(ERROR) << end.second;
+      store_->Remove(end.first);
+      Complete(end.first, end.second);
+    }
   }
 
   std::vector<std::string> filters;
@@ -399,21 +594,31 @@ absl::Status Session::HandleConnack(const Packet& packet) {
   for (const auto& entry : subscriptions_) filters.push_back(entry.first);
   if (!filters.empty()) SendSubscriptions(filters);
 
-  ArmKeepAlive(loop_.Now());
+  ArmKeepAlive(clock_->Now());
   Pump();
-  for (uint64_t seq : finished) Complete(seq, absl::OkStatus());
-  if (observer_ != nullptr && !closing_) observer_->OnSessionUp(session_present);
-  return closing_ ? Stopped() : absl::OkStatus();
+  uint64_t generation = link_generation_;
+  if (observer_ != nullptr && LinkIs(generation)) observer_->OnSessionUp(session_present);
+  if (LinkIs(generation)) {
+    link_->context().ReportStage(
+        "mqtt", absl::StrCat("CONNACK accepted, session present: ", session_present ? 1 : 0));
+  }
+  return LinkIs(generation) ? absl::OkStatus() : Stopped();
 }
 
 absl::Status Session::HandlePublish(const Packet& packet) {
-  if (packet.qos == 2 && incoming_qos2_.contains(packet.packet_id)) {
-    // A re-sent QoS 2 message we already delivered: acknowledge again, do not deliver twice.
-    out_.clear();
-    AppendAck(PacketType::kPubrec, packet.packet_id, &out_);
-    Write(out_);
-    return absl::OkStatus();
+  if (packet.qos == 2) {
+    if (incoming_qos2_.contains(packet.packet_id)) {
+      // A re-sent QoS 2 message we already delivered: acknowledge again, do not deliver twice.
+      out_.clear();
+      AppendAck(PacketType::kPubrec, packet.packet_id, &out_);
+      SendControl(out_);
+      return closing_ ? Stopped() : absl::OkStatus();
+    }
+    // Recorded before delivery: a handler that ends the link must not get the re-delivery again
+    // ([MQTT-4.3.3-2]: exactly once).
+    incoming_qos2_.insert(packet.packet_id);
   }
+  uint64_t generation = link_generation_;
   dispatch_scratch_.clear();
   for (const auto& entry : subscriptions_) {
     if (TopicMatches(entry.first, packet.topic)) dispatch_scratch_.push_back(entry.second.handler);
@@ -429,22 +634,21 @@ absl::Status Session::HandlePublish(const Packet& packet) {
   message.dup = packet.dup;
   for (const auto& handler : dispatch_scratch_) {
     if (*handler) (*handler)(message);
-    if (closing_ || link_ == nullptr) break;
+    if (!LinkIs(generation)) break;
   }
   dispatch_scratch_.clear();
   // After our DISCONNECT nothing more may be sent; an unacknowledged message comes again later.
-  if (closing_ || link_ == nullptr) return Stopped();
+  if (!LinkIs(generation)) return Stopped();
   if (packet.qos == 1) {
     out_.clear();
     AppendAck(PacketType::kPuback, packet.packet_id, &out_);
-    Write(out_);
+    SendControl(out_);
   } else if (packet.qos == 2) {
-    incoming_qos2_.insert(packet.packet_id);
     out_.clear();
     AppendAck(PacketType::kPubrec, packet.packet_id, &out_);
-    Write(out_);
+    SendControl(out_);
   }
-  return absl::OkStatus();
+  return closing_ ? Stopped() : absl::OkStatus();
 }
 
 absl::Status Session::HandleSuback(const Packet& packet) {
@@ -459,7 +663,6 @@ absl::Status Session::HandleSuback(const Packet& packet) {
     return absl::DataLossError(absl::StrCat("mqtt: SUBACK carries ", packet.return_codes.size(),
                                             " return codes for ", filters.size(), " filters"));
   }
-  std::vector<std::pair<Completion, absl::Status>> calls;
   std::vector<std::pair<std::string, absl::Status>> lost;
   for (size_t i = 0; i < filters.size(); ++i) {
     auto sub = subscriptions_.find(filters[i]);
@@ -470,23 +673,20 @@ absl::Status Session::HandleSuback(const Packet& packet) {
           absl::StrCat("mqtt: broker refused subscription to \"", filters[i], "\" (SUBACK 0x80)"));
       if (sub->second.waiting.empty() && sub->second.granted_once)
         lost.emplace_back(filters[i], refused);
-      for (Completion& done : sub->second.waiting) calls.emplace_back(std::move(done), refused);
+      for (Completion& done : sub->second.waiting) Defer(std::move(done), refused);
       subscriptions_.erase(sub);
       continue;
     }
     sub->second.granted_once = true;
-    for (Completion& done : sub->second.waiting)
-      calls.emplace_back(std::move(done), absl::OkStatus());
+    for (Completion& done : sub->second.waiting) Defer(std::move(done), absl::OkStatus());
     sub->second.waiting.clear();
   }
-  for (auto& call : calls) {
-    if (call.first) call.first(call.second);
-  }
+  uint64_t generation = link_generation_;
   for (auto& entry : lost) {
     HLOG(WARNING) << entry.second;
     if (observer_ != nullptr) observer_->OnSubscriptionLost(entry.first, entry.second);
   }
-  return closing_ ? Stopped() : absl::OkStatus();
+  return LinkIs(generation) ? absl::OkStatus() : Stopped();
 }
 
 void Session::SendSubscriptions(const std::vector<std::string>& filters) {
@@ -515,7 +715,7 @@ void Session::SendSubscriptions(const std::vector<std::string>& filters) {
       return;
     }
     pending_subscribes_[id].filters.assign(filters.begin() + begin, filters.begin() + end);
-    Write(out_);
+    SendControl(out_);
     begin = end;
   }
 }
@@ -535,23 +735,26 @@ uint16_t Session::NextPacketId() {
 void Session::Complete(uint64_t seq, const absl::Status& status) {
   auto it = completions_.find(seq);
   if (it == completions_.end()) return;
-  Completion done = std::move(it->second);
+  Defer(std::move(it->second), status);
   completions_.erase(it);
-  if (done) done(status);
 }
 
 void Session::Pump() {
+  if (state_ != State::kUp || closing_) return;
+  // Control packets first: acknowledgements free the broker's window, SUBSCRIBE must precede the
+  // data published after it.
+  if (!FlushControl()) return;
   while (!resend_.empty()) {
     if (state_ != State::kUp || closing_) return;
     uint64_t seq = resend_.front();
     const StoredMessage* m = store_->Find(seq);
     auto in = inflight_.find(seq);
-    if (m == nullptr || in == inflight_.end()) {
+    if (in == inflight_.end() || (m == nullptr && !released_.contains(seq))) {
       resend_.pop_front();
       continue;
     }
     out_.clear();
-    if (m->phase == StoredMessage::Phase::kAwaitingComp) {
+    if (released_.contains(seq)) {
       AppendAck(PacketType::kPubrel, in->second, &out_);
     } else {
       PublishPacket p{m->topic, m->payload, m->qos, m->retain, /*dup=*/true, in->second};
@@ -578,6 +781,21 @@ void Session::Pump() {
     if (qos > 0) {
       id = NextPacketId();
       if (id == 0) return;
+      // Recorded before it is sent, so a store that fails means "not sent". If the write below is
+      // refused, the store holds an id that never went out; harmless (a recovered session sends it
+      // with that id, which the broker takes as a new message) and re-recorded on the next try.
+      absl::Status stored = store_->SetPhase(seq, StoredMessage::Phase::kAwaitingAck, id);
+      if (!stored.ok()) {
+        std::string topic = store_->Find(seq) != nullptr ? store_->Find(seq)->topic : "";
+        queued_.pop_front();
+        queued_bytes_ -= bytes;
+        FailStored(seq, Annotate(stored, absl::StrCat("mqtt: store: could not record the message "
+                                                      "to \"",
+                                                      topic, "\" as sent, so it was not sent")));
+        continue;
+      }
+      m = store_->Find(seq);
+      if (m == nullptr) return;
     }
     out_.clear();
     absl::Status encoded = AppendPublish({m->topic, m->payload, qos, m->retain, false, id}, &out_);
@@ -595,7 +813,6 @@ void Session::Pump() {
       store_->Remove(seq);
       Complete(seq, absl::OkStatus());
     } else {
-      store_->SetPhase(seq, StoredMessage::Phase::kAwaitingAck, id).IgnoreError();
       outgoing_ids_[id] = seq;
       inflight_[seq] = id;
     }
@@ -604,6 +821,7 @@ void Session::Pump() {
 
 void Session::Publish(absl::string_view topic, absl::string_view payload, uint8_t qos, bool retain,
                       Completion done) {
+  Scope scope(*this);
   absl::Status valid = ValidateTopicName(topic);
   if (valid.ok() && qos > 2) {
     valid = absl::InvalidArgumentError(absl::StrCat("mqtt: QoS ", qos, " is not 0, 1 or 2"));
@@ -615,14 +833,15 @@ void Session::Publish(absl::string_view topic, absl::string_view payload, uint8_
                                                     options_.max_packet_size));
   }
   if (!valid.ok()) {
-    if (done) done(valid);
+    Defer(std::move(done), valid);
     return;
   }
   // The fast path: QoS 0 straight onto the link, nothing stored, no allocation.
-  if (qos == 0 && state_ == State::kUp && !closing_ && queued_.empty() && resend_.empty()) {
+  if (qos == 0 && state_ == State::kUp && !closing_ && queued_.empty() && resend_.empty() &&
+      control_.empty()) {
     out_.clear();
     if (AppendPublish({topic, payload, 0, retain, false, 0}, &out_).ok() && Write(out_)) {
-      if (done) done(absl::OkStatus());
+      Defer(std::move(done), absl::OkStatus());
       return;
     }
   }
@@ -633,7 +852,6 @@ void Session::Publish(absl::string_view topic, absl::string_view payload, uint8_
 absl::Status Session::Enqueue(absl::string_view topic, absl::string_view payload, uint8_t qos,
                               bool retain, Completion done) {
   size_t bytes = topic.size() + payload.size();
-  std::vector<std::pair<Completion, absl::Status>> dropped;
   absl::Status refused;
   if (bytes > options_.max_queued_bytes) {
     refused = absl::ResourceExhaustedError(absl::StrCat("mqtt: message of ", bytes,
@@ -657,11 +875,7 @@ absl::Status Session::Enqueue(absl::string_view topic, absl::string_view payload
           absl::StrCat("mqtt: offline queue full; dropped this message to \"", m->topic,
                        "\" (the oldest queued) to make room"));
       store_->Remove(oldest);
-      auto it = completions_.find(oldest);
-      if (it != completions_.end()) {
-        dropped.emplace_back(std::move(it->second), status);
-        completions_.erase(it);
-      }
+      Complete(oldest, status);
     }
   }
   if (refused.ok()) {
@@ -679,21 +893,19 @@ absl::Status Session::Enqueue(absl::string_view topic, absl::string_view payload
       if (done) completions_[seq] = std::move(done);
     }
   }
-  for (auto& call : dropped) {
-    if (call.first) call.first(call.second);
-  }
-  if (!refused.ok() && done) done(refused);
+  if (!refused.ok()) Defer(std::move(done), refused);
   return refused;
 }
 
 void Session::Subscribe(absl::string_view filter, uint8_t qos, MessageHandler handler,
                         Completion done) {
+  Scope scope(*this);
   absl::Status valid = ValidateTopicFilter(filter);
   if (valid.ok() && qos > 2) {
     valid = absl::InvalidArgumentError(absl::StrCat("mqtt: QoS ", qos, " is not 0, 1 or 2"));
   }
   if (!valid.ok()) {
-    if (done) done(valid);
+    Defer(std::move(done), valid);
     return;
   }
   std::string key(filter);
@@ -705,72 +917,72 @@ void Session::Subscribe(absl::string_view filter, uint8_t qos, MessageHandler ha
 }
 
 void Session::Unsubscribe(absl::string_view filter, Completion done) {
+  Scope scope(*this);
   auto it = subscriptions_.find(std::string(filter));
   if (it == subscriptions_.end()) {
-    if (done) {
-      done(absl::NotFoundError(absl::StrCat("mqtt: not subscribed to \"", filter, "\"")));
-    }
+    Defer(std::move(done),
+          absl::NotFoundError(absl::StrCat("mqtt: not subscribed to \"", filter, "\"")));
     return;
   }
   std::vector<Completion> waiting = std::move(it->second.waiting);
   subscriptions_.erase(it);
   absl::Status cancelled = absl::CancelledError(
       absl::StrCat("mqtt: unsubscribed from \"", filter, "\" before the broker answered"));
+  for (Completion& w : waiting) Defer(std::move(w), cancelled);
   if (state_ == State::kUp && !closing_) {
     uint16_t id = NextPacketId();
     out_.clear();
     absl::string_view filters[] = {filter};
-    if (id != 0 && AppendUnsubscribe(id, filters, &out_).ok() && Write(out_)) {
+    if (id != 0 && AppendUnsubscribe(id, filters, &out_).ok()) {
       pending_unsubscribes_[id] = std::move(done);
-      done = nullptr;
+      SendControl(out_);
+      return;
     }
   }
-  for (Completion& w : waiting) {
-    if (w) w(cancelled);
-  }
-  if (done) done(absl::OkStatus());
+  Defer(std::move(done), absl::OkStatus());
 }
 
 void Session::Disconnect() {
   if (link_ == nullptr || closing_) return;
+  Scope scope(*this);
+  // Best effort: after what is already waiting, if the link takes it.
+  FlushControl();
   out_.clear();
   AppendDisconnect(&out_);
   Write(out_);
   closing_ = true;
-  loop_.Cancel(keep_alive_timer_);
+  clock_->Cancel(keep_alive_timer_);
   keep_alive_timer_ = 0;
-  loop_.Cancel(connack_timer_);
+  clock_->Cancel(connack_timer_);
   connack_timer_ = 0;
   link_->Close(absl::OkStatus());
 }
 
 void Session::FailPending(const absl::Status& status) {
+  Scope scope(*this);
   std::vector<uint64_t> seqs;
   for (const auto& entry : completions_) seqs.push_back(entry.first);
   std::sort(seqs.begin(), seqs.end());
-  std::vector<Completion> calls;
-  for (uint64_t seq : seqs) calls.push_back(std::move(completions_[seq]));
+  for (uint64_t seq : seqs) Defer(std::move(completions_[seq]), status);
   completions_.clear();
   queued_.clear();
   queued_bytes_ = 0;
   resend_.clear();
   inflight_.clear();
   outgoing_ids_.clear();
+  released_.clear();
   store_->Clear();
   for (auto& entry : subscriptions_) {
-    for (Completion& done : entry.second.waiting) calls.push_back(std::move(done));
+    for (Completion& done : entry.second.waiting) Defer(std::move(done), status);
     entry.second.waiting.clear();
   }
   auto unsubscribes = std::move(pending_unsubscribes_);
   pending_unsubscribes_.clear();
-  for (auto& entry : unsubscribes) calls.push_back(std::move(entry.second));
-  for (Completion& done : calls) {
-    if (done) done(status);
-  }
+  for (auto& entry : unsubscribes) Defer(std::move(entry.second), status);
 }
 
 void Session::ArmKeepAlive(absl::Time now) {
-  loop_.Cancel(keep_alive_timer_);
+  clock_->Cancel(keep_alive_timer_);
   keep_alive_timer_ = 0;
   if (options_.keep_alive <= absl::ZeroDuration()) return;
   absl::Time due;
@@ -783,7 +995,7 @@ void Session::ArmKeepAlive(absl::Time now) {
     due = std::min(last_sent_ + options_.keep_alive,
                    last_received_ + (options_.keep_alive - options_.ping_timeout));
   }
-  keep_alive_timer_ = loop_.RunAt(std::max(due, now), guard_.Wrap([this] {
+  keep_alive_timer_ = clock_->RunAt(std::max(due, now), guard_.Wrap([this] {
     keep_alive_timer_ = 0;
     OnKeepAliveTimer();
   }));
@@ -791,24 +1003,41 @@ void Session::ArmKeepAlive(absl::Time now) {
 
 void Session::OnKeepAliveTimer() {
   if (state_ != State::kUp || closing_) return;
-  absl::Time now = loop_.Now();
-  if (ping_outstanding_ && last_received_ > ping_sent_) ping_outstanding_ = false;
+  Scope scope(*this);
+  absl::Time now = clock_->Now();
+  // Any byte received after our PINGREQ left counts as an answer; bytes received while it is still
+  // held back by backpressure do not: a broker that sends but does not read is no working link.
+  if (ping_outstanding_ && ping_written_ && last_received_ > ping_written_at_) {
+    ping_outstanding_ = false;
+  }
   if (ping_outstanding_) {
     if (now >= ping_sent_ + options_.ping_timeout) {
-      Fail(absl::DeadlineExceededError(absl::StrCat(
-          "mqtt: broker silent for ", absl::FormatDuration(now - last_received_),
-          " (no answer to PINGREQ within ", absl::FormatDuration(options_.ping_timeout),
-          ", keep-alive ", absl::FormatDuration(options_.keep_alive), "); the link is dead")));
+      if (!ping_written_) {
+        Fail(absl::DeadlineExceededError(
+            absl::StrCat("mqtt: the broker has not read what we sent for ",
+                         absl::FormatDuration(now - last_sent_), ": the PINGREQ due ",
+                         absl::FormatDuration(now - ping_sent_),
+                         " ago is still waiting for the link to take it (keep-alive ",
+                         absl::FormatDuration(options_.keep_alive), ", ping timeout ",
+                         absl::FormatDuration(options_.ping_timeout), "); the link is dead")));
+      } else {
+        Fail(absl::DeadlineExceededError(absl::StrCat(
+            "mqtt: broker silent for ", absl::FormatDuration(now - last_received_),
+            " (no answer to PINGREQ within ", absl::FormatDuration(options_.ping_timeout),
+            ", keep-alive ", absl::FormatDuration(options_.keep_alive), "); the link is dead")));
+      }
       return;
     }
   } else if (now >= last_sent_ + options_.keep_alive ||
              now >= last_received_ + (options_.keep_alive - options_.ping_timeout)) {
+    // Outstanding from now on, written or not: it is due, and the deadline runs from here.
+    ping_outstanding_ = true;
+    ping_written_ = false;
+    ping_sent_ = now;
     out_.clear();
     AppendPingreq(&out_);
-    if (Write(out_)) {
-      ping_outstanding_ = true;
-      ping_sent_ = now;
-    }
+    SendControl(out_);
+    if (closing_) return;
   }
   ArmKeepAlive(now);
 }

@@ -7,7 +7,14 @@
 // when to reconnect.
 //
 // Everything here runs on the loop thread. Completions and message handlers are called on it too,
-// and may call back into the session.
+// and may call back into the session (publish, subscribe, disconnect). Completions always run last,
+// after the session (and its observer) finished the state change that resolved them, so they see
+// the state they report; a completion may even destroy the session. Message handlers run while a
+// packet is being handled and must not destroy it.
+//
+// Control packets (PUBACK, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE, UNSUBSCRIBE, PINGREQ) are never
+// dropped under backpressure: they wait in a small queue of their own that goes out first, ahead of
+// any data, when the link takes bytes again.
 #ifndef HUBLINK_PROTOCOLS_MQTT_SESSION_H_
 #define HUBLINK_PROTOCOLS_MQTT_SESSION_H_
 
@@ -29,6 +36,7 @@
 #include "plugins/event_loop.h"
 #include "plugins/protocol.h"
 #include "plugins/weak_guard.h"
+#include "protocols/mqtt/clock.h"
 #include "protocols/mqtt/codec.h"
 #include "protocols/mqtt/message_store.h"
 #include "protocols/mqtt/mqtt.pb.h"
@@ -82,6 +90,11 @@ class SessionObserver {
   // The broker refused (SUBACK 0x80) a subscription it had granted before, while restoring it after
   // a reconnect. The subscription is dropped. (Refusals of a new Subscribe go to its completion.)
   virtual void OnSubscriptionLost(absl::string_view filter, const absl::Status& status) {}
+  // A condition no reconnect can fix: the broker re-delivered the same PUBLISH above
+  // max_packet_size at the start of kOversizeLoopLinks consecutive links (a persistent session
+  // holding a message too large for us). `status` (kDataLoss) names the topic and size; the link is
+  // closed with it. The owner should stop reconnecting (hublink::Client gives up).
+  virtual void OnPermanentError(const absl::Status& status) {}
 };
 
 // The publish/subscribe facet a Client needs on top of Protocol.
@@ -89,9 +102,16 @@ class Session : public Protocol {
  public:
   Session(EventLoop& loop, SessionOptions options,
           std::unique_ptr<MessageStore> store = std::make_unique<MemoryMessageStore>());
+  // Keep-alive, ping and CONNACK timers on `clock` (a ManualClock in tests), which must outlive the
+  // session.
+  Session(Clock& clock, SessionOptions options,
+          std::unique_ptr<MessageStore> store = std::make_unique<MemoryMessageStore>());
   ~Session() override;
 
   void set_observer(SessionObserver* observer) { observer_ = observer; }
+  // Moves the session's timers to `clock` (which must outlive the session). Only while no link is
+  // open: for an owner that injects virtual time (Client::Options::clock).
+  void set_clock(Clock& clock) { clock_ = &clock; }
 
   // Protocol.
   void OnLinkOpen(ProtocolLink& link) override;
@@ -118,8 +138,14 @@ class Session : public Protocol {
   // the store: for a client that gives up or goes away.
   void FailPending(const absl::Status& status);
 
+  // Consecutive links that must end on the same oversize PUBLISH before it is reported as permanent
+  // (SessionObserver::OnPermanentError).
+  static constexpr int kOversizeLoopLinks = 3;
+
   bool up() const { return state_ == State::kUp; }
   size_t inflight() const { return outgoing_ids_.size(); }
+  // Control packets waiting for the link to take bytes.
+  size_t pending_control() const { return control_.size(); }
   size_t queued() const { return queued_.size(); }
   size_t queued_bytes() const { return queued_bytes_; }
   const SessionOptions& options() const { return options_; }
@@ -138,12 +164,29 @@ class Session : public Protocol {
     std::vector<std::string> filters;
   };
 
+  // Marks an entry point that may run user code: completions queued meanwhile run when the
+  // outermost one returns, after every state change.
+  class Scope;
+  void RunDeferred();
+  void Defer(Completion done, absl::Status status);
+  // Whether the link of generation `generation` is still the open, usable one.
+  bool LinkIs(uint64_t generation) const {
+    return link_ != nullptr && !closing_ && link_generation_ == generation;
+  }
+
   absl::Status HandlePacket(const Packet& packet);
   absl::Status HandleConnack(const Packet& packet);
   absl::Status HandlePublish(const Packet& packet);
   absl::Status HandleSuback(const Packet& packet);
   void Fail(const absl::Status& status);
   bool Write(absl::string_view bytes);
+  // A control packet: written now when nothing waits ahead of it, else queued (never dropped).
+  void SendControl(absl::string_view bytes);
+  // Writes queued control packets; true when none is left.
+  bool FlushControl();
+  // The store could not record a step of message `seq`: its flow ends with `status`.
+  void FailStored(uint64_t seq, const absl::Status& status);
+  void NoteLinkEnd(const absl::Status& status);
   // Sends what resend_ and queued_ hold, within the window and while the link takes bytes.
   void Pump();
   void SendSubscriptions(const std::vector<std::string>& filters);
@@ -155,12 +198,14 @@ class Session : public Protocol {
   void OnKeepAliveTimer();
   void Recover();
 
-  EventLoop& loop_;
+  std::unique_ptr<EventLoopClock> owned_clock_;
+  Clock* clock_;
   SessionOptions options_;
   std::unique_ptr<MessageStore> store_;
   SessionObserver* observer_ = nullptr;
 
   ProtocolLink* link_ = nullptr;
+  uint64_t link_generation_ = 0;
   State state_ = State::kDown;
   bool closing_ = false;  // we asked the link to close; ignore further input
   Decoder decoder_;
@@ -173,6 +218,9 @@ class Session : public Protocol {
   std::map<uint64_t, uint16_t> inflight_;                 // seq -> packet id, in send order
   absl::flat_hash_map<uint16_t, uint64_t> outgoing_ids_;  // packet id -> seq
   absl::flat_hash_map<uint64_t, Completion> completions_;
+  // In flight and released (PUBREL sent, waiting for PUBCOMP). Kept here, not only in the store,
+  // so a store that failed to record the step does not make us send the wrong packet.
+  absl::flat_hash_set<uint64_t> released_;
   uint64_t next_seq_ = 1;
   uint16_t next_packet_id_ = 1;
 
@@ -187,14 +235,31 @@ class Session : public Protocol {
   absl::flat_hash_map<uint16_t, Completion> pending_unsubscribes_;
   std::vector<std::shared_ptr<const MessageHandler>> dispatch_scratch_;
 
+  // Control packets the link refused (backpressure), in order; they go before any data.
+  std::deque<std::string> control_;
+  size_t control_bytes_ = 0;
+
+  // Completions to run when the outermost entry point returns (see Scope).
+  std::vector<std::pair<Completion, absl::Status>> deferred_;
+  std::vector<std::pair<Completion, absl::Status>> deferred_spare_;
+  int depth_ = 0;
+  std::shared_ptr<char> alive_ = std::make_shared<char>(0);
+
+  // The oversize packet the last links ended on (type, size, topic) and how many links in a row.
+  std::string oversize_key_;
+  int oversize_links_ = 0;
+  bool connack_seen_ = false;      // on the current link
+  bool oversize_counted_ = false;  // the current link ended on a counted oversize packet
+
   // Keep-alive.
-  EventLoop::TimerId keep_alive_timer_ = 0;
-  absl::Time keep_alive_due_ = absl::InfiniteFuture();
-  EventLoop::TimerId connack_timer_ = 0;
+  Clock::TimerId keep_alive_timer_ = 0;
+  Clock::TimerId connack_timer_ = 0;
   absl::Time last_sent_;
   absl::Time last_received_;
-  absl::Time ping_sent_ = absl::InfinitePast();
+  absl::Time ping_sent_ = absl::InfinitePast();  // when the PINGREQ was due (and queued)
   bool ping_outstanding_ = false;
+  bool ping_written_ = false;  // the outstanding PINGREQ reached the link (not held back)
+  absl::Time ping_written_at_ = absl::InfinitePast();
 
   WeakGuard guard_;
 };

@@ -57,6 +57,27 @@ class Driver {
     log_file_ = absl::StrCat(testing::TempDir(), "/bench_clients.log");
   }
 
+  // An unknown row or transport would measure nothing and still print a table: refuse it.
+  absl::Status Validate() const {
+    static constexpr absl::string_view kRows[] = {"qos0", "qos1", "latency", "connect", "allocs"};
+    static constexpr absl::string_view kTransports[] = {"tcp", "ws", "tls", "wss"};
+    for (const std::string& row : rows_) {
+      if (std::find(std::begin(kRows), std::end(kRows), row) == std::end(kRows)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--rows: unknown row \"", row, "\" (rows: ", absl::StrJoin(kRows, ","), ")"));
+      }
+    }
+    for (const std::string& transport : transports_) {
+      if (std::find(std::begin(kTransports), std::end(kTransports), transport) ==
+          std::end(kTransports)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--transports: unknown transport \"", transport,
+                         "\" (transports: ", absl::StrJoin(kTransports, ","), ")"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
   bool Row(absl::string_view name) const {
     return std::find(rows_.begin(), rows_.end(), name) != rows_.end();
   }
@@ -323,6 +344,10 @@ class Driver {
   }
 
   int Main() {
+    if (absl::Status valid = Validate(); !valid.ok()) {
+      std::fprintf(stderr, "bench: %s\n", std::string(valid.message()).c_str());
+      return 2;
+    }
     absl::Status started = Start();
     if (!started.ok()) {
       std::fprintf(stderr, "bench: %s\n", started.ToString().c_str());

@@ -33,6 +33,7 @@ echo "Load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 status=0
 "$BIN/driver" --hublink_bin="$BIN/hublink_bench" --paho_bin="$BIN/paho_bench" \
   --probe_bin="$BIN/connect_probe" --shim="$BIN/nodelay_shim.so" "$@" || status=$?
+if ((status == 2)); then exit 2; fi  # bad usage (an unknown row or transport): nothing was measured
 read -r total1 steal1 < <(cpu_ticks)
 echo "Load average at end: $(cut -d' ' -f1-3 /proc/loadavg); CPU steal during the run: $(( (steal1 - steal0) * 100 / (total1 - total0 + 1) ))%"
 echo

@@ -5,6 +5,7 @@
 #include <map>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "bench/bench_util.h"
@@ -112,6 +113,21 @@ TEST_P(SmokeTest, Probe) {
   auto result = Run(Runfile("connect_probe"), GetParam(), "--count=2 --seconds=20");
   EXPECT_EQ(Field(result, "n"), 2);
   EXPECT_EQ(Field(result, "failures"), 0);
+}
+
+// `bench/run.sh --rows=NAME` passes its flags to the driver: a misspelled row or transport must
+// fail before anything runs instead of printing an empty table.
+TEST(DriverTest, UnknownRowsAndTransportsAreUsageErrors) {
+  for (const char* flag : {"--rows=qos0,latncy", "--transports=tcp,quic"}) {
+    absl::StatusOr<std::string> run =
+        testing::RunCommand(absl::StrCat(Runfile("driver"), " ", flag, " 2>&1"));
+    ASSERT_FALSE(run.ok()) << flag << " ran: " << *run;
+    EXPECT_TRUE(absl::StrContains(run.status().message(), flag[2] == 'r'
+                                                              ? "unknown row \"latncy\""
+                                                              : "unknown transport \"quic\""))
+        << run.status();
+    EXPECT_FALSE(absl::StrContains(run.status().message(), "mosquitto pid")) << "a broker started";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, SmokeTest, ::testing::Values("tcp", "wss"));

@@ -4,12 +4,15 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <functional>
 #include <memory>
 #include <string>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -60,6 +63,11 @@ class MemoryTlsServer : public TransportListener {
   void OnData(absl::string_view bytes) override {
     if (drop_after_client_hello) {
       end_->Close();
+      return;
+    }
+    if (!raw_reply.empty()) {
+      (void)end_->Write(raw_reply);
+      raw_reply.clear();
       return;
     }
     if (silent) return;
@@ -128,6 +136,7 @@ class MemoryTlsServer : public TransportListener {
   bool echo = true;
   bool silent = false;  // never answers (handshake timeout test)
   bool drop_after_client_hello = false;
+  std::string raw_reply;  // answers the first bytes with this instead of TLS
   bool handshake_done = false;
   bool resumed = false;
   bool got_close_notify = false;
@@ -147,8 +156,11 @@ class MemoryTlsServer : public TransportListener {
 // OnWritable().
 class GatedTransport : public Transport, public TransportListener {
  public:
-  GatedTransport(EventLoop& loop, std::unique_ptr<Transport> inner)
-      : loop_(loop), inner_(std::move(inner)) {}
+  GatedTransport(EventLoop& loop, std::unique_ptr<Transport> inner, bool* destroyed = nullptr)
+      : loop_(loop), inner_(std::move(inner)), destroyed_(destroyed) {}
+  ~GatedTransport() override {
+    if (destroyed_ != nullptr) *destroyed_ = true;
+  }
   void Open(TransportListener* listener) override {
     up_ = listener;
     inner_->Open(this);
@@ -177,8 +189,47 @@ class GatedTransport : public Transport, public TransportListener {
  private:
   EventLoop& loop_;
   std::unique_ptr<Transport> inner_;
+  bool* destroyed_;
   TransportListener* up_ = nullptr;
 };
+
+// A RecordingListener that fails the test when a callback runs while `inside` names a call in
+// progress (Open, Write, Close): the contract defers every callback through the loop.
+class NoReentryListener : public RecordingListener {
+ public:
+  void OnOpen() override {
+    Check("OnOpen");
+    RecordingListener::OnOpen();
+  }
+  void OnData(absl::string_view bytes) override {
+    Check("OnData");
+    RecordingListener::OnData(bytes);
+  }
+  void OnClosed(const absl::Status& status) override {
+    Check("OnClosed");
+    RecordingListener::OnClosed(status);
+  }
+  void OnWritable() override {
+    Check("OnWritable");
+    RecordingListener::OnWritable();
+  }
+  const char* inside = nullptr;
+
+ private:
+  void Check(const char* callback) {
+    if (inside != nullptr) ADD_FAILURE() << callback << " ran from inside " << inside << "()";
+  }
+};
+
+// Runs what is already posted to `loop`, and what that posts in turn (a marker posted now ran,
+// twice).
+void Settle(EventLoop& loop) {
+  for (int round = 0; round < 2; ++round) {
+    bool ran = false;
+    loop.Post([&] { ran = true; });
+    ASSERT_TRUE(RunUntil(loop, [&] { return ran; }));
+  }
+}
 
 class TlsMemoryTest : public ::testing::TestWithParam<size_t> {
  protected:
@@ -450,6 +501,167 @@ TEST_P(TlsMemoryTest, SilentPeerTimesOut) {
       << *attempt.listener.closed;
 }
 
+TEST_P(TlsMemoryTest, ServerNameBoringSslRefusesFailsClosedAtTheHandshake) {
+  // An endpoint host with a NUL byte: SNI (a C string) reads "other.local", and BoringSSL refuses
+  // the whole name as a host to check. The certificate (for broker.local) must not pass unchecked.
+  auto tls = Configure(config_);
+  ASSERT_NE(tls, nullptr);
+  for (const std::string& host :
+       {std::string("other.local\0x", 13), std::string("127.0.0.1\0x", 11)}) {
+    SCOPED_TRACE(absl::CHexEscape(host));
+    Link link = Connect(*tls, host);
+    RecordingListener& l = link.client->listener;
+    ASSERT_TRUE(l.closed.has_value());
+    EXPECT_EQ(l.opened, 0);
+    EXPECT_EQ(l.closed->code(), absl::StatusCode::kUnauthenticated) << *l.closed;
+    EXPECT_TRUE(absl::StartsWith(l.closed->message(), "tls: certificate verify failed: "))
+        << *l.closed;
+  }
+}
+
+TEST_P(TlsMemoryTest, CloseIsBoundedWhenTheLayerBelowNeverDrains) {
+  config_.mutable_close_timeout()->set_nanos(50 * 1000 * 1000);
+  auto tls = Configure(config_);
+  ASSERT_NE(tls, nullptr);
+  MemoryPipe pipe = MakeMemoryPipe(*loop_, GetParam());
+  MemoryTlsServer server(std::move(pipe.server), server_ctx_.get(), "HELLO\n");
+  server.echo = false;
+  bool below_destroyed = false;
+  auto gated = std::make_unique<GatedTransport>(*loop_, std::move(pipe.client), &below_destroyed);
+  GatedTransport* gate = gated.get();
+  Attempt attempt(*loop_, "broker.local", 8883);
+  auto top = tls->Create(attempt.context, std::move(gated));
+  ASSERT_TRUE(top.ok());
+  server.Open();
+  (*top)->Open(&attempt.listener);
+  ASSERT_TRUE(RunUntil(
+      *loop_, [&] { return attempt.listener.data.size() >= 6 || attempt.listener.closed; }));
+  ASSERT_EQ(attempt.listener.opened, 1);
+
+  gate->full = true;  // the peer stopped reading, for good
+  ASSERT_TRUE((*top)->Write(std::string(3000, 'm')).ok());
+  (*top)->Close();
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return attempt.listener.closed.has_value(); }))
+      << "Close() never completed while the layer below stayed full";
+  EXPECT_EQ(attempt.listener.closed->code(), absl::StatusCode::kDeadlineExceeded)
+      << *attempt.listener.closed;
+  EXPECT_TRUE(
+      absl::StartsWith(attempt.listener.closed->message(), "tls: close timed out after 50ms"))
+      << *attempt.listener.closed;
+  EXPECT_TRUE(below_destroyed) << "the connection below was not abandoned";
+  EXPECT_EQ((*top)->BufferedBytes(), 0u);
+  // The abandoned link reaches the peer as a reset.
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return server.closed.has_value(); }));
+  Settle(*loop_);
+  EXPECT_EQ(attempt.listener.closed_count, 1);
+}
+
+TEST_P(TlsMemoryTest, SecondOpenIsRefusedAndTheFirstListenerKeepsTheConnection) {
+  auto tls = Configure(config_);
+  ASSERT_NE(tls, nullptr);
+  Link link = Connect(*tls);
+  RecordingListener& first = link.client->listener;
+  ASSERT_EQ(first.opened, 1);
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return first.data.size() >= 6; }));
+
+  NoReentryListener second;
+  second.inside = "Open";
+  link.client->transport->Open(&second);
+  second.inside = nullptr;
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return second.closed.has_value(); }))
+      << "the second Open() must be refused through its own listener";
+  EXPECT_EQ(second.closed->code(), absl::StatusCode::kFailedPrecondition) << *second.closed;
+  EXPECT_EQ(second.closed->message(), "tls: Open() called twice");
+  EXPECT_EQ(second.opened, 0);
+
+  // The first listener still owns a working connection.
+  EXPECT_FALSE(first.closed.has_value()) << *first.closed;
+  ASSERT_TRUE(link.client->transport->Write("still here").ok());
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return first.data.size() >= 16 || first.closed; }));
+  EXPECT_EQ(first.data, "HELLO\nstill here");
+  link.client->transport->Close();
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return first.closed.has_value(); }));
+  EXPECT_TRUE(first.closed->ok()) << *first.closed;
+  EXPECT_EQ(first.closed_count, 1);
+  EXPECT_EQ(second.closed_count, 1);
+  EXPECT_EQ(second.data, "");
+}
+
+TEST_P(TlsMemoryTest, NoCallbackRunsInsideOpenWriteOrClose) {
+  auto tls = Configure(config_);
+  ASSERT_NE(tls, nullptr);
+  {
+    SCOPED_TRACE("a whole connection, with a second Open() and a second Close()");
+    MemoryPipe pipe = MakeMemoryPipe(*loop_, GetParam());
+    MemoryTlsServer server(std::move(pipe.server), server_ctx_.get(), "HELLO\n");
+    Attempt attempt(*loop_, "broker.local", 8883);
+    auto top = tls->Create(attempt.context, std::move(pipe.client));
+    ASSERT_TRUE(top.ok());
+    NoReentryListener l;
+    server.Open();
+    l.inside = "Open";
+    (*top)->Open(&l);
+    l.inside = nullptr;
+    ASSERT_TRUE(RunUntil(*loop_, [&] { return l.data.size() >= 6 || l.closed; }));
+    ASSERT_EQ(l.opened, 1);
+    NoReentryListener second;
+    second.inside = "Open";
+    (*top)->Open(&second);
+    second.inside = nullptr;
+    l.inside = "Write";
+    EXPECT_TRUE((*top)->Write("echo me").ok());
+    l.inside = nullptr;
+    ASSERT_TRUE(RunUntil(*loop_, [&] { return l.data.size() >= 13 || l.closed; }));
+    l.inside = "Close";
+    (*top)->Close();
+    (*top)->Close();
+    EXPECT_EQ((*top)->Write("late").code(), absl::StatusCode::kFailedPrecondition);
+    l.inside = nullptr;
+    ASSERT_TRUE(RunUntil(*loop_, [&] { return l.closed.has_value() && second.closed; }));
+    EXPECT_TRUE(l.closed->ok()) << *l.closed;
+    l.inside = "Open";
+    (*top)->Open(&l);  // after the end: refused, but OnClosed was already delivered once
+    l.inside = nullptr;
+    Settle(*loop_);
+    EXPECT_EQ(l.closed_count, 1);
+  }
+  {
+    SCOPED_TRACE("Close() before Open(), then Open()");
+    MemoryPipe pipe = MakeMemoryPipe(*loop_, GetParam());
+    Attempt attempt(*loop_, "broker.local", 8883);
+    auto top = tls->Create(attempt.context, std::move(pipe.client));
+    ASSERT_TRUE(top.ok());
+    NoReentryListener l;
+    l.inside = "Close";
+    (*top)->Close();
+    l.inside = "Open";
+    (*top)->Open(&l);
+    l.inside = nullptr;
+    ASSERT_TRUE(RunUntil(*loop_, [&] { return l.closed.has_value(); }));
+    EXPECT_EQ(l.closed->code(), absl::StatusCode::kFailedPrecondition) << *l.closed;
+    EXPECT_EQ(l.opened, 0);
+  }
+}
+
+TEST_P(TlsMemoryTest, APeerThatDoesNotSpeakTlsIsDataLoss) {
+  auto tls = Configure(config_);
+  ASSERT_NE(tls, nullptr);
+  MemoryPipe pipe = MakeMemoryPipe(*loop_, GetParam());
+  MemoryTlsServer server(std::move(pipe.server), server_ctx_.get(), "");
+  server.raw_reply = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+  Attempt attempt(*loop_, "broker.local", 8883);
+  auto top = tls->Create(attempt.context, std::move(pipe.client));
+  ASSERT_TRUE(top.ok());
+  server.Open();
+  (*top)->Open(&attempt.listener);
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return attempt.listener.closed.has_value(); }));
+  EXPECT_EQ(attempt.listener.opened, 0);
+  EXPECT_EQ(attempt.listener.closed->code(), absl::StatusCode::kDataLoss)
+      << *attempt.listener.closed;
+  EXPECT_TRUE(absl::StartsWith(attempt.listener.closed->message(), "tls: handshake failed: "))
+      << *attempt.listener.closed;
+}
+
 // The server side of a TLS connection nested inside `outer`: a Transport whose bytes travel as the
 // outer server's application data.
 class NestedServerEnd : public Transport {
@@ -528,7 +740,7 @@ TEST(TlsConfigTest, MissingCaFileNamesThePath) {
   TlsConfig config;
   config.set_ca_file("/nonexistent/ca.pem");
   absl::Status status = ConfigureStatus(config);
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(status.message(), "tls: ca_file: /nonexistent/ca.pem: No such file or directory");
 }
 
@@ -564,6 +776,7 @@ TEST(TlsConfigTest, CertificateWithoutKeyOrWithTheWrongKey) {
       << status;
   config.set_key_file(dir + "/missing.key");
   status = ConfigureStatus(config);
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(status.message(),
             absl::StrCat("tls: key_file: ", dir, "/missing.key: No such file or directory"));
   config.set_key_file(certs->key_file);
@@ -625,10 +838,144 @@ TEST(TlsConfigTest, PipelineErrorsNameTheLayerAndThePath) {
   ASSERT_TRUE(config.ok()) << config.status();
   auto pipeline = ResolvedPipeline::Resolve(*config, *registry, "device.textproto");
   ASSERT_FALSE(pipeline.ok());
-  EXPECT_EQ(pipeline.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(pipeline.status().code(), absl::StatusCode::kNotFound);  // docs/errors.md: ENOENT
   EXPECT_TRUE(absl::StrContains(pipeline.status().message(),
                                 "tls: ca_file: /nonexistent/ca.pem: No such file or directory"))
       << pipeline.status();
+}
+
+TEST(TlsConfigTest, UnreadableFileIsPermissionDenied) {
+  if (geteuid() == 0) GTEST_SKIP() << "root reads files whatever their mode";
+  std::string dir = NewDir("tls_config");
+  auto certs = MakeTestCertificates(dir, {"localhost"});
+  ASSERT_TRUE(certs.ok()) << certs.status();
+  ASSERT_EQ(chmod(certs->key_file.c_str(), 0), 0);
+  TlsConfig config;
+  config.set_ca_file(certs->ca_file);
+  config.set_cert_file(certs->cert_file);
+  config.set_key_file(certs->key_file);
+  absl::Status status = ConfigureStatus(config);
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << status;
+  EXPECT_EQ(status.message(),
+            absl::StrCat("tls: key_file: ", certs->key_file, ": Permission denied"));
+}
+
+TEST(TlsConfigTest, ServerNameBoringSslWouldRefuseIsInvalid) {
+  TlsConfig config;
+  config.set_insecure_skip_verify(true);  // no CA needed for this test
+  for (const std::string& name :
+       {std::string("broker.local\0.evil", 18), std::string("\0", 1), std::string(256, 'a')}) {
+    SCOPED_TRACE(absl::CHexEscape(name.substr(0, 20)));
+    config.set_server_name(name);
+    absl::Status status = ConfigureStatus(config);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_TRUE(absl::StartsWith(status.message(), "tls: server_name: ")) << status;
+  }
+  config.set_server_name("broker.local");
+  EXPECT_TRUE(ConfigureStatus(config).ok()) << ConfigureStatus(config);
+  config.set_server_name("::1");
+  EXPECT_TRUE(ConfigureStatus(config).ok()) << ConfigureStatus(config);
+}
+
+TEST(TlsConfigTest, CloseTimeoutMustNotBeNegative) {
+  TlsConfig config;
+  config.set_insecure_skip_verify(true);
+  config.mutable_close_timeout()->set_seconds(-1);
+  EXPECT_EQ(ConfigureStatus(config).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ConfigureStatus(config).message(), "tls: close_timeout: must not be negative");
+  config.mutable_close_timeout()->set_seconds(0);
+  EXPECT_TRUE(ConfigureStatus(config).ok()) << ConfigureStatus(config);
+}
+
+// ---- secrets leave memory ----
+
+struct WipedBuffer {
+  size_t size;
+  bool all_zero;
+};
+std::vector<WipedBuffer>* wiped = nullptr;
+
+void RecordWipe(const uint8_t* data, size_t size) {
+  bool zero = true;
+  for (size_t i = 0; i < size; ++i) zero = zero && data[i] == 0;
+  wiped->push_back({size, zero});
+}
+
+class TlsSecretsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    wiped = &records_;
+    tls_internal::SetWipeObserverForTesting(RecordWipe);
+  }
+  void TearDown() override {
+    tls_internal::SetWipeObserverForTesting(nullptr);
+    wiped = nullptr;
+  }
+  int Count(size_t size) const {
+    int n = 0;
+    for (const WipedBuffer& w : records_) n += w.size == size;
+    return n;
+  }
+  void ExpectAllZero() const {
+    for (const WipedBuffer& w : records_)
+      EXPECT_TRUE(w.all_zero) << "a " << w.size << "-byte buffer";
+  }
+  std::vector<WipedBuffer> records_;
+};
+
+TEST_F(TlsSecretsTest, PskKeyIsWipedWhenThePipelineGoes) {
+  const std::string key(32, '\x5a');  // longer than any small-string buffer: lives on the heap
+  for (bool base64 : {false, true}) {
+    SCOPED_TRACE(base64 ? "key_base64" : "key_hex");
+    records_.clear();
+    TlsConfig config;
+    config.mutable_psk()->set_identity("ABCDEFGHIJdev01");
+    std::string text = base64 ? absl::Base64Escape(key) : absl::BytesToHexString(key);
+    if (base64) {
+      config.mutable_psk()->set_key_base64(text);
+    } else {
+      config.mutable_psk()->set_key_hex(text);
+    }
+    auto tls = ConfigureTls(config);
+    ASSERT_TRUE(tls.ok()) << tls.status();
+    EXPECT_EQ(Count(text.size()), 1) << "the key text in the layer's copy of the config was kept";
+    const int before = Count(key.size());  // decoding temporaries
+    tls->reset();                          // the pipeline goes
+    EXPECT_EQ(Count(key.size()), before + 1) << "the key the pipeline held was not wiped";
+    ExpectAllZero();
+
+    // A config refused before the key was decoded (a bad cipher_list) leaves no copy either.
+    records_.clear();
+    config.set_cipher_list("NOT-A-CIPHER");
+    ASSERT_FALSE(ConfigureTls(config).ok());
+    EXPECT_EQ(Count(text.size()), 1) << "the key text in the refused config's copy was kept";
+    ExpectAllZero();
+  }
+}
+
+TEST_F(TlsSecretsTest, KeyFileContentsAreWipedOnceLoaded) {
+  std::string dir = NewDir("tls_secrets");
+  auto certs = MakeTestCertificates(dir, {"localhost"});
+  ASSERT_TRUE(certs.ok()) << certs.status();
+  auto key_pem = ReadFile(certs->key_file);
+  ASSERT_TRUE(key_pem.ok()) << key_pem.status();
+  TlsConfig config;
+  config.set_ca_file(certs->ca_file);
+  config.set_cert_file(certs->cert_file);
+  config.set_key_file(certs->key_file);
+  auto tls = ConfigureTls(config);
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  EXPECT_GE(Count(key_pem->size()), 1) << "the key_file contents were not wiped";
+  ExpectAllZero();
+
+  // Also on the error path.
+  records_.clear();
+  config.set_key_file(certs->ca_key_file);  // a key, but not the certificate's
+  ASSERT_FALSE(ConfigureTls(config).ok());
+  auto ca_key_pem = ReadFile(certs->ca_key_file);
+  ASSERT_TRUE(ca_key_pem.ok());
+  EXPECT_GE(Count(ca_key_pem->size()), 1) << "the key_file contents were not wiped";
+  ExpectAllZero();
 }
 
 TEST(TlsConfigTest, DefaultsUseTheSystemRoots) {

@@ -248,10 +248,13 @@ TEST_F(TlsPeersTest, SpkiPins) {
       EXPECT_EQ(attempt->listener.closed->code(), absl::StatusCode::kUnauthenticated)
           << Describe(*attempt);
       if (c.name != "chain still checked with pins") {
-        EXPECT_TRUE(
-            absl::StartsWith(attempt->listener.closed->message(),
-                             "tls: certificate verify failed: no certificate matches spki_pins "
-                             "(the server's chain has "))
+        EXPECT_TRUE(absl::StartsWith(
+            attempt->listener.closed->message(),
+            c.pins_only ? "tls: certificate verify failed: no certificate matches spki_pins "
+                          "(pins_only checks the server's own certificate, CN=127.0.0.1, which "
+                          "has "
+                        : "tls: certificate verify failed: no certificate matches spki_pins "
+                          "(the server's chain has "))
             << Describe(*attempt);
         EXPECT_TRUE(absl::StrContains(attempt->listener.closed->message(), *server_pin))
             << Describe(*attempt);
@@ -259,6 +262,80 @@ TEST_F(TlsPeersTest, SpkiPins) {
         EXPECT_TRUE(absl::StrContains(attempt->listener.closed->message(), "unknown CA"))
             << Describe(*attempt);
       }
+    }
+  }
+}
+
+TEST_F(TlsPeersTest, PinsOnlyMatchesTheLeafNotAnAppendedCopyOfThePinnedCertificate) {
+  // Certificates are public: an attacker with a key of its own (other_certs_) sends the pinned
+  // certificate after its own leaf. Only the leaf's key is proven by the handshake.
+  auto server_pin = SpkiPinOf(certs_->cert_file);
+  auto attacker_pin = SpkiPinOf(other_certs_->cert_file);
+  ASSERT_TRUE(server_pin.ok() && attacker_pin.ok());
+  TlsConfig config;
+  config.set_pins_only(true);
+  config.add_spki_pins(*server_pin);
+  auto tls = Tls(config);
+  ASSERT_NE(tls, nullptr);
+  {
+    SCOPED_TRACE("attacker leaf + the pinned certificate in its chain");
+    auto attacker = StartSServer({"-cert", other_certs_->cert_file, "-key", other_certs_->key_file,
+                                  "-cert_chain", certs_->cert_file});
+    ASSERT_TRUE(attacker.ok()) << attacker.status();
+    auto attempt = Connect(*tls, attacker->port);
+    ASSERT_NO_FATAL_FAILURE(ExpectRefused(*attempt, "tls: certificate verify failed: "));
+    EXPECT_TRUE(absl::StrContains(attempt->listener.closed->message(), *server_pin))
+        << "the error names the pin: " << Describe(*attempt);
+    EXPECT_TRUE(absl::StrContains(attempt->listener.closed->message(), *attacker_pin))
+        << "and what the leaf has: " << Describe(*attempt);
+  }
+  {
+    SCOPED_TRACE("the real server");
+    auto real = StartSServer({"-cert", certs_->cert_file, "-key", certs_->key_file});
+    ASSERT_TRUE(real.ok()) << real.status();
+    auto attempt = Connect(*tls, real->port);
+    ASSERT_EQ(attempt->listener.opened, 1) << Describe(*attempt);
+    CloseAndWait(*attempt);
+  }
+}
+
+TEST_F(TlsPeersTest, SpkiPinIsTheHashOfTheCertificatesOwnSpkiBytes) {
+  // The pin the openssl CLI computes (tls.proto's recipe) must match, for every key encoding: RSA,
+  // EC P-256, and EC P-256 with a compressed point (a re-encoded key would be uncompressed).
+  struct KeyType {
+    std::string name;
+    std::string make_key;  // shell, writes server.key
+  };
+  const std::vector<KeyType> types = {
+      {"RSA 2048", "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out server.key"},
+      {"EC P-256", "openssl ecparam -name prime256v1 -genkey -noout -out server.key"},
+      {"EC P-256 compressed point",
+       "openssl ecparam -name prime256v1 -genkey -noout -out plain.key && openssl ec -in "
+       "plain.key -conv_form compressed -out server.key"},
+  };
+  for (const KeyType& type : types) {
+    SCOPED_TRACE(type.name);
+    std::string dir = NewDir("tls_spki");
+    auto made = RunCommand(
+        absl::StrCat("set -e; cd '", dir, "'; ", type.make_key,
+                     " 2>&1; openssl req -new -x509 -key server.key -out server.pem -days 2 -subj "
+                     "'/CN=127.0.0.1' -addext subjectAltName=IP:127.0.0.1 2>&1"));
+    ASSERT_TRUE(made.ok()) << made.status();
+    auto pin = SpkiPinOf(dir + "/server.pem");
+    ASSERT_TRUE(pin.ok()) << pin.status();
+    auto server = StartSServer({"-cert", dir + "/server.pem", "-key", dir + "/server.key"});
+    ASSERT_TRUE(server.ok()) << server.status();
+    for (bool pins_only : {true, false}) {
+      SCOPED_TRACE(pins_only ? "pins_only" : "with chain verification");
+      TlsConfig config;
+      config.set_pins_only(pins_only);
+      if (!pins_only) config.set_ca_file(dir + "/server.pem");  // self-signed: its own anchor
+      config.add_spki_pins(*pin);
+      auto tls = Tls(config);
+      ASSERT_NE(tls, nullptr);
+      auto attempt = Connect(*tls, server->port);
+      ASSERT_EQ(attempt->listener.opened, 1) << Describe(*attempt) << " (pin " << *pin << ")";
+      CloseAndWait(*attempt);
     }
   }
 }

@@ -13,6 +13,7 @@
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -36,6 +37,7 @@
 #include "plugins/status_macros.h"
 #include "plugins/weak_guard.h"
 #include "transports/tls/tls.pb.h"
+#include "transports/tls/tls_transport.h"
 
 #ifndef OPENSSL_IS_BORINGSSL
 #error "transports/tls needs BoringSSL headers (include/android first), not the system OpenSSL"
@@ -49,45 +51,137 @@ using transports::TlsConfig;
 constexpr char kSystemRoots[] = "/etc/ssl/certs/ca-certificates.crt";
 constexpr char kDefaultPskCiphers[] = "PSK-AES128-CBC-SHA";
 constexpr absl::Duration kDefaultHandshakeTimeout = absl::Seconds(10);
+constexpr absl::Duration kDefaultCloseTimeout = absl::Seconds(3);
+// Config files larger than this are not certificates or keys.
+constexpr size_t kMaxConfigFileBytes = 16 << 20;
 // Sessions kept per pipeline; a pipeline talks to one or two servers, so this only bounds misuse.
 constexpr size_t kMaxCachedSessions = 64;
 constexpr int kMaxPlaintextChunk = 1 << 20;
 
 using Pin = std::array<uint8_t, SHA256_DIGEST_LENGTH>;
 
-// The OpenSSL error queue, drained, as "REASON; REASON".
-std::string DrainErrors() {
-  std::vector<std::string> reasons;
+// The OpenSSL error queue, drained: its packed codes, oldest first.
+std::vector<uint32_t> TakeErrors() {
+  std::vector<uint32_t> codes;
   uint32_t err;
-  while ((err = ERR_get_error()) != 0) {
+  while ((err = ERR_get_error()) != 0) codes.push_back(err);
+  return codes;
+}
+
+// Packed error codes as "REASON; REASON".
+std::string ReasonsOf(const std::vector<uint32_t>& codes) {
+  std::vector<std::string> reasons;
+  for (uint32_t err : codes) {
     const char* reason = ERR_reason_error_string(err);
     reasons.push_back(reason != nullptr ? reason : absl::StrCat("error ", err));
   }
   return reasons.empty() ? "unknown error" : absl::StrJoin(reasons, "; ");
 }
 
-absl::StatusOr<std::string> ReadConfigFile(absl::string_view field, const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("tls: ", field, ": ", path, ": ", std::strerror(errno)));
+// The OpenSSL error queue, drained, as "REASON; REASON".
+std::string DrainErrors() { return ReasonsOf(TakeErrors()); }
+
+tls_internal::WipeObserver wipe_observer = nullptr;
+
+// Overwrites `size` bytes at `data` with zeros, in a way the compiler keeps.
+void WipeBytes(void* data, size_t size) {
+  if (size == 0) return;
+  OPENSSL_cleanse(data, size);
+  if (wipe_observer != nullptr) wipe_observer(static_cast<const uint8_t*>(data), size);
+}
+
+void WipeString(std::string& secret) {
+  if (!secret.empty()) WipeBytes(&secret[0], secret.size());
+  secret.clear();
+}
+
+// Wipes a string on every return path.
+class WipeOnExit {
+ public:
+  explicit WipeOnExit(std::string& secret) : secret_(secret) {}
+  ~WipeOnExit() { WipeString(secret_); }
+  WipeOnExit(const WipeOnExit&) = delete;
+  WipeOnExit& operator=(const WipeOnExit&) = delete;
+
+ private:
+  std::string& secret_;
+};
+
+// Secret bytes (a PSK key) in one heap block of their own, wiped when replaced or destroyed.
+class SecretBytes {
+ public:
+  SecretBytes() = default;
+  ~SecretBytes() { Wipe(); }
+  SecretBytes(const SecretBytes&) = delete;
+  SecretBytes& operator=(const SecretBytes&) = delete;
+
+  void Assign(absl::string_view bytes) {
+    Wipe();
+    if (bytes.empty()) return;
+    data_.reset(new uint8_t[bytes.size()]);
+    std::memcpy(data_.get(), bytes.data(), bytes.size());
+    size_ = bytes.size();
   }
+  void Wipe() {
+    if (data_ != nullptr) WipeBytes(data_.get(), size_);
+    data_.reset();
+    size_ = 0;
+  }
+  const uint8_t* data() const { return data_.get(); }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+ private:
+  std::unique_ptr<uint8_t[]> data_;
+  size_t size_ = 0;
+};
+
+// docs/errors.md: a file named by the config that cannot be read reports its errno's code (ENOENT
+// kNotFound, EACCES/EPERM kPermissionDenied, ...).
+absl::Status FileError(absl::string_view field, const std::string& path, int err) {
+  return absl::Status(absl::ErrnoToStatusCode(err),
+                      absl::StrCat("tls: ", field, ": ", path, ": ", std::strerror(err)));
+}
+
+// The whole file. With `secret` (a private key) every copy made on the way is wiped; the caller
+// wipes the result.
+absl::StatusOr<std::string> ReadConfigFile(absl::string_view field, const std::string& path,
+                                           bool secret = false) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return FileError(field, path, errno);
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{fd};
   std::string contents;
+  struct stat st;
+  if (fstat(fd, &st) == 0 && st.st_size > 0) {
+    // Sized up front so that growing never leaves an unwiped copy behind.
+    contents.reserve(std::min<size_t>(static_cast<size_t>(st.st_size), kMaxConfigFileBytes) + 1);
+  }
   char buffer[16384];
+  absl::Status error;
   while (true) {
     ssize_t n = read(fd, buffer, sizeof(buffer));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      int err = errno;
-      close(fd);
-      return absl::InvalidArgumentError(
-          absl::StrCat("tls: ", field, ": ", path, ": ", std::strerror(err)));
+      error = FileError(field, path, errno);
+      break;
     }
     if (n == 0) break;
+    if (contents.size() + static_cast<size_t>(n) > kMaxConfigFileBytes) {
+      error = absl::InvalidArgumentError(absl::StrCat("tls: ", field, ": ", path, ": larger than ",
+                                                      kMaxConfigFileBytes, " bytes"));
+      break;
+    }
     contents.append(buffer, static_cast<size_t>(n));
   }
-  close(fd);
-  return contents;
+  if (secret) OPENSSL_cleanse(buffer, sizeof(buffer));
+  if (!error.ok()) {
+    if (secret) WipeString(contents);
+    return error;
+  }
+  return contents;  // moved: no copy is left behind
 }
 
 // Adds every certificate in PEM `text` to `store`; `what` names the source in errors.
@@ -134,19 +228,36 @@ absl::StatusOr<Pin> ParsePin(absl::string_view text, int index) {
   return out;
 }
 
+// SHA-256 of the certificate's SubjectPublicKeyInfo, the DER bytes exactly as the certificate
+// carries them (what `openssl x509 -pubkey | openssl pkey -pubin -outform DER` hashes); no key is
+// parsed or re-encoded, so any key type and any point encoding pins alike.
 absl::StatusOr<Pin> SpkiSha256(X509* cert) {
-  bssl::UniquePtr<EVP_PKEY> key(X509_get_pubkey(cert));
-  bssl::ScopedCBB cbb;
   uint8_t* der = nullptr;
-  size_t der_len = 0;
-  if (key == nullptr || !CBB_init(cbb.get(), 512) ||
-      !EVP_marshal_public_key(cbb.get(), key.get()) || !CBB_finish(cbb.get(), &der, &der_len)) {
+  int der_len = i2d_X509(cert, &der);
+  if (der_len <= 0) {
     ERR_clear_error();
-    return absl::InternalError("cannot encode the public key");
+    return absl::InternalError("cannot encode the certificate");
+  }
+  bssl::UniquePtr<uint8_t> der_owner(der);
+  CBS input, certificate, tbs, skipped, spki;
+  CBS_init(&input, der, static_cast<size_t>(der_len));
+  // Certificate ::= SEQUENCE { tbsCertificate TBSCertificate, ... }; TBSCertificate ::= SEQUENCE {
+  // [0] version OPTIONAL, serialNumber, signature, issuer, validity, subject,
+  // subjectPublicKeyInfo, ... }
+  if (!CBS_get_asn1(&input, &certificate, CBS_ASN1_SEQUENCE) ||
+      !CBS_get_asn1(&certificate, &tbs, CBS_ASN1_SEQUENCE) ||
+      !CBS_get_optional_asn1(&tbs, &skipped, nullptr,
+                             CBS_ASN1_CONSTRUCTED | CBS_ASN1_CONTEXT_SPECIFIC | 0) ||
+      !CBS_get_asn1(&tbs, &skipped, CBS_ASN1_INTEGER) ||
+      !CBS_get_asn1(&tbs, &skipped, CBS_ASN1_SEQUENCE) ||
+      !CBS_get_asn1(&tbs, &skipped, CBS_ASN1_SEQUENCE) ||
+      !CBS_get_asn1(&tbs, &skipped, CBS_ASN1_SEQUENCE) ||
+      !CBS_get_asn1(&tbs, &skipped, CBS_ASN1_SEQUENCE) ||
+      !CBS_get_asn1_element(&tbs, &spki, CBS_ASN1_SEQUENCE)) {
+    return absl::InternalError("cannot find the SubjectPublicKeyInfo in the certificate");
   }
   Pin pin;
-  SHA256(der, der_len, pin.data());
-  OPENSSL_free(der);
+  SHA256(CBS_data(&spki), CBS_len(&spki), pin.data());
   return pin;
 }
 
@@ -211,6 +322,7 @@ std::string TimeToString(const ASN1_TIME* time) {
 }
 
 bool IsIpLiteral(absl::string_view host) {
+  if (host.find('\0') != absl::string_view::npos) return false;
   std::string h(host);
   in6_addr addr;
   return inet_pton(AF_INET, h.c_str(), &addr) == 1 || inet_pton(AF_INET6, h.c_str(), &addr) == 1;
@@ -249,14 +361,25 @@ std::string DescribeVerifyError(int err, X509* cert, absl::string_view wanted, X
   }
 }
 
+// Wipes the PSK key text (key_hex / key_base64) from a config and clears it.
+void WipePskKeyText(TlsConfig& config) {
+  if (!config.has_psk()) return;
+  TlsConfig::Psk* psk = config.mutable_psk();
+  if (psk->key_case() == TlsConfig::Psk::kKeyHex) WipeString(*psk->mutable_key_hex());
+  if (psk->key_case() == TlsConfig::Psk::kKeyBase64) WipeString(*psk->mutable_key_base64());
+  psk->clear_key();
+}
+
 // Everything one pipeline's TLS layer shares across its connections. Transports hold it by
 // shared_ptr, so it outlives them whatever the owner does with the ConfiguredTransport.
 struct TlsShared {
+  ~TlsShared() { WipePskKeyText(config); }  // when Configure() failed before taking the key out
+
   TlsConfig config;
   bssl::UniquePtr<SSL_CTX> ctx;
   std::vector<Pin> pins;
   std::string alpn_wire;
-  std::string psk_key;
+  SecretBytes psk_key;  // the decoded key; `config` keeps no copy of it
 
   absl::Mutex mutex;  // a pipeline may be used from several loops
   absl::flat_hash_map<std::string, bssl::UniquePtr<SSL_SESSION>> sessions ABSL_GUARDED_BY(mutex);
@@ -306,15 +429,16 @@ class TlsTransport : public Transport, private TransportListener {
 
   ~TlsTransport() override {
     loop_.Cancel(timer_);
+    loop_.Cancel(close_timer_);
     ssl_.reset();  // before the buffers its BIO points into
   }
 
   void Open(TransportListener* listener) override {
-    listener_ = listener;
     if (state_ != State::kIdle) {
-      FailLater(absl::FailedPreconditionError("tls: Open() called twice"));
+      RefuseOpen(listener);
       return;
     }
+    listener_ = listener;
     state_ = State::kOpeningLower;
     absl::Status setup = SetUpSsl();
     if (!setup.ok()) {
@@ -360,10 +484,12 @@ class TlsTransport : public Transport, private TransportListener {
         state_ = State::kClosing;
         loop_.Cancel(timer_);
         timer_ = 0;
+        StartCloseTimer();
         lower_->Close();
         return;
       case State::kOpen:
         state_ = State::kClosing;
+        StartCloseTimer();
         SSL_shutdown(ssl_.get());  // queues close_notify; the peer's reply is not awaited
         CloseLowerAfterFlush();
         return;
@@ -611,12 +737,18 @@ class TlsTransport : public Transport, private TransportListener {
   }
 
   void ReadPlaintext() {
-    char buffer[16384];
+    // Decrypted bytes leave no copy here once handed up.
+    struct PlaintextBuffer {
+      char bytes[16384];
+      size_t used = 0;
+      ~PlaintextBuffer() { OPENSSL_cleanse(bytes, used); }
+    } buffer;
     while (state_ == State::kOpen || state_ == State::kClosing) {
       ERR_clear_error();
-      int n = SSL_read(ssl_.get(), buffer, sizeof(buffer));
+      int n = SSL_read(ssl_.get(), buffer.bytes, sizeof(buffer.bytes));
       if (n > 0) {
-        listener_->OnData(absl::string_view(buffer, static_cast<size_t>(n)));
+        buffer.used = std::max(buffer.used, static_cast<size_t>(n));
+        listener_->OnData(absl::string_view(buffer.bytes, static_cast<size_t>(n)));
         continue;
       }
       int err = SSL_get_error(ssl_.get(), n);
@@ -667,6 +799,7 @@ class TlsTransport : public Transport, private TransportListener {
   void PeerClosed() {
     if (state_ == State::kOpen) {
       state_ = State::kClosing;
+      StartCloseTimer();
       SSL_shutdown(ssl_.get());
       CloseLowerAfterFlush();
     }
@@ -684,7 +817,7 @@ class TlsTransport : public Transport, private TransportListener {
   }
 
   absl::Status Flush() {
-    if (outbox_.empty()) return absl::OkStatus();
+    if (outbox_.empty() || lower_ == nullptr) return absl::OkStatus();
     absl::Status status = lower_->Write(outbox_);
     if (status.ok()) {
       outbox_.clear();
@@ -725,10 +858,18 @@ class TlsTransport : public Transport, private TransportListener {
       }
       X509_STORE_CTX_set_default(store_ctx.get(), "ssl_server");
       X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(store_ctx.get());
-      if (name_is_ip_) {
-        X509_VERIFY_PARAM_set1_ip_asc(param, name_.c_str());
-      } else {
-        X509_VERIFY_PARAM_set1_host(param, name_.data(), name_.size());
+      // A name BoringSSL refuses would leave the name unchecked: fail closed instead.
+      const int name_set = name_is_ip_
+                               ? X509_VERIFY_PARAM_set1_ip_asc(param, name_.c_str())
+                               : X509_VERIFY_PARAM_set1_host(param, name_.data(), name_.size());
+      if (name_set != 1) {
+        ERR_clear_error();
+        verify_error_ = absl::UnauthenticatedError(absl::StrCat(
+            "tls: certificate verify failed: the server name \"", absl::CHexEscape(name_),
+            "\" cannot be checked against a certificate (BoringSSL refuses it as a ",
+            name_is_ip_ ? "IP address" : "host name", "); set server_name"));
+        *out_alert = SSL_AD_INTERNAL_ERROR;
+        return ssl_verify_invalid;
       }
       if (X509_verify_cert(store_ctx.get()) != 1) {
         int err = X509_STORE_CTX_get_error(store_ctx.get());
@@ -756,49 +897,84 @@ class TlsTransport : public Transport, private TransportListener {
       verified.reset(X509_STORE_CTX_get1_chain(store_ctx.get()));
     }
     if (!shared_->pins.empty()) {
-      STACK_OF(X509)* candidates = verified != nullptr ? verified.get() : chain;
+      // With a verified chain, any certificate of it may carry the pin (a CA pin). Without one
+      // (pins_only), only the leaf counts: its key is the one the handshake proves; anything
+      // after it in the server's list is public and could be anyone's copy.
+      const size_t candidates = verified != nullptr ? sk_X509_num(verified.get()) : 1;
       std::vector<std::string> seen;
-      for (size_t i = 0; i < sk_X509_num(candidates); ++i) {
-        absl::StatusOr<Pin> pin = SpkiSha256(sk_X509_value(candidates, i));
-        if (!pin.ok()) continue;
+      for (size_t i = 0; i < candidates; ++i) {
+        X509* cert = verified != nullptr ? sk_X509_value(verified.get(), i) : leaf;
+        absl::StatusOr<Pin> pin = SpkiSha256(cert);
+        if (!pin.ok()) {
+          seen.push_back(absl::StrCat("(", DescribeName(X509_get_subject_name(cert)), ": ",
+                                      pin.status().message(), ")"));
+          continue;
+        }
         for (const Pin& want : shared_->pins) {
           if (want == *pin) return ssl_verify_ok;
         }
         seen.push_back(PinToString(*pin));
       }
-      verify_error_ =
-          absl::UnauthenticatedError(absl::StrCat("tls: certificate verify failed: no certificate "
-                                                  "matches spki_pins (the server's chain has ",
-                                                  absl::StrJoin(seen, ", "), ")"));
+      std::vector<std::string> wanted;
+      for (const Pin& want : shared_->pins) wanted.push_back(PinToString(want));
+      verify_error_ = absl::UnauthenticatedError(absl::StrCat(
+          "tls: certificate verify failed: no certificate matches spki_pins (",
+          verified != nullptr ? absl::StrCat("the server's chain has ", absl::StrJoin(seen, ", "))
+                              : absl::StrCat("pins_only checks the server's own certificate, ",
+                                             DescribeName(X509_get_subject_name(leaf)),
+                                             ", which has ", absl::StrJoin(seen, ", ")),
+          "; spki_pins: ", absl::StrJoin(wanted, ", "), ")"));
       *out_alert = SSL_AD_BAD_CERTIFICATE;
       return ssl_verify_invalid;
     }
     return ssl_verify_ok;
   }
 
-  // Turns a failed SSL_* call into a status a user can act on.
+  // Turns a failed SSL_* call into a status a user can act on, coded as docs/errors.md says: the
+  // peer went away kUnavailable; the peer refused who we are (or could not prove who it is)
+  // kUnauthenticated; the peer broke the protocol (bytes that are not TLS, a malformed or
+  // unexpected message, a corrupt record) kDataLoss; no version or cipher in common kUnavailable.
   absl::Status ErrorFromSsl(int rc, absl::string_view what) {
     if (!verify_error_.ok()) {
       ERR_clear_error();
       return verify_error_;
     }
     int err = SSL_get_error(ssl_.get(), rc);
-    uint32_t packed = ERR_peek_error();
-    std::string reasons = DrainErrors();
+    const std::vector<uint32_t> codes = TakeErrors();
+    const uint32_t packed = codes.empty() ? 0 : codes.front();
+    bool bad_signature = false;  // anywhere in the queue: the server's key did not sign
+    for (uint32_t e : codes) {
+      if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_BAD_SIGNATURE) {
+        bad_signature = true;
+      }
+    }
+    const std::string reasons = ReasonsOf(codes);
     if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN || packed == 0) {
       return absl::UnavailableError(absl::StrCat("tls: ", what, ": peer closed the connection"));
     }
     bool psk = !config_.psk().identity().empty();
     std::string hint;
-    absl::StatusCode code = absl::StatusCode::kUnavailable;
-    if (ERR_GET_LIB(packed) == ERR_LIB_SSL) {
-      switch (ERR_GET_REASON(packed)) {
+    const int lib = ERR_GET_LIB(packed);
+    const int reason = ERR_GET_REASON(packed);
+    // An alert the peer sent (it ended the connection) vs. something wrong we found in its bytes.
+    const bool peer_alert = lib == ERR_LIB_SSL && reason >= SSL_AD_REASON_OFFSET;
+    absl::StatusCode code =
+        peer_alert ? absl::StatusCode::kUnavailable : absl::StatusCode::kDataLoss;
+    if (reason == ERR_R_MALLOC_FAILURE || (lib == ERR_LIB_SSL && reason == ERR_R_INTERNAL_ERROR)) {
+      code = absl::StatusCode::kInternal;
+    }
+    if (bad_signature) {
+      hint = " (the server could not prove it holds the key of its certificate)";
+      code = absl::StatusCode::kUnauthenticated;
+    }
+    if (lib == ERR_LIB_SSL) {
+      switch (reason) {
         case SSL_R_TLSV1_ALERT_CERTIFICATE_REQUIRED:
         case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
           if (config_.cert_file().empty() && !psk) {
             hint = " (the server may require a client certificate: set cert_file and key_file)";
           }
-          code = ERR_GET_REASON(packed) == SSL_R_TLSV1_ALERT_CERTIFICATE_REQUIRED
+          code = reason == SSL_R_TLSV1_ALERT_CERTIFICATE_REQUIRED
                      ? absl::StatusCode::kUnauthenticated
                      : absl::StatusCode::kUnavailable;
           break;
@@ -827,21 +1003,66 @@ class TlsTransport : public Transport, private TransportListener {
         case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
         case SSL_R_UNSUPPORTED_PROTOCOL:
           hint = " (no TLS version in common: check min_version / max_version)";
+          code = absl::StatusCode::kUnavailable;
           break;
         case SSL_R_NO_SHARED_CIPHER:
         case SSL_R_TLSV1_ALERT_INSUFFICIENT_SECURITY:
           hint = " (no cipher in common: check cipher_list)";
+          code = absl::StatusCode::kUnavailable;
           break;
         case SSL_R_WRONG_VERSION_NUMBER:
         case SSL_R_HTTP_REQUEST:
         case SSL_R_HTTPS_PROXY_REQUEST:
           hint = " (the server does not speak TLS on this port?)";
+          code = absl::StatusCode::kDataLoss;
           break;
         default:
           break;
       }
     }
     return absl::Status(code, absl::StrCat("tls: ", what, ": ", reasons, hint));
+  }
+
+  // A second Open() (or an Open() after Close()): the connection and its listener are left alone;
+  // a different listener hears of the refusal, later, through its own OnClosed. The listener that
+  // already owns the connection hears of its end once, as ever, so it is not told twice.
+  void RefuseOpen(TransportListener* listener) {
+    absl::Status status = absl::FailedPreconditionError(
+        listener_ == nullptr ? "tls: Open() after Close()" : "tls: Open() called twice");
+    if (listener == nullptr || listener == listener_) {
+      HLOG(ERROR) << status.message() << " (ignored: the connection keeps its listener)";
+      return;
+    }
+    loop_.Post(guard_.Wrap([listener, status] { listener->OnClosed(status); }));
+  }
+
+  // Bounds an orderly close (ours, or our answer to the peer's): if the last records, the
+  // close_notify and the close of the layer below are not done within close_timeout (the peer
+  // stopped reading, say), the connection is abandoned and OnClosed reports kDeadlineExceeded.
+  void StartCloseTimer() {
+    if (close_timer_ != 0) return;
+    const absl::Duration linger = config_.has_close_timeout()
+                                      ? absl::Seconds(config_.close_timeout().seconds()) +
+                                            absl::Nanoseconds(config_.close_timeout().nanos())
+                                      : kDefaultCloseTimeout;
+    close_timer_ = loop_.RunAfter(linger, guard_.Wrap([this, linger] {
+      close_timer_ = 0;
+      if (state_ != State::kClosing) return;
+      const size_t held = BufferedBytes();
+      Abandon();
+      Finish(absl::DeadlineExceededError(absl::StrCat(
+          "tls: close timed out after ", absl::FormatDuration(linger), ": ",
+          held > 0 ? absl::StrCat(held, " bytes were still queued (the peer stopped reading?)")
+                   : std::string("the layer below did not finish closing"),
+          "; connection abandoned")));
+    }));
+  }
+
+  // Drops the layer below at once (its socket closes with no goodbye) and what was queued for it.
+  void Abandon() {
+    lower_.reset();
+    outbox_.clear();
+    close_after_flush_ = false;
   }
 
   // A failure found while running on the loop (from a callback of the layer below).
@@ -867,6 +1088,8 @@ class TlsTransport : public Transport, private TransportListener {
     state_ = State::kClosed;
     loop_.Cancel(timer_);
     timer_ = 0;
+    loop_.Cancel(close_timer_);
+    close_timer_ = 0;
     Deliver(status);
   }
 
@@ -887,7 +1110,8 @@ class TlsTransport : public Transport, private TransportListener {
 
   TransportListener* listener_ = nullptr;
   State state_ = State::kIdle;
-  EventLoop::TimerId timer_ = 0;
+  EventLoop::TimerId timer_ = 0;        // the handshake deadline
+  EventLoop::TimerId close_timer_ = 0;  // the orderly-close linger
   bool delivered_ = false;
   bool handshake_done_ = false;
   bool close_after_flush_ = false;
@@ -935,11 +1159,32 @@ unsigned PskClientCallback(SSL* ssl, const char* /*hint*/, char* identity,
                            unsigned max_identity_len, uint8_t* psk, unsigned max_psk_len) {
   auto* shared = static_cast<TlsShared*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
   const std::string& id = shared->config.psk().identity();
-  const std::string& key = shared->psk_key;
+  const SecretBytes& key = shared->psk_key;
   if (id.size() + 1 > max_identity_len || key.size() > max_psk_len) return 0;
   std::memcpy(identity, id.c_str(), id.size() + 1);
-  std::memcpy(psk, key.data(), key.size());
+  std::memcpy(psk, key.data(), key.size());  // BoringSSL wipes its copy
   return static_cast<unsigned>(key.size());
+}
+
+// A server_name is both sent as SNI and checked against the certificate: refuse one that either
+// would not carry whole (a NUL byte, more than 255 bytes) or that BoringSSL would refuse to check.
+absl::Status CheckServerName(const std::string& name) {
+  if (name.empty()) return absl::OkStatus();  // the endpoint host
+  auto invalid = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tls: server_name: \"", absl::CHexEscape(name), "\" ", why));
+  };
+  if (name.find('\0') != std::string::npos) return invalid("contains a NUL byte");
+  bssl::UniquePtr<X509_VERIFY_PARAM> param(X509_VERIFY_PARAM_new());
+  if (param == nullptr) return absl::InternalError("tls: X509_VERIFY_PARAM_new failed");
+  const bool ip = IsIpLiteral(name);
+  const int accepted = ip ? X509_VERIFY_PARAM_set1_ip_asc(param.get(), name.c_str())
+                          : X509_VERIFY_PARAM_set1_host(param.get(), name.data(), name.size());
+  ERR_clear_error();
+  if (!accepted)
+    return invalid("is not a host name or IP address a certificate can be checked for");
+  if (!ip && name.size() > 255) return invalid("is longer than 255 bytes, the SNI limit");
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::shared_ptr<TlsShared>> BuildShared(const TlsConfig& config) {
@@ -961,6 +1206,7 @@ absl::StatusOr<std::shared_ptr<TlsShared>> BuildShared(const TlsConfig& config) 
                                           ? "tls: key_file is set but cert_file is not"
                                           : "tls: cert_file is set but key_file is not");
   }
+  HUBLINK_RETURN_IF_ERROR(CheckServerName(config.server_name()));
   for (int i = 0; i < config.spki_pins_size(); ++i) {
     HUBLINK_ASSIGN_OR_RETURN(Pin pin, ParsePin(config.spki_pins(i), i));
     shared->pins.push_back(pin);
@@ -1009,18 +1255,23 @@ absl::StatusOr<std::shared_ptr<TlsShared>> BuildShared(const TlsConfig& config) 
       return absl::InvalidArgumentError(
           absl::StrCat("tls: psk.identity: must be 1..", PSK_MAX_IDENTITY_LEN, " bytes"));
     }
+    std::string decoded;
+    WipeOnExit wipe_decoded(decoded);
     if (p.key_case() == TlsConfig::Psk::kKeyHex) {
       absl::string_view hex = p.key_hex();
       if (hex.size() % 2 != 0 ||
           hex.find_first_not_of("0123456789abcdefABCDEF") != absl::string_view::npos) {
         return absl::InvalidArgumentError("tls: psk.key_hex: not an even number of hex digits");
       }
-      shared->psk_key = absl::HexStringToBytes(hex);
+      decoded = absl::HexStringToBytes(hex);
     } else if (p.key_case() == TlsConfig::Psk::kKeyBase64) {
-      if (!absl::Base64Unescape(p.key_base64(), &shared->psk_key)) {
+      if (!absl::Base64Unescape(p.key_base64(), &decoded)) {
         return absl::InvalidArgumentError("tls: psk.key_base64: not valid base64");
       }
     }
+    shared->psk_key.Assign(decoded);
+    // The layer's copy of the config keeps the identity only; the caller owns its own config.
+    WipePskKeyText(shared->config);
     if (shared->psk_key.empty() || shared->psk_key.size() > PSK_MAX_PSK_LEN) {
       return absl::InvalidArgumentError(absl::StrCat("tls: psk: set key_hex or key_base64 (1..",
                                                      PSK_MAX_PSK_LEN, " bytes once decoded)"));
@@ -1046,7 +1297,8 @@ absl::StatusOr<std::shared_ptr<TlsShared>> BuildShared(const TlsConfig& config) 
   if (verify_chain && config.ca_file().empty() && config.ca_pem().empty()) {
     absl::StatusOr<std::string> pem = ReadConfigFile("system roots", kSystemRoots);
     if (!pem.ok()) {
-      return absl::InvalidArgumentError(
+      return absl::Status(
+          pem.status().code(),
           absl::StrCat(pem.status().message(),
                        " (install ca-certificates, or set ca_file / ca_pem; insecure_skip_verify "
                        "turns checks off)"));
@@ -1057,7 +1309,10 @@ absl::StatusOr<std::shared_ptr<TlsShared>> BuildShared(const TlsConfig& config) 
 
   if (!config.cert_file().empty()) {
     HUBLINK_ASSIGN_OR_RETURN(std::string cert_pem, ReadConfigFile("cert_file", config.cert_file()));
-    HUBLINK_ASSIGN_OR_RETURN(std::string key_pem, ReadConfigFile("key_file", config.key_file()));
+    std::string key_pem;
+    WipeOnExit wipe_key_pem(key_pem);
+    HUBLINK_ASSIGN_OR_RETURN(key_pem, ReadConfigFile("key_file", config.key_file(),
+                                                     /*secret=*/true));
     bssl::UniquePtr<BIO> cert_bio(
         BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())));
     bssl::UniquePtr<X509> leaf(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
@@ -1103,6 +1358,9 @@ absl::StatusOr<std::shared_ptr<TlsShared>> BuildShared(const TlsConfig& config) 
   if (config.handshake_timeout().seconds() < 0 || config.handshake_timeout().nanos() < 0) {
     return absl::InvalidArgumentError("tls: handshake_timeout: must not be negative");
   }
+  if (config.close_timeout().seconds() < 0 || config.close_timeout().nanos() < 0) {
+    return absl::InvalidArgumentError("tls: close_timeout: must not be negative");
+  }
   return shared;
 }
 
@@ -1123,6 +1381,10 @@ class TlsFactory : public TransportFactory {
 };
 
 }  // namespace
+
+namespace tls_internal {
+void SetWipeObserverForTesting(WipeObserver observer) { wipe_observer = observer; }
+}  // namespace tls_internal
 
 void RegisterTlsTransport(Registry::Builder& builder) {
   builder.AddTransport(std::make_unique<TlsFactory>());

@@ -15,11 +15,23 @@
 #ifndef HUBLINK_TRANSPORTS_TLS_TLS_TRANSPORT_H_
 #define HUBLINK_TRANSPORTS_TLS_TLS_TRANSPORT_H_
 
+#include <cstddef>
+#include <cstdint>
+
 #include "plugins/registry.h"
 
 namespace hublink {
 
 void RegisterTlsTransport(Registry::Builder& builder);
+
+namespace tls_internal {
+// Test seam: when set, called right after the tls layer wipes a buffer that held secret bytes (a
+// PSK key, the contents of key_file, the key fields of its config copy), with that buffer, before
+// the memory is released. Null (the default) outside tests. Not thread-safe: set it while no
+// pipeline is being configured or destroyed.
+using WipeObserver = void (*)(const uint8_t* data, size_t size);
+void SetWipeObserverForTesting(WipeObserver observer);
+}  // namespace tls_internal
 
 }  // namespace hublink
 

@@ -166,8 +166,8 @@ absl::Status FrameDecoder::Fail(uint16_t code, absl::string_view message) {
   std::string text =
       absl::StrCat("websocket: ", code == kCloseMessageTooBig ? "" : "protocol error: ", message,
                    " (closing with ", code, ")");
-  if (code == kCloseMessageTooBig) return absl::ResourceExhaustedError(text);
-  return absl::InternalError(text);
+  // The peer broke the protocol, an oversize message included (docs/errors.md).
+  return absl::DataLossError(text);
 }
 
 absl::Status FrameDecoder::Feed(absl::string_view bytes, Handler& handler) {

@@ -235,8 +235,8 @@ TEST(DecoderTest, ViolationsFailWithCodeAndReason) {
       EXPECT_TRUE(absl::StrContains(status.message(), c.message_part)) << c.name << ": " << status;
       EXPECT_TRUE(absl::StrContains(status.message(), absl::StrCat("closing with ", c.code)))
           << status;
-      EXPECT_EQ(status.code(), c.code == 1009 ? absl::StatusCode::kResourceExhausted
-                                              : absl::StatusCode::kInternal);
+      // A peer breaking the protocol, an oversize message included (docs/errors.md).
+      EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;
       EXPECT_FALSE(decoder.Feed("x", recorder).ok()) << "a failed decoder must stay failed";
     }
   }

@@ -51,27 +51,28 @@ bool HasToken(absl::string_view value, absl::string_view token) {
   return false;
 }
 
-std::string PercentEncode(absl::string_view text) {
+// Appends `text` percent-encoded (RFC 3986 unreserved characters stay as they are).
+void AppendPercentEncoded(std::string* out, absl::string_view text) {
   static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
   for (unsigned char c : text) {
     if (absl::ascii_isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(static_cast<char>(c));
+      out->push_back(static_cast<char>(c));
     } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
+      out->push_back('%');
+      out->push_back(kHex[c >> 4]);
+      out->push_back(kHex[c & 15]);
     }
   }
-  return out;
 }
 
+// A refused upgrade: 401 and 403 say who we are is refused or not allowed, 429 and 5xx that the
+// server cannot serve now; any other answer is not the handshake the protocol asks for.
 absl::Status RefusedError(int code, std::string message) {
   if (code == 401) return absl::UnauthenticatedError(message);
   if (code == 403) return absl::PermissionDeniedError(message);
   if (code == 404) return absl::NotFoundError(message);
   if (code == 429 || code >= 500) return absl::UnavailableError(message);
-  return absl::FailedPreconditionError(message);
+  return absl::DataLossError(message);
 }
 
 }  // namespace
@@ -119,24 +120,35 @@ bool IsReservedHeader(absl::string_view name) {
 }
 
 std::string BuildUpgradeRequest(const UpgradeRequest& request, absl::string_view key) {
-  std::string target = request.path.empty() ? "/" : request.path;
-  char separator = absl::StrContains(target, '?') ? '&' : '?';
-  for (const auto& [name, value] : request.query) {
-    absl::StrAppend(&target, std::string(1, separator), PercentEncode(name), "=",
-                    PercentEncode(value));
-    separator = '&';
-  }
+  // Signed upgrades carry credentials in headers and query: the request is built in one buffer
+  // sized up front, so no reallocation leaves a partial copy behind in freed memory.
   std::string host = absl::StrContains(request.host, ':') && !absl::StartsWith(request.host, "[")
                          ? absl::StrCat("[", request.host, "]")
                          : request.host;
-  std::string host_line = absl::StrCat(host, ":", request.port);
+  std::string computed_host = absl::StrCat(host, ":", request.port);
+  absl::string_view host_line = computed_host;
+  size_t size = 256 + request.path.size() + computed_host.size() + key.size() +
+                request.origin.size() + request.user_agent.size();
+  for (const auto& [name, value] : request.query) size += 3 * (name.size() + value.size()) + 2;
+  for (const std::string& subprotocol : request.subprotocols) size += subprotocol.size() + 2;
   for (const auto& [name, value] : request.headers) {
+    size += name.size() + value.size() + 4;
     if (absl::EqualsIgnoreCase(name, "host")) host_line = value;
   }
-  std::string out =
-      absl::StrCat("GET ", target, " HTTP/1.1\r\nHost: ", host_line,
-                   "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ", key,
-                   "\r\nSec-WebSocket-Version: 13\r\n");
+  std::string out;
+  out.reserve(size);
+  absl::StrAppend(&out, "GET ", request.path.empty() ? "/" : request.path);
+  char separator = absl::StrContains(request.path, '?') ? '&' : '?';
+  for (const auto& [name, value] : request.query) {
+    out.push_back(separator);
+    AppendPercentEncoded(&out, name);
+    out.push_back('=');
+    AppendPercentEncoded(&out, value);
+    separator = '&';
+  }
+  absl::StrAppend(&out, " HTTP/1.1\r\nHost: ", host_line,
+                  "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ", key,
+                  "\r\nSec-WebSocket-Version: 13\r\n");
   if (!request.subprotocols.empty()) {
     absl::StrAppend(&out, "Sec-WebSocket-Protocol: ", absl::StrJoin(request.subprotocols, ", "),
                     "\r\n");
@@ -199,16 +211,15 @@ absl::StatusOr<bool> UpgradeResponseParser::Feed(absl::string_view bytes) {
   scanned_ = buffer_.size();
   if (end == std::string::npos) {
     if (buffer_.size() >= max_bytes_) {
-      return absl::ResourceExhaustedError(absl::StrCat(
+      return absl::DataLossError(absl::StrCat(
           "websocket: upgrade response headers exceed max_response_bytes (", max_bytes_,
           "); first line: ", Sanitize(absl::string_view(buffer_).substr(0, buffer_.find('\n')))));
     }
     return false;
   }
   if (end > max_bytes_) {
-    return absl::ResourceExhaustedError(absl::StrCat("websocket: upgrade response headers are ",
-                                                     end, " bytes, over max_response_bytes (",
-                                                     max_bytes_, ")"));
+    return absl::DataLossError(absl::StrCat("websocket: upgrade response headers are ", end,
+                                            " bytes, over max_response_bytes (", max_bytes_, ")"));
   }
   leftover_ = buffer_.substr(end);
   buffer_.resize(end);
@@ -233,7 +244,7 @@ absl::Status UpgradeResponseParser::Parse(absl::string_view block) {
       if (!absl::ConsumePrefix(&rest, "HTTP/1.") || rest.size() < 5 || rest[1] != ' ' ||
           !absl::ascii_isdigit(rest[2]) || !absl::ascii_isdigit(rest[3]) ||
           !absl::ascii_isdigit(rest[4]) || (rest.size() > 5 && rest[5] != ' ')) {
-        return absl::FailedPreconditionError(absl::StrCat(
+        return absl::DataLossError(absl::StrCat(
             "websocket: upgrade response is not HTTP/1.x (is this a WebSocket endpoint?): ",
             Sanitize(line)));
       }
@@ -244,7 +255,7 @@ absl::Status UpgradeResponseParser::Parse(absl::string_view block) {
     if (line[0] == ' ' || line[0] == '\t') {
       // Obsolete line folding: a continuation of the previous header's value.
       if (response_.headers.empty()) {
-        return absl::FailedPreconditionError(
+        return absl::DataLossError(
             "websocket: malformed upgrade response: continuation line before any header");
       }
       absl::StrAppend(&response_.headers.back().second, " ", absl::StripAsciiWhitespace(line));
@@ -255,7 +266,7 @@ absl::Status UpgradeResponseParser::Parse(absl::string_view block) {
     bool token = colon != absl::string_view::npos && !name.empty();
     for (char c : name) token = token && IsTokenChar(c);
     if (!token) {
-      return absl::FailedPreconditionError(
+      return absl::DataLossError(
           absl::StrCat("websocket: malformed upgrade response header line: ", Sanitize(line)));
     }
     std::string lower = absl::AsciiStrToLower(name);
@@ -284,28 +295,28 @@ absl::Status UpgradeResponseParser::Validate() {
   }
   const std::string* upgrade = response_.Find("upgrade");
   if (upgrade == nullptr || !HasToken(*upgrade, "websocket")) {
-    return absl::FailedPreconditionError(
+    return absl::DataLossError(
         absl::StrCat("websocket: 101 response lacks \"Upgrade: websocket\" (got: ",
                      upgrade ? Sanitize(*upgrade) : "none", ")"));
   }
   const std::string* connection = response_.Find("connection");
   if (connection == nullptr || !HasToken(*connection, "upgrade")) {
-    return absl::FailedPreconditionError(
+    return absl::DataLossError(
         absl::StrCat("websocket: 101 response lacks \"Connection: Upgrade\" (got: ",
                      connection ? Sanitize(*connection) : "none", ")"));
   }
   const std::string* accept = response_.Find("sec-websocket-accept");
   if (accept == nullptr) {
-    return absl::FailedPreconditionError("websocket: 101 response lacks Sec-WebSocket-Accept");
+    return absl::DataLossError("websocket: 101 response lacks Sec-WebSocket-Accept");
   }
   if (*accept != expected_accept_) {
-    return absl::FailedPreconditionError(absl::StrCat(
+    return absl::DataLossError(absl::StrCat(
         "websocket: Sec-WebSocket-Accept mismatch: expected ", expected_accept_, ", got ",
         Sanitize(*accept), " (a proxy or cache may have answered instead of the server)"));
   }
   const std::string* extensions = response_.Find("sec-websocket-extensions");
   if (extensions != nullptr && !extensions->empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
+    return absl::DataLossError(absl::StrCat(
         "websocket: server enabled extensions that were not offered: ", Sanitize(*extensions)));
   }
   const std::string* protocol = response_.Find("sec-websocket-protocol");
@@ -314,13 +325,12 @@ absl::Status UpgradeResponseParser::Validate() {
     bool known = false;
     for (const std::string& candidate : offered_) known = known || candidate == *protocol;
     if (!known) {
-      return absl::FailedPreconditionError(absl::StrCat("websocket: server chose subprotocol \"",
-                                                        Sanitize(*protocol),
-                                                        "\" (offered: ", offered, ")"));
+      return absl::DataLossError(absl::StrCat("websocket: server chose subprotocol \"",
+                                              Sanitize(*protocol), "\" (offered: ", offered, ")"));
     }
     response_.subprotocol = *protocol;
   } else if (!offered_.empty() && !allow_missing_subprotocol_) {
-    return absl::FailedPreconditionError(absl::StrCat(
+    return absl::DataLossError(absl::StrCat(
         "websocket: server accepted none of the offered subprotocols (", offered,
         "); set allow_missing_subprotocol if it is known to speak the protocol anyway"));
   }

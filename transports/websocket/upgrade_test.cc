@@ -186,41 +186,43 @@ struct BadCase {
 
 TEST(UpgradeTest, InvalidResponsesFailClearly) {
   const std::vector<BadCase> cases = {
-      {"not http", "SSH-2.0-OpenSSH_9.2\r\n\r\n", absl::StatusCode::kFailedPrecondition,
-       "not HTTP/1.x"},
-      {"bad accept", Response("", "AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
-       absl::StatusCode::kFailedPrecondition, "Sec-WebSocket-Accept mismatch"},
+      {"not http", "SSH-2.0-OpenSSH_9.2\r\n\r\n", absl::StatusCode::kDataLoss, "not HTTP/1.x"},
+      {"bad accept", Response("", "AAAAAAAAAAAAAAAAAAAAAAAAAAA="), absl::StatusCode::kDataLoss,
+       "Sec-WebSocket-Accept mismatch"},
       {"no accept",
        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
        "Sec-WebSocket-Protocol: mqtt\r\n\r\n",
-       absl::StatusCode::kFailedPrecondition, "lacks Sec-WebSocket-Accept"},
+       absl::StatusCode::kDataLoss, "lacks Sec-WebSocket-Accept"},
       {"no upgrade",
        absl::StrCat(
            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
            kRfcAccept, "\r\n\r\n"),
-       absl::StatusCode::kFailedPrecondition, "Upgrade: websocket"},
+       absl::StatusCode::kDataLoss, "Upgrade: websocket"},
       {"no connection",
        absl::StrCat(
            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: ",
            kRfcAccept, "\r\n\r\n"),
-       absl::StatusCode::kFailedPrecondition, "Connection: Upgrade"},
+       absl::StatusCode::kDataLoss, "Connection: Upgrade"},
       {"other subprotocol",
        absl::StrCat(
            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
            "Sec-WebSocket-Accept: ", kRfcAccept, "\r\nSec-WebSocket-Protocol: chat\r\n\r\n"),
-       absl::StatusCode::kFailedPrecondition, "server chose subprotocol \"chat\" (offered: mqtt)"},
+       absl::StatusCode::kDataLoss, "server chose subprotocol \"chat\" (offered: mqtt)"},
       {"no subprotocol",
        absl::StrCat(
            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
            "Sec-WebSocket-Accept: ", kRfcAccept, "\r\n\r\n"),
-       absl::StatusCode::kFailedPrecondition, "accepted none of the offered subprotocols (mqtt)"},
+       absl::StatusCode::kDataLoss, "accepted none of the offered subprotocols (mqtt)"},
       {"extension", Response("Sec-WebSocket-Extensions: permessage-deflate\r\n"),
-       absl::StatusCode::kFailedPrecondition,
-       "extensions that were not offered: permessage-deflate"},
-      {"bad header line", Response("no colon here\r\n"), absl::StatusCode::kFailedPrecondition,
+       absl::StatusCode::kDataLoss, "extensions that were not offered: permessage-deflate"},
+      {"bad header line", Response("no colon here\r\n"), absl::StatusCode::kDataLoss,
        "malformed upgrade response header line: no colon here"},
       {"server error", "HTTP/1.1 503 Service Unavailable\r\n\r\n", absl::StatusCode::kUnavailable,
        "upgrade refused: HTTP/1.1 503 Service Unavailable"},
+      {"forbidden", "HTTP/1.1 403 Forbidden\r\n\r\n", absl::StatusCode::kPermissionDenied,
+       "upgrade refused: HTTP/1.1 403 Forbidden"},
+      {"bad request", "HTTP/1.1 400 Bad Request\r\n\r\n", absl::StatusCode::kDataLoss,
+       "upgrade refused: HTTP/1.1 400 Bad Request"},
   };
   for (const BadCase& c : cases) {
     UpgradeResponseParser parser = MakeParser();
@@ -268,14 +270,14 @@ TEST(UpgradeTest, OversizedResponseIsRejected) {
     for (size_t i = 0; i < input.size() && status.ok(); i += piece_size) {
       status = parser.Feed(input.substr(i, piece_size)).status();
     }
-    EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+    EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;
     EXPECT_TRUE(absl::StrContains(status.message(), "max_response_bytes (16384)")) << status;
     EXPECT_LE(parser.bytes_seen(), 16384 + piece_size);
   }
   // Complete in one read but over the cap.
   UpgradeResponseParser parser = MakeParser(1000);
   absl::StatusOr<bool> fed = parser.Feed(Response(filler.substr(0, 2000)));
-  EXPECT_EQ(fed.status().code(), absl::StatusCode::kResourceExhausted) << fed.status();
+  EXPECT_EQ(fed.status().code(), absl::StatusCode::kDataLoss) << fed.status();
   // Frame bytes after a small header block do not count against the cap.
   UpgradeResponseParser small = MakeParser(Response().size());
   fed = small.Feed(Response() + std::string(5000, 'z'));

@@ -121,7 +121,7 @@ TEST(NodeWsTest, SubprotocolMismatch) {
   ASSERT_NO_FATAL_FAILURE(c.Open(WsPipeline((*peer)->port())));
   ASSERT_TRUE(c.AwaitClosed());
   EXPECT_EQ(c.events.opened, 0);
-  EXPECT_EQ(c.events.closed->code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(c.events.closed->code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(c.events.closed->message(),
             "websocket: server chose subprotocol \"chat\" (offered: mqtt)");
 }
@@ -134,7 +134,7 @@ TEST(NodeWsTest, OversizedMessageClosesWith1009) {
   ASSERT_TRUE(c.AwaitClosed());
   EXPECT_EQ(c.events.opened, 1);
   EXPECT_TRUE(c.events.data.empty());
-  EXPECT_EQ(c.events.closed->code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(c.events.closed->code(), absl::StatusCode::kDataLoss);
   EXPECT_TRUE(absl::StrContains(c.events.closed->message(),
                                 "message of at least 4096 bytes exceeds max_message_bytes (1024)"))
       << *c.events.closed;
@@ -275,7 +275,7 @@ void ExpectProtocolErrorClose(absl::string_view bad_frame, absl::string_view rea
   ASSERT_TRUE(c.AwaitClosed());
   EXPECT_EQ(c.events.opened, 1);
   EXPECT_EQ(c.events.data, "ok");
-  EXPECT_EQ(c.events.closed->code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(c.events.closed->code(), absl::StatusCode::kDataLoss);
   EXPECT_TRUE(absl::StrContains(c.events.closed->message(), reason)) << *c.events.closed;
   ASSERT_TRUE(RunUntil(c.loop(), [&] { return peer.done(); }));
   std::string received = peer.received();

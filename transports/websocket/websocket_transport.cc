@@ -1,5 +1,8 @@
 #include "transports/websocket/websocket_transport.h"
 
+#include <openssl/mem.h>
+
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -36,6 +39,18 @@ constexpr size_t kCoalesceLimit = 64 * 1024;
 
 absl::Duration ToDuration(const google::protobuf::Duration& d) {
   return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+// Bytes that were written (an MQTT CONNECT's password, a signed upgrade's credentials) are wiped
+// before their storage is released or reused.
+void Wipe(std::string& bytes) {
+  if (!bytes.empty()) OPENSSL_cleanse(&bytes[0], bytes.size());
+}
+void Wipe(std::vector<std::pair<std::string, std::string>>& pairs) {
+  for (auto& [name, value] : pairs) {
+    Wipe(name);
+    Wipe(value);
+  }
 }
 
 // The config with defaults applied, validated once per pipeline.
@@ -85,7 +100,7 @@ absl::Status StatusForServerClose(absl::string_view payload) {
     case websocket::kCloseInvalidPayload:
     case websocket::kCloseMessageTooBig:
     case 1010:
-      return absl::FailedPreconditionError(message);
+      return absl::DataLossError(message);
     default:
       return absl::UnavailableError(message);
   }
@@ -104,13 +119,30 @@ class WebSocketTransport : public Transport,
         decoder_(settings.max_message_bytes),
         pending_(websocket::kMaxFrameHeaderSize, '\0') {}
 
-  ~WebSocketTransport() override { CancelTimers(); }
+  ~WebSocketTransport() override {
+    CancelTimers();
+    Wipe(pending_);
+    for (Control& control : controls_) Wipe(control.payload);
+  }
 
   void Open(TransportListener* listener) override {
+    if (opened_) {
+      // API misuse: the connection ends with kFailedPrecondition. The first listener hears it
+      // (the second Open() does not take it over), and so does a different second listener;
+      // both from the loop, never from here.
+      absl::Status misuse = absl::FailedPreconditionError("websocket: Open() called twice");
+      if (listener != nullptr && listener != listener_) {
+        loop_.Post(guard_.Wrap([listener, misuse] { listener->OnClosed(misuse); }));
+      }
+      loop_.Post(guard_.Wrap([this, misuse] { Abort(misuse); }));
+      return;
+    }
+    opened_ = true;
     listener_ = listener;
     if (state_ != State::kIdle) {
+      // Closed before it was opened: report that end now that there is someone to tell.
       loop_.Post(guard_.Wrap(
-          [this] { Finish(absl::FailedPreconditionError("websocket: Open() called twice")); }));
+          [this] { Deliver(absl::FailedPreconditionError("websocket: Open() after Close()")); }));
       return;
     }
     state_ = State::kOpening;
@@ -126,15 +158,15 @@ class WebSocketTransport : public Transport,
     if (!settings_.coalesce) return WriteFrame(bytes);
     if (PendingSize() + bytes.size() > kCoalesceLimit) {
       // Keep frames and the copy bounded: send what is pending now, in order.
-      HUBLINK_RETURN_IF_ERROR(FlushPending());
+      HUBLINK_RETURN_IF_ERROR(FlushOutgoing());
       if (bytes.size() >= kCoalesceLimit) return WriteFrame(bytes);
     }
-    pending_.append(bytes.data(), bytes.size());
+    AppendPending(bytes);
     if (!flush_posted_) {
       flush_posted_ = true;
       loop_.Post(guard_.Wrap([this] {
         flush_posted_ = false;
-        if (state_ == State::kOpen) (void)FlushPending();
+        if (state_ == State::kOpen) (void)FlushOutgoing();
       }));
     }
     return absl::OkStatus();
@@ -151,19 +183,26 @@ class WebSocketTransport : public Transport,
         loop_.Post(guard_.Wrap([this] { Deliver(absl::OkStatus()); }));
         return;
       case State::kOpen: {
-        // Bytes written before Close() must reach the server ahead of the CLOSE frame.
-        absl::Status flushed = FlushPending();
-        if (!flushed.ok()) HLOG(WARNING) << "websocket: data lost at close: " << flushed;
-        SendClose(websocket::kCloseNormal, "");
+        // Bytes written before Close() reach the server ahead of the CLOSE frame; when the layer
+        // below is full, both wait for its OnWritable(), bounded by close_timeout.
         state_ = State::kClosing;
+        close_requested_ = true;
         CancelTimer(ping_timer_);
         CancelTimer(pong_timer_);
         close_timer_ = loop_.RunAfter(settings_.close_timeout, guard_.Wrap([this] {
           close_timer_ = 0;
+          if (!close_handed_below_) {
+            CloseBelow(absl::DeadlineExceededError(absl::StrCat(
+                "websocket: close timed out after ", absl::FormatDuration(settings_.close_timeout),
+                ": the layer below never took the CLOSE frame (", PendingSize(),
+                " bytes of data still waiting ahead of it)")));
+            return;
+          }
           HLOG(DEBUG) << "websocket: no CLOSE echo within " << settings_.close_timeout
                       << "; closing below";
           CloseBelow(absl::OkStatus());
         }));
+        (void)FlushOutgoing();
         return;
       }
       case State::kClosing:
@@ -236,7 +275,11 @@ class WebSocketTransport : public Transport,
     parser_ = std::make_unique<websocket::UpgradeResponseParser>(
         key, settings_.subprotocols, settings_.max_response_bytes,
         settings_.allow_missing_subprotocol);
-    absl::Status sent = lower_->Write(websocket::BuildUpgradeRequest(request, key));
+    std::string upgrade = websocket::BuildUpgradeRequest(request, key);
+    absl::Status sent = lower_->Write(upgrade);
+    Wipe(upgrade);
+    Wipe(request.headers);
+    Wipe(request.query);
     if (!sent.ok()) Abort(Annotate(sent, "websocket: sending the upgrade request"));
   }
 
@@ -251,16 +294,24 @@ class WebSocketTransport : public Transport,
     sign_request.host = context_.host();
     absl::StatusOr<Credentials> credentials = signer->Sign(sign_request);
     if (!credentials.ok()) return Annotate(credentials.status(), "websocket: signing the upgrade");
-    for (const auto& [name, value] : credentials->http_headers) {
-      HUBLINK_RETURN_IF_ERROR(websocket::ValidateHeader(name, value, "websocket: signer header"));
-      if (websocket::IsReservedHeader(name)) {
-        return absl::InvalidArgumentError(
+    // Moved, not copied: the caller wipes `request` once the upgrade went out.
+    absl::Status valid;
+    for (auto& [name, value] : credentials->http_headers) {
+      valid = websocket::ValidateHeader(name, value, "websocket: signer header");
+      if (valid.ok() && websocket::IsReservedHeader(name)) {
+        valid = absl::InvalidArgumentError(
             absl::StrCat("websocket: signer header ", name, " is computed by the transport"));
       }
-      request.headers.emplace_back(name, value);
+      if (!valid.ok()) break;
     }
-    request.query = credentials->http_query;
-    return absl::OkStatus();
+    if (valid.ok()) {
+      request.headers.reserve(request.headers.size() + credentials->http_headers.size());
+      for (auto& header : credentials->http_headers) request.headers.push_back(std::move(header));
+      request.query = std::move(credentials->http_query);
+    }
+    Wipe(credentials->http_headers);
+    Wipe(credentials->http_query);
+    return valid;
   }
 
   void OnData(absl::string_view bytes) override {
@@ -330,12 +381,25 @@ class WebSocketTransport : public Transport,
   }
 
   void OnWritable() override {
-    if (state_ != State::kOpen) return;
-    if (write_blocked_) {
-      write_blocked_ = false;
-      if (!FlushPending().ok()) return;
+    write_blocked_ = false;
+    switch (state_) {
+      case State::kOpen:
+        if (!FlushOutgoing().ok()) return;
+        listener_->OnWritable();
+        return;
+      case State::kClosing:
+        (void)FlushOutgoing();
+        return;
+      case State::kClosingBelow:
+        (void)FlushControls();
+        if (close_below_deferred_ && controls_.empty()) {
+          close_below_deferred_ = false;
+          lower_->Close();
+        }
+        return;
+      default:
+        return;
     }
-    listener_->OnWritable();
   }
 
   // --- Frames from the server (FrameDecoder::Handler) ---
@@ -354,7 +418,7 @@ class WebSocketTransport : public Transport,
     if (opcode == websocket::kText) {
       // MQTT over WebSocket is binary only (MQTT 3.1.1 section 6); text would corrupt the packet
       // stream.
-      absl::Status error = absl::FailedPreconditionError(
+      absl::Status error = absl::DataLossError(
           "websocket: server sent a text frame; MQTT over WebSocket uses binary frames (closing "
           "with 1003)");
       decoder_.stop();
@@ -379,6 +443,12 @@ class WebSocketTransport : public Transport,
     decoder_.stop();
     if (state_ == State::kClosing) {
       CancelTimer(close_timer_);
+      if (!close_sent_) {
+        // The server closed first while our data still waited: it reads no more of it; echo.
+        DropPending();
+        close_sent_ = true;
+        WriteControl(websocket::kClose, payload.substr(0, std::min<size_t>(payload.size(), 2)));
+      }
       CloseBelow(absl::OkStatus());
       return;
     }
@@ -390,7 +460,7 @@ class WebSocketTransport : public Transport,
                << (status.ok() ? "" : absl::StrCat(": ", status.message()));
     // Echo the code (RFC 6455 section 5.5.1); pending writes are dropped, the server reads no more
     // data.
-    pending_.resize(websocket::kMaxFrameHeaderSize);
+    DropPending();
     if (!close_sent_) {
       close_sent_ = true;
       WriteControl(websocket::kClose, payload.substr(0, std::min<size_t>(payload.size(), 2)));
@@ -399,12 +469,50 @@ class WebSocketTransport : public Transport,
   }
 
   // --- Writing ---
+  //
+  // Three things wait to go below, in this order: control frames (PONG, PING, CLOSE) that the layer
+  // below refused, the coalesced data, then, after Close(), our CLOSE frame. Control frames are
+  // never dropped for backpressure: they wait for OnWritable() and go out before further data.
 
   absl::Status WriteFrame(absl::string_view payload) {
+    // Queued control frames go first; if they cannot, neither can this.
+    HUBLINK_RETURN_IF_ERROR(FlushControls());
     std::string frame;
     frame.reserve(payload.size() + websocket::kMaxFrameHeaderSize);
     websocket::AppendClientFrame(websocket::kBinary, payload, keys_, &frame);
-    return lower_->Write(frame);
+    absl::Status written = lower_->Write(frame);
+    Wipe(frame);  // masked, but the key is right in front of it
+    if (written.code() == absl::StatusCode::kResourceExhausted) write_blocked_ = true;
+    return written;
+  }
+
+  // Appends to the coalescing buffer; when it must grow, the old storage is wiped, not just freed.
+  void AppendPending(absl::string_view bytes) {
+    if (pending_.size() + bytes.size() > pending_.capacity()) {
+      std::string grown;
+      grown.reserve(std::max(pending_.capacity() * 2, pending_.size() + bytes.size()));
+      grown.append(pending_);
+      Wipe(pending_);
+      pending_.swap(grown);
+    }
+    pending_.append(bytes.data(), bytes.size());
+  }
+
+  void DropPending() {
+    Wipe(pending_);
+    pending_.resize(websocket::kMaxFrameHeaderSize);
+  }
+
+  // Everything that waits, in order. Returns kResourceExhausted while the layer below is full.
+  absl::Status FlushOutgoing() {
+    HUBLINK_RETURN_IF_ERROR(FlushControls());
+    if (state_ == State::kOpen || state_ == State::kClosing) {
+      HUBLINK_RETURN_IF_ERROR(FlushPending());
+    }
+    if (close_requested_ && !close_sent_) SendClose(websocket::kCloseNormal, "");
+    return controls_.empty()
+               ? absl::OkStatus()
+               : absl::ResourceExhaustedError("websocket: control frames wait for the layer below");
   }
 
   // Sends the coalesced bytes as one frame, built in place: the header goes into the room reserved
@@ -412,6 +520,11 @@ class WebSocketTransport : public Transport,
   absl::Status FlushPending() {
     size_t size = PendingSize();
     if (size == 0) return absl::OkStatus();
+    if (!controls_.empty()) {
+      write_blocked_ = true;
+      return absl::ResourceExhaustedError(
+          "websocket: control frames wait for the layer below; wait for OnWritable()");
+    }
     uint8_t key[4];
     keys_.Next(key);
     uint8_t header[websocket::kMaxFrameHeaderSize];
@@ -428,15 +541,49 @@ class WebSocketTransport : public Transport,
       write_blocked_ = true;
       return written;
     }
-    pending_.resize(websocket::kMaxFrameHeaderSize);
+    DropPending();
     return written;
   }
 
+  // Queues a control frame and sends what the layer below takes. At most one of each kind waits:
+  // a newer PONG replaces an unsent one (RFC 6455 section 5.5.3), and PING and CLOSE go once.
   void WriteControl(Opcode opcode, absl::string_view payload) {
-    std::string frame;
-    websocket::AppendClientFrame(opcode, payload, keys_, &frame);
-    absl::Status written = lower_->Write(frame);
-    if (!written.ok()) HLOG(DEBUG) << "websocket: control frame not sent: " << written;
+    if (opcode == websocket::kPong) {
+      for (auto it = controls_.begin(); it != controls_.end(); ++it) {
+        if (it->opcode == websocket::kPong) {
+          Wipe(it->payload);
+          controls_.erase(it);
+          break;
+        }
+      }
+    }
+    controls_.push_back({opcode, std::string(payload)});
+    (void)FlushControls();
+  }
+
+  // Sends queued control frames in order until the layer below refuses one (kResourceExhausted:
+  // it stays first in line for OnWritable()). Any other refusal means the layer below is closing:
+  // nothing can be sent any more, and the frame is dropped.
+  absl::Status FlushControls() {
+    while (!controls_.empty()) {
+      Control& control = controls_.front();
+      std::string frame;
+      websocket::AppendClientFrame(control.opcode, control.payload, keys_, &frame);
+      absl::Status written = lower_->Write(frame);
+      Wipe(frame);
+      if (written.code() == absl::StatusCode::kResourceExhausted) {
+        write_blocked_ = true;
+        return written;
+      }
+      if (!written.ok()) {
+        HLOG(DEBUG) << "websocket: control frame not sent: " << written;
+      } else if (control.opcode == websocket::kClose) {
+        close_handed_below_ = true;
+      }
+      Wipe(control.payload);
+      controls_.erase(controls_.begin());
+    }
+    return absl::OkStatus();
   }
 
   void SendClose(uint16_t code, absl::string_view reason) {
@@ -470,17 +617,31 @@ class WebSocketTransport : public Transport,
 
   // --- Ending ---
 
-  // Orderly end: closes the layer below and reports `status` once it has closed (bounded by
-  // close_timeout).
+  // Orderly end: closes the layer below once the control frames waiting for it (a CLOSE, its echo)
+  // went, and reports `status` once it has closed. Bounded by close_timeout.
   void CloseBelow(const absl::Status& status) {
     if (state_ == State::kClosingBelow || state_ == State::kClosed) return;
     state_ = State::kClosingBelow;
     close_status_ = status;
     decoder_.stop();
     CancelTimers();
-    lower_->Close();
+    DropPending();
+    if (controls_.empty()) {
+      lower_->Close();
+    } else {
+      close_below_deferred_ = true;
+    }
     close_timer_ = loop_.RunAfter(settings_.close_timeout, guard_.Wrap([this] {
       close_timer_ = 0;
+      if (close_below_deferred_) {
+        close_below_deferred_ = false;
+        if (close_status_.ok()) {
+          close_status_ = absl::DeadlineExceededError(absl::StrCat(
+              "websocket: close timed out after ", absl::FormatDuration(settings_.close_timeout),
+              ": the layer below never took the CLOSE frame"));
+        }
+        lower_->Close();
+      }
       Finish(close_status_);
     }));
   }
@@ -501,10 +662,11 @@ class WebSocketTransport : public Transport,
   }
 
   void Deliver(const absl::Status& status) {
-    if (delivered_) return;
-    delivered_ = true;
     state_ = State::kClosed;
-    if (listener_ != nullptr) listener_->OnClosed(status);
+    // With no listener yet (Close() before Open()), Open() reports the end later.
+    if (delivered_ || listener_ == nullptr) return;
+    delivered_ = true;
+    listener_->OnClosed(status);
   }
 
   void CancelTimer(EventLoop::TimerId& timer) {
@@ -532,9 +694,24 @@ class WebSocketTransport : public Transport,
   websocket::MaskKeySource keys_;
   // kMaxFrameHeaderSize reserved bytes, then the coalesced payload.
   std::string pending_;
+  struct Control {
+    Opcode opcode;
+    std::string payload;
+  };
+  // Control frames the layer below refused, in order; sent before any further data.
+  std::vector<Control> controls_;
+  bool opened_ = false;
   bool flush_posted_ = false;
+  // The layer below refused a write; OnWritable() will come.
   bool write_blocked_ = false;
+  // Close() was called: our CLOSE goes after the data written before it.
+  bool close_requested_ = false;
+  // Our CLOSE frame (or the echo of the server's) is queued or sent; nothing follows it.
   bool close_sent_ = false;
+  // The layer below accepted our CLOSE frame.
+  bool close_handed_below_ = false;
+  // CloseBelow() waits for queued control frames before closing the layer below.
+  bool close_below_deferred_ = false;
   bool delivered_ = false;
   absl::Status close_status_;
 

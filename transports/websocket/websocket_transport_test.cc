@@ -363,6 +363,25 @@ TEST_F(PipeTest, TextFrameClosesWith1003) {
   EXPECT_TRUE(client_events_.data.empty());
   EXPECT_TRUE(absl::StrContains(client_events_.closed->message(), "text frame"))
       << *client_events_.closed;
+  EXPECT_EQ(client_events_.closed->code(), absl::StatusCode::kDataLoss) << *client_events_.closed;
+}
+
+TEST_F(PipeTest, ProtocolViolationIsDataLoss) {
+  ASSERT_NO_FATAL_FAILURE(Start(WebSocketConfig()));
+  ASSERT_NO_FATAL_FAILURE(Accept());
+  ASSERT_TRUE(server_->Write(ServerFrame(0x83, "x")).ok());  // unknown opcode
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return client_events_.closed.has_value(); }));
+  EXPECT_EQ(client_events_.closed->code(), absl::StatusCode::kDataLoss) << *client_events_.closed;
+}
+
+TEST_F(PipeTest, ServerClosingForAProtocolErrorIsDataLoss) {
+  ASSERT_NO_FATAL_FAILURE(Start(WebSocketConfig()));
+  ASSERT_NO_FATAL_FAILURE(Accept());
+  ASSERT_TRUE(server_->Write(CloseFrame(1002, "bad frame")).ok());
+  AwaitFrames(1);
+  server_->Close();
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return client_events_.closed.has_value(); }));
+  EXPECT_EQ(client_events_.closed->code(), absl::StatusCode::kDataLoss) << *client_events_.closed;
 }
 
 TEST_F(PipeTest, UpgradeTimeout) {
@@ -450,13 +469,14 @@ class ThrottledLower : public Transport {
     written.append(bytes.data(), bytes.size());
     return absl::OkStatus();
   }
-  void Close() override {}
+  void Close() override { ++closes; }
   size_t BufferedBytes() const override { return buffered; }
   TransportListener* listener() { return listener_; }
 
   std::string written;
   bool full = false;
   size_t buffered = 0;
+  int closes = 0;
 
  private:
   EventLoop& loop_;
@@ -516,6 +536,73 @@ TEST_F(BackpressureTest, CoalescedBytesWaitForOnWritableAndNothingIsLost) {
   EXPECT_EQ(frames[0].payload, "abcdef")
       << "the frame refused earlier was unmasked and kept intact";
   EXPECT_EQ(client_->BufferedBytes(), 0u);
+}
+
+// A PING that arrives while the layer below refuses writes is still answered: the PONG waits for
+// OnWritable() and goes out ahead of the data that was waiting.
+TEST_F(BackpressureTest, PongIsNotLostWhenTheLayerBelowIsFull) {
+  ASSERT_NO_FATAL_FAILURE(Open(WebSocketConfig()));
+  lower_->full = true;
+  ASSERT_TRUE(client_->Write("abc").ok());
+  loop_->RunOnce(absl::Milliseconds(10));  // the posted flush meets a full layer below
+  lower_->listener()->OnData(ServerFrame(0x89, "ping-1"));
+  EXPECT_TRUE(lower_->written.empty());
+  lower_->full = false;
+  lower_->listener()->OnWritable();
+  std::vector<ClientFrame> frames = TakeClientFrames(lower_->written);
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(frames[0].opcode(), websocket::kPong);
+  EXPECT_EQ(frames[0].payload, "ping-1");
+  EXPECT_EQ(frames[1].opcode(), websocket::kBinary);
+  EXPECT_EQ(frames[1].payload, "abc");
+  EXPECT_EQ(events_.writable, 1);
+}
+
+// Close() while the layer below is full: the data written before it and then the CLOSE frame go
+// out once it drains; neither is dropped.
+TEST_F(BackpressureTest, CloseFrameIsNotLostWhenTheLayerBelowIsFull) {
+  ASSERT_NO_FATAL_FAILURE(Open(WebSocketConfig()));
+  lower_->full = true;
+  ASSERT_TRUE(client_->Write("last words").ok());
+  client_->Close();
+  EXPECT_TRUE(lower_->written.empty());
+  EXPECT_EQ(lower_->closes, 0) << "the layer below is closed only after the CLOSE frame went";
+  lower_->full = false;
+  lower_->listener()->OnWritable();
+  std::vector<ClientFrame> frames = TakeClientFrames(lower_->written);
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(frames[0].payload, "last words");
+  EXPECT_EQ(frames[1].opcode(), websocket::kClose);
+  EXPECT_EQ(frames[1].payload, std::string("\x03\xE8", 2));
+  EXPECT_EQ(events_.writable, 0) << "no OnWritable once closing";
+}
+
+// The echo of a server's CLOSE waits for room below too, and only then is the layer below closed.
+TEST_F(BackpressureTest, CloseEchoIsNotLostWhenTheLayerBelowIsFull) {
+  ASSERT_NO_FATAL_FAILURE(Open(WebSocketConfig()));
+  lower_->full = true;
+  lower_->listener()->OnData(CloseFrame(4001, "bye"));
+  EXPECT_EQ(lower_->closes, 0);
+  lower_->full = false;
+  lower_->listener()->OnWritable();
+  std::vector<ClientFrame> frames = TakeClientFrames(lower_->written);
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].opcode(), websocket::kClose);
+  EXPECT_EQ(frames[0].payload, std::string("\x0F\xA1", 2));
+  EXPECT_EQ(lower_->closes, 1);
+}
+
+// When the layer below never makes room, close_timeout still ends the connection.
+TEST_F(BackpressureTest, CloseIsBoundedWhenTheLayerBelowStaysFull) {
+  WebSocketConfig config;
+  config.mutable_close_timeout()->set_nanos(100'000'000);
+  ASSERT_NO_FATAL_FAILURE(Open(config));
+  lower_->full = true;
+  client_->Close();
+  ASSERT_TRUE(RunUntil(
+      *loop_, [&] { return events_.closed.has_value(); }, absl::Seconds(5)));
+  EXPECT_EQ(events_.closed->code(), absl::StatusCode::kDeadlineExceeded) << *events_.closed;
+  EXPECT_EQ(events_.closed_count, 1);
 }
 
 TEST_F(BackpressureTest, UncoalescedWriteIsRefusedWhole) {

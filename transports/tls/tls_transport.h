@@ -8,10 +8,17 @@
 // (Tencent key devices on 8883) are supported. Config: hublink.transports.TlsConfig
 // (transports/tls/tls.proto).
 //
-// Errors say what to fix, e.g.
-//   tls: certificate verify failed: hostname mismatch (wanted broker.local, certificate has
-//   CN=other) tls: certificate verify failed: unknown CA (...)            kUnauthenticated tls:
-//   handshake failed: peer closed the connection mid-handshake (...)   kUnavailable
+// pins_only compares the pins with the server's own (leaf) certificate only. Secrets (the PSK key,
+// key_file's contents) are wiped from memory once no longer needed. An orderly close is bounded
+// by close_timeout (default 3 s), after which the connection is abandoned.
+//
+// Errors say what to fix, and carry the codes of docs/errors.md, e.g.
+//   tls: certificate verify failed: hostname mismatch (wanted broker.local, ...)  kUnauthenticated
+//   tls: certificate verify failed: no certificate matches spki_pins (...)        kUnauthenticated
+//   tls: handshake failed: peer closed the connection mid-handshake (...)         kUnavailable
+//   tls: handshake failed: WRONG_VERSION_NUMBER (the server does not speak TLS)   kDataLoss
+//   tls: ca_file: /etc/x.pem: No such file or directory                           kNotFound
+//   tls: close timed out after 3s: ...                                            kDeadlineExceeded
 #ifndef HUBLINK_TRANSPORTS_TLS_TLS_TRANSPORT_H_
 #define HUBLINK_TRANSPORTS_TLS_TLS_TRANSPORT_H_
 

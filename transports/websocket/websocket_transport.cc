@@ -286,7 +286,7 @@ class WebSocketTransport : public Transport,
   absl::Status AddSignedHeaders(websocket::UpgradeRequest& request) {
     Signer* signer = context_.signer();
     if (signer == nullptr) {
-      return absl::FailedPreconditionError(
+      return absl::InvalidArgumentError(
           "websocket: signed_upgrade is set but the pipeline has no signer");
     }
     SignRequest sign_request;

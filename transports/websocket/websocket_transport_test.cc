@@ -439,7 +439,8 @@ TEST_F(PipeTest, SignedUpgradeWithoutSignerFails) {
   (*client)->Open(&client_events_);
   pipe.server->Open(&server_events_);
   ASSERT_TRUE(RunUntil(*loop_, [&] { return client_events_.closed.has_value(); }));
-  EXPECT_EQ(client_events_.closed->code(), absl::StatusCode::kFailedPrecondition);
+  // A contradictory configuration, not API misuse (docs/errors.md).
+  EXPECT_EQ(client_events_.closed->code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(client_events_.closed->message(),
             "websocket: signed_upgrade is set but the pipeline has no signer");
 }

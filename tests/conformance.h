@@ -14,6 +14,13 @@
 //   - it echoes every byte it receives, in order;
 //   - when the received stream contains "QUIT\n" it echoes up to and including it, then closes;
 //   - it counts connections that ended (client close or its own) for closed_connections().
+//
+// Every test holds the stack to the TransportListener contract of plugins/transport.h: a callback
+// made from inside Open(), Write() or Close() fails the test, as do a second OnClosed(), a second
+// OnOpen() and any callback after OnClosed(). Besides the happy paths, the suite drives the failure
+// paths (connection refused, connect timeout, reset by the peer, Open() twice with the same or
+// another listener, Close() twice, Close() while opening) and requires exactly one OnClosed on
+// each, with the code docs/errors.md gives.
 #ifndef HUBLINK_TESTS_CONFORMANCE_H_
 #define HUBLINK_TESTS_CONFORMANCE_H_
 

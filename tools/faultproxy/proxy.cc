@@ -692,8 +692,7 @@ std::string Proxy::DescribeSchedule(const std::vector<ScheduleEntry>& schedule, 
     if (event.at > horizon) break;
     const ScheduleEntry& entry = schedule[event.entry];
     absl::StrAppend(&out, "+", Seconds(event.at), " entry=", event.entry + 1,
-                    " round=", event.round, " for=", Seconds(entry.window), " ",
-                    entry.fault.ToString(), "\n");
+                    " round=", event.round, " ", entry.fault.ToString(), "\n");
   }
   return out;
 }

@@ -176,6 +176,7 @@ class Client::Impl : public mqtt::SessionObserver {
   void Connect() {
     want_connected_ = true;
     if (state_ != State::kIdle) return;
+    permanent_error_ = absl::OkStatus();
     failures_ = 0;
     next_delay_ = initial_delay_;
     StartAttempt();
@@ -191,6 +192,7 @@ class Client::Impl : public mqtt::SessionObserver {
         clock_.Cancel(reconnect_timer_);
         reconnect_timer_ = 0;
         state_ = State::kIdle;
+        ++transitions_;
         Emit({ConnectionEvent::Kind::kDisconnected, absl::OkStatus()});
         if (done) done(absl::OkStatus());
         return;
@@ -314,6 +316,7 @@ class Client::Impl : public mqtt::SessionObserver {
   // mqtt::SessionObserver
   void OnSessionUp(bool session_present) override {
     state_ = State::kUp;
+    ++transitions_;
     up_since_ = clock_.Now();
     connected_ = true;
     ConnectionEvent event{
@@ -327,6 +330,9 @@ class Client::Impl : public mqtt::SessionObserver {
   void OnSubscriptionLost(absl::string_view filter, const absl::Status& status) override {
     HLOG(WARNING) << "client: subscription to \"" << filter << "\" lost: " << status.message();
   }
+
+  // The link closes with `status` next; HandleFailure gives up instead of reconnecting.
+  void OnPermanentError(const absl::Status& status) override { permanent_error_ = status; }
 
  private:
   enum class State { kIdle, kConnecting, kUp, kWaiting };
@@ -398,6 +404,7 @@ class Client::Impl : public mqtt::SessionObserver {
   void StartAttempt() {
     reconnect_timer_ = 0;
     state_ = State::kConnecting;
+    ++transitions_;
     const Endpoint& endpoint = pipeline_->stack_endpoint(stack_);
     auto attempt = std::make_unique<Attempt>(this);
     attempt->ctx = std::make_unique<ConnectContext>(loop_, endpoint.host(),
@@ -436,19 +443,24 @@ class Client::Impl : public mqtt::SessionObserver {
     HandleFailure(reason, was_up);
   }
 
+  // Every state change first (state, timer, counters, failed completions), then the events: they
+  // run user code, which may call Connect() or Disconnect() and must find the client in the state
+  // the events describe. An event handler that changes the state ends the list.
   void HandleFailure(const absl::Status& reason, bool was_up) {
     absl::Time now = clock_.Now();
     if (!want_connected_) {
       state_ = State::kIdle;
-      Emit({ConnectionEvent::Kind::kDisconnected,
-            reason.code() == absl::StatusCode::kCancelled ? absl::OkStatus() : reason});
+      ++transitions_;
       auto waiters = std::move(disconnect_waiters_);
       disconnect_waiters_.clear();
+      Emit({ConnectionEvent::Kind::kDisconnected,
+            reason.code() == absl::StatusCode::kCancelled ? absl::OkStatus() : reason});
       for (auto& done : waiters) done(absl::OkStatus());
       return;
     }
+    std::vector<ConnectionEvent> events;
     if (was_up) {
-      Emit({ConnectionEvent::Kind::kLost, reason});
+      events.push_back(Stamp({ConnectionEvent::Kind::kLost, reason}));
       if (now - up_since_ >= stable_after_) {
         failures_ = 0;
         next_delay_ = initial_delay_;
@@ -463,14 +475,23 @@ class Client::Impl : public mqtt::SessionObserver {
     bool out_of_attempts = max_attempts_ > 0 && failures_ >= static_cast<int>(max_attempts_);
     bool out_of_time =
         give_up_after_ > absl::ZeroDuration() && now - first_failure_ >= give_up_after_;
-    if (out_of_attempts || out_of_time) {
+    absl::Status permanent = std::move(permanent_error_);
+    permanent_error_ = absl::OkStatus();
+    if (out_of_attempts || out_of_time || !permanent.ok()) {
       state_ = State::kIdle;
+      ++transitions_;
       want_connected_ = false;
-      absl::Status gave_up = absl::UnavailableError(absl::StrCat(
-          "client: gave up reconnecting after ", failures_, " failed attempts over ",
-          absl::FormatDuration(now - first_failure_), "; last error: ", reason.message()));
-      Emit({ConnectionEvent::Kind::kGaveUp, gave_up});
+      // A permanent failure (the session says no reconnect can fix it) is reported as itself.
+      absl::Status gave_up =
+          !permanent.ok()
+              ? permanent
+              : absl::UnavailableError(absl::StrCat("client: gave up reconnecting after ",
+                                                    failures_, " failed attempts over ",
+                                                    absl::FormatDuration(now - first_failure_),
+                                                    "; last error: ", reason.message()));
+      events.push_back(Stamp({ConnectionEvent::Kind::kGaveUp, gave_up}));
       session_->FailPending(gave_up);
+      EmitAll(std::move(events));
       return;
     }
     double factor = 1.0;
@@ -479,20 +500,39 @@ class Client::Impl : public mqtt::SessionObserver {
     absl::Duration delay = next_delay_ * factor;
     next_delay_ = std::min(max_delay_, next_delay_ * multiplier_);
     state_ = State::kWaiting;
-    ConnectionEvent event{ConnectionEvent::Kind::kReconnecting, reason};
-    event.delay = delay;
-    event.attempt = failures_;
-    Emit(event);
+    ++transitions_;
     reconnect_timer_ = clock_.RunAfter(delay, guard_.Wrap([this] {
       reconnect_timer_ = 0;
       if (state_ == State::kWaiting && want_connected_) StartAttempt();
     }));
+    ConnectionEvent event = Stamp({ConnectionEvent::Kind::kReconnecting, reason});
+    event.delay = delay;
+    event.attempt = failures_;
+    events.push_back(std::move(event));
+    EmitAll(std::move(events));
   }
 
-  void Emit(ConnectionEvent event) {
+  // Emits `events` in order while nothing changes the client's state; one that does (a handler
+  // calling Disconnect() or Connect()) makes the rest stale.
+  void EmitAll(std::vector<ConnectionEvent> events) {
+    uint64_t transitions = transitions_;
+    for (ConnectionEvent& event : events) {
+      if (transitions_ != transitions) return;
+      Emit(std::move(event));
+    }
+  }
+
+  // Names where the event happens (for kReconnecting: where the next attempt goes), now, before
+  // the state moves on.
+  ConnectionEvent Stamp(ConnectionEvent event) {
     const Endpoint& current = pipeline_->stack_endpoint(stack_);
     event.endpoint = absl::StrCat(current.host(), ":", current.port(), " (",
                                   pipeline_->DescribeStack(stack_), ")");
+    return event;
+  }
+
+  void Emit(ConnectionEvent event) {
+    if (event.endpoint.empty()) event = Stamp(std::move(event));
     const std::string& endpoint = event.endpoint;
     if (event.kind == ConnectionEvent::Kind::kReconnecting ||
         event.kind == ConnectionEvent::Kind::kLost ||
@@ -519,6 +559,8 @@ class Client::Impl : public mqtt::SessionObserver {
   uint32_t max_attempts_;
 
   State state_ = State::kIdle;
+  uint64_t transitions_ = 0;      // counts changes of state_, so user code's changes can be noticed
+  absl::Status permanent_error_;  // from the session: give up at the end of this link
   bool want_connected_ = false;
   bool ever_connected_ = false;
   std::atomic<bool> connected_{false};

@@ -19,7 +19,9 @@
 // Threading: every method may be called from any thread; work is posted onto the client's EventLoop
 // and runs there in call order (called on the loop thread itself, it runs at once). Handlers,
 // completions and events run on the loop thread; they may call the client but must not destroy it.
-// By default the client runs its own loop thread; with Options::loop it uses the caller's loop,
+// Handlers, completions and events run after the state change they report (an event handler
+// calling Disconnect() from kConnected or kLost finds the client connected or waiting, as told). By
+// default the client runs its own loop thread; with Options::loop it uses the caller's loop,
 // which the caller drives (Run or RunOnce) — then do not block on a returned future from the loop
 // thread, and destroy the client on the loop thread (or while the loop is not running).
 //
@@ -54,7 +56,11 @@ struct ConnectionEvent {
     kLost,          // an established connection ended; `reason` says why
     kReconnecting,  // the next attempt starts in `delay`; `reason` is the failure before it
     kReconnected,   // CONNACK accepted again after a loss
-    kGaveUp,  // the policy's max_attempts / give_up_after was reached; `reason` is the last failure
+    // The policy's max_attempts / give_up_after was reached (`reason`: kUnavailable naming the last
+    // failure), or the session hit a failure no reconnect can fix (`reason` is that failure, e.g.
+    // kDataLoss for an oversize message the broker re-delivers at every connection; see
+    // MqttConfig.max_packet_size). Pending completions fail with `reason`.
+    kGaveUp,
     kDisconnected,  // Disconnect() finished
   };
   Kind kind;

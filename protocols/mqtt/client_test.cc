@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -200,6 +201,66 @@ bool WaitUntil(Pred pred, absl::Duration timeout) {
   return pred();
 }
 
+// A client on a loop this test drives, with the reconnect policy and the MQTT keep-alive in virtual
+// time (a ManualClock): delays and timeouts are exact, and nothing waits for them. Real I/O with
+// the broker still takes real time, so the test runs the loop until a condition holds (bounded).
+class DrivenClient {
+ public:
+  explicit DrivenClient(std::shared_ptr<const ResolvedPipeline> pipeline) {
+    loop_ = *EventLoop::Create();
+    Client::Options options;
+    options.loop = loop_.get();
+    options.clock = &clock_;
+    options.seed = 42;
+    options.on_event = [this](const ConnectionEvent& event) {
+      events_.push_back({event, clock_.Now()});
+    };
+    auto client = Client::Create(std::move(pipeline), options);
+    EXPECT_TRUE(client.ok()) << client.status();
+    client_ = std::move(client).value();
+  }
+  ~DrivenClient() { client_.reset(); }  // on the loop thread, with the loop idle
+
+  Client& client() { return *client_; }
+  mqtt::ManualClock& clock() { return clock_; }
+  EventLoop& loop() { return *loop_; }
+  // Events with the virtual time they happened at.
+  const std::vector<std::pair<ConnectionEvent, absl::Time>>& events() const { return events_; }
+
+  int Count(ConnectionEvent::Kind kind) const {
+    int n = 0;
+    for (const auto& e : events_) n += e.first.kind == kind;
+    return n;
+  }
+  // Runs the loop (real I/O, virtual time standing still) until `done`, for at most `timeout`.
+  bool RunUntil(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(10)) {
+    return testing::RunUntil(*loop_, done, timeout);
+  }
+  bool WaitFor(ConnectionEvent::Kind kind, int count = 1) {
+    return RunUntil([&] { return Count(kind) >= count; });
+  }
+  absl::Status Await(std::future<absl::Status>& future) {
+    if (!RunUntil([&] {
+          return future.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+        })) {
+      return absl::DeadlineExceededError("test: completion did not arrive");
+    }
+    return future.get();
+  }
+  // Moves virtual time to the next timer (a reconnect delay, a keep-alive deadline) and runs it.
+  void AdvanceToNextTimer() {
+    ASSERT_GT(clock_.pending(), 0u) << "nothing is waiting on a timer";
+    clock_.AdvanceToNextTimer();
+    loop_->RunOnce(absl::ZeroDuration());
+  }
+
+ private:
+  std::unique_ptr<EventLoop> loop_;
+  mqtt::ManualClock clock_;
+  std::vector<std::pair<ConnectionEvent, absl::Time>> events_;
+  std::unique_ptr<Client> client_;
+};
+
 class ClientOverTransport : public ::testing::TestWithParam<Via> {};
 
 TEST_P(ClientOverTransport, RoundTripsAtEveryQosAndPayloadSize) {
@@ -375,40 +436,37 @@ TEST_P(ClientOverTransport, BrokerKilledAndRestartedUnderLoadCompletesEveryPubli
   RestartUnderLoad(false, GetParam());
 }
 
-TEST_P(ClientOverTransport, FrozenBrokerIsDetectedWithinOneAndAHalfKeepAlivesAndReconnects) {
+// Keep-alive 2 s (ping timeout 1 s): the last sign of life is the connection itself, so PINGREQ
+// goes out 1 s later and the broker is dead 1 s after that, exactly, in virtual time.
+TEST_P(ClientOverTransport, FrozenBrokerIsDetectedWithinOneKeepAliveAndReconnects) {
   auto broker = Broker::Start();
   ASSERT_NE(broker, nullptr);
-  Events events;
-  auto client =
-      MakeClient(MakePipeline(broker->port(GetParam()),
-                              R"(client_id: "frozen" keep_alive { seconds: 2 })", "", GetParam()),
-                 &events);
-  client->Connect();
-  ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kConnected).has_value());
-  // Let a keep-alive exchange happen so detection starts from a steady state.
-  absl::SleepFor(absl::Milliseconds(1200));
-  absl::Time frozen = absl::Now();
+  DrivenClient c(MakePipeline(broker->port(GetParam()),
+                              R"(client_id: "frozen" keep_alive { seconds: 2 })", "", GetParam()));
+  c.client().Connect();
+  ASSERT_TRUE(c.WaitFor(ConnectionEvent::Kind::kConnected));
+  absl::Time frozen = c.clock().Now();
   broker->Signal(SIGSTOP);
-  absl::optional<absl::Time> lost =
-      events.WaitFor(ConnectionEvent::Kind::kLost, 1, absl::Seconds(6));
-  ASSERT_TRUE(lost.has_value()) << "a frozen broker was never declared dead";
-  absl::Duration detection = *lost - frozen;
-  std::printf("frozen broker detected after %s (keep-alive 2s)\n",
-              absl::FormatDuration(detection).c_str());
-  EXPECT_LE(detection, absl::Seconds(3));
-  auto snapshot = events.Snapshot();
-  for (const auto& e : snapshot) {
-    if (e.first.kind == ConnectionEvent::Kind::kLost) {
-      EXPECT_EQ(e.first.reason.code(), absl::StatusCode::kDeadlineExceeded) << e.first.reason;
-    }
+  // Virtual time in small steps, with the loop run in between (the close is posted).
+  for (int step = 0; step < 100 && c.Count(ConnectionEvent::Kind::kLost) == 0; ++step) {
+    c.clock().Advance(absl::Milliseconds(50));
+    c.loop().RunOnce(absl::ZeroDuration());
   }
-  absl::SleepFor(absl::Milliseconds(500));
+  ASSERT_EQ(c.Count(ConnectionEvent::Kind::kLost), 1) << "a frozen broker was never declared dead";
+  for (const auto& e : c.events()) {
+    if (e.first.kind != ConnectionEvent::Kind::kLost) continue;
+    EXPECT_EQ(e.second - frozen, absl::Seconds(2));
+    EXPECT_EQ(e.first.reason.code(), absl::StatusCode::kDeadlineExceeded) << e.first.reason;
+    EXPECT_NE(e.first.reason.message().find("no answer to PINGREQ within 1s"), std::string::npos)
+        << e.first.reason;
+  }
   broker->Signal(SIGCONT);
-  ASSERT_TRUE(
-      events.WaitFor(ConnectionEvent::Kind::kReconnected, 1, absl::Seconds(10)).has_value());
-  EXPECT_TRUE(client->connected());
-  auto ack = client->Publish("after/freeze", "x", 1);
-  EXPECT_TRUE(Await(ack).ok());
+  ASSERT_TRUE(c.WaitFor(ConnectionEvent::Kind::kReconnecting));
+  c.AdvanceToNextTimer();
+  ASSERT_TRUE(c.WaitFor(ConnectionEvent::Kind::kReconnected));
+  EXPECT_TRUE(c.client().connected());
+  auto ack = c.client().Publish("after/freeze", "x", 1);
+  EXPECT_TRUE(c.Await(ack).ok());
 }
 
 TEST_P(ClientOverTransport, WrongCredentialsGiveAClearErrorAndBackOff) {
@@ -430,22 +488,23 @@ TEST_P(ClientOverTransport, WrongCredentialsGiveAClearErrorAndBackOff) {
   good->Connect();
   ASSERT_TRUE(good_events.WaitFor(ConnectionEvent::Kind::kConnected).has_value());
 
-  Events events;
-  auto client =
-      MakeClient(MakePipeline(broker->port(GetParam()),
+  // The wrong one is refused, and retried only when the backoff delay (virtual) has passed.
+  DrivenClient c(MakePipeline(broker->port(GetParam()),
                               R"(client_id: "bad" username: "device" password: "secret-wrong")",
-                              "multiplier: 2 jitter: 0.1", GetParam()),
-                 &events);
-  client->Connect();
-  ASSERT_TRUE(
-      events.WaitFor(ConnectionEvent::Kind::kReconnecting, 4, absl::Seconds(10)).has_value());
-  absl::SleepFor(absl::Milliseconds(500));
-  auto snapshot = events.Snapshot();
+                              "multiplier: 2 jitter: 0.1", GetParam()));
+  c.client().Connect();
+  for (int refused = 1; refused <= 6; ++refused) {
+    ASSERT_TRUE(c.WaitFor(ConnectionEvent::Kind::kReconnecting, refused)) << refused;
+    EXPECT_EQ(c.Count(ConnectionEvent::Kind::kReconnecting), refused) << "an attempt without delay";
+    if (refused < 6) c.AdvanceToNextTimer();
+  }
   std::vector<absl::Duration> delays;
-  for (const auto& e : snapshot) {
+  std::vector<absl::Time> times;
+  for (const auto& e : c.events()) {
     EXPECT_NE(e.first.kind, ConnectionEvent::Kind::kConnected);
     if (e.first.kind != ConnectionEvent::Kind::kReconnecting) continue;
     delays.push_back(e.first.delay);
+    times.push_back(e.second);
     // mosquitto answers a bad password with CONNACK 5 (not authorized) for MQTT 3.1.1 clients;
     // either refusal must be reported as such, naming the client id.
     EXPECT_TRUE(e.first.reason.code() == absl::StatusCode::kUnauthenticated ||
@@ -455,17 +514,14 @@ TEST_P(ClientOverTransport, WrongCredentialsGiveAClearErrorAndBackOff) {
     EXPECT_NE(e.first.reason.message().find("\"bad\""), std::string::npos) << e.first.reason;
     EXPECT_EQ(e.first.reason.message().find("secret-wrong"), std::string::npos);
   }
-  std::printf("refused: %s; delays:", snapshot.front().first.reason.ToString().c_str());
-  for (auto d : delays) std::printf(" %s", absl::FormatDuration(d).c_str());
-  std::printf("\n");
-  ASSERT_GE(delays.size(), 4u);
-  // Not a tight loop: about 0.1, 0.2, 0.4, 0.8 s (+-10%), capped at 1 s.
-  EXPECT_GE(delays[0], absl::Milliseconds(90));
-  for (size_t i = 1; i < delays.size(); ++i) {
-    EXPECT_GT(delays[i], delays[i - 1] * 1.5 > absl::Seconds(1) ? absl::Milliseconds(850)
-                                                                : delays[i - 1] * 1.5);
+  ASSERT_EQ(delays.size(), 6u);
+  // 0.1, 0.2, 0.4, 0.8 s (+-10%), then capped at 1 s (+-10%); each retry exactly one delay later.
+  for (size_t i = 0; i < delays.size(); ++i) {
+    absl::Duration nominal = std::min(absl::Milliseconds(100) * (1 << i), absl::Seconds(1));
+    EXPECT_GE(delays[i], nominal * 0.9) << i;
+    EXPECT_LE(delays[i], nominal * 1.1) << i;
+    if (i > 0) EXPECT_EQ(times[i] - times[i - 1], delays[i - 1]) << i;
   }
-  EXPECT_LE(delays.size(), 6u) << "too many attempts in ~2 s";
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, ClientOverTransport,
@@ -473,12 +529,17 @@ INSTANTIATE_TEST_SUITE_P(Transports, ClientOverTransport,
 
 TEST(ClientTest, GivesUpOnlyWhenConfiguredAndFailsPendingPublishes) {
   int port = *testing::PickFreePort();  // nothing listens here
-  Events events;
-  auto client = MakeClient(MakePipeline(port, R"(client_id: "x")", "max_attempts: 3"), &events);
-  auto queued = client->Publish("t", "x", 1);
-  client->Connect();
-  ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kGaveUp, 1, absl::Seconds(10)).has_value());
-  absl::Status status = Await(queued);
+  DrivenClient c(MakePipeline(port, R"(client_id: "x")", "max_attempts: 3"));
+  auto queued = c.client().Publish("t", "x", 1);
+  c.client().Connect();
+  for (int refused = 1; refused <= 2; ++refused) {
+    ASSERT_TRUE(c.WaitFor(ConnectionEvent::Kind::kReconnecting, refused));
+    c.AdvanceToNextTimer();
+  }
+  ASSERT_TRUE(c.WaitFor(ConnectionEvent::Kind::kGaveUp));
+  EXPECT_EQ(c.Count(ConnectionEvent::Kind::kReconnecting), 2);
+  EXPECT_EQ(c.clock().pending(), 0u) << "no retry scheduled after giving up";
+  absl::Status status = c.Await(queued);
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
   EXPECT_NE(status.message().find("gave up reconnecting after 3 failed attempts"),
             std::string::npos)
@@ -488,16 +549,26 @@ TEST(ClientTest, GivesUpOnlyWhenConfiguredAndFailsPendingPublishes) {
 
 TEST(ClientTest, GivesUpAfterTheConfiguredTime) {
   int port = *testing::PickFreePort();
-  Events events;
-  auto client = MakeClient(
-      MakePipeline(port, R"(client_id: "x")", "give_up_after { nanos: 300000000 }"), &events);
-  auto queued = client->Publish("t", "x", 1);
-  client->Connect();
-  absl::Time start = absl::Now();
-  ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kGaveUp, 1, absl::Seconds(10)).has_value());
-  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
-  EXPECT_EQ(Await(queued).code(), absl::StatusCode::kUnavailable);
-  EXPECT_FALSE(client->connected());
+  DrivenClient c(MakePipeline(port, R"(client_id: "x")", "give_up_after { nanos: 300000000 }"));
+  auto queued = c.client().Publish("t", "x", 1);
+  c.client().Connect();
+  ASSERT_TRUE(c.WaitFor(ConnectionEvent::Kind::kReconnecting));
+  absl::Time first_failure = c.events().front().second;
+  // Retries after 0.1 and 0.2 s (+-20%); the failure at or after 0.3 s gives up.
+  while (c.Count(ConnectionEvent::Kind::kGaveUp) == 0) {
+    int failures = c.Count(ConnectionEvent::Kind::kReconnecting);
+    ASSERT_LE(failures, 3);
+    c.AdvanceToNextTimer();
+    ASSERT_TRUE(c.RunUntil([&] {
+      return c.Count(ConnectionEvent::Kind::kReconnecting) > failures ||
+             c.Count(ConnectionEvent::Kind::kGaveUp) > 0;
+    }));
+  }
+  absl::Time gave_up = c.events().back().second;
+  EXPECT_GE(gave_up - first_failure, absl::Milliseconds(300));
+  EXPECT_LT(gave_up - first_failure, absl::Milliseconds(300) + absl::Milliseconds(480));
+  EXPECT_EQ(c.Await(queued).code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(c.client().connected());
 }
 
 TEST(ClientTest, FailsOverToAnAlternativeStack) {
@@ -535,37 +606,53 @@ TEST(ClientTest, BackoffGrowsWhileFailingAndResetsAfterAStablePeriod) {
   auto broker = Broker::Start();
   ASSERT_NE(broker, nullptr);
   broker->Kill();  // the port is known; nothing listens until Launch()
-  Events events;
-  auto client =
-      MakeClient(MakePipeline(broker->port(), R"(client_id: "stable")",
-                              "multiplier: 2 jitter: 0.1 stable_after { nanos: 500000000 }"),
-                 &events);
-  client->Connect();
-  ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kReconnecting, 3).has_value());
-  ASSERT_TRUE(broker->Launch());
-  ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kConnected, 1, absl::Seconds(5)).has_value());
-  absl::SleepFor(absl::Milliseconds(700));  // longer than stable_after
-  broker->Kill();
-  ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kLost).has_value());
-  ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kReconnecting, 4).has_value());
-  std::vector<absl::Duration> before_loss;
-  absl::optional<absl::Duration> after_loss;
-  bool lost = false;
-  for (const auto& e : events.Snapshot()) {
-    if (e.first.kind == ConnectionEvent::Kind::kLost) lost = true;
-    if (e.first.kind != ConnectionEvent::Kind::kReconnecting) continue;
-    if (!lost) {
-      before_loss.push_back(e.first.delay);
-    } else if (!after_loss.has_value()) {
-      after_loss = e.first.delay;
-    }
+  DrivenClient c(MakePipeline(broker->port(), R"(client_id: "stable")",
+                              "multiplier: 2 jitter: 0.1 stable_after { nanos: 500000000 }"));
+  c.client().Connect();
+  for (int refused = 1; refused <= 3; ++refused) {
+    ASSERT_TRUE(c.WaitFor(ConnectionEvent::Kind::kReconnecting, refused));
+    if (refused < 3) c.AdvanceToNextTimer();
   }
-  ASSERT_GE(before_loss.size(), 3u);
-  ASSERT_TRUE(after_loss.has_value());
+  ASSERT_TRUE(broker->Launch());
+  c.AdvanceToNextTimer();
+  ASSERT_TRUE(c.WaitFor(ConnectionEvent::Kind::kConnected));
+  c.clock().Advance(absl::Milliseconds(500));  // stable_after, in virtual time
+  broker->Kill();
+  ASSERT_TRUE(c.WaitFor(ConnectionEvent::Kind::kLost));
+  ASSERT_TRUE(c.WaitFor(ConnectionEvent::Kind::kReconnecting, 4));
+  std::vector<absl::Duration> delays;
+  for (const auto& e : c.events()) {
+    if (e.first.kind == ConnectionEvent::Kind::kReconnecting) delays.push_back(e.first.delay);
+  }
+  ASSERT_EQ(delays.size(), 4u);
   // 0.1, 0.2, 0.4 s (+-10%) while refused; after a stable connection it starts again at 0.1 s.
-  for (size_t i = 1; i < before_loss.size(); ++i) EXPECT_GT(before_loss[i], before_loss[i - 1]);
-  EXPECT_LE(*after_loss, absl::Milliseconds(115));
-  EXPECT_GE(*after_loss, absl::Milliseconds(85));
+  for (size_t i = 1; i < 3; ++i) EXPECT_GT(delays[i], delays[i - 1] * 1.5);
+  EXPECT_LE(delays[3], absl::Milliseconds(110));
+  EXPECT_GE(delays[3], absl::Milliseconds(90));
+}
+
+// Just short of stable_after, the backoff carries on growing.
+TEST(ClientTest, BackoffKeepsGrowingAfterAShortConnection) {
+  auto broker = Broker::Start();
+  ASSERT_NE(broker, nullptr);
+  broker->Kill();
+  DrivenClient c(MakePipeline(broker->port(), R"(client_id: "short")",
+                              "multiplier: 2 jitter: 0.1 stable_after { nanos: 500000000 }"));
+  c.client().Connect();
+  ASSERT_TRUE(c.WaitFor(ConnectionEvent::Kind::kReconnecting));
+  ASSERT_TRUE(broker->Launch());
+  c.AdvanceToNextTimer();
+  ASSERT_TRUE(c.WaitFor(ConnectionEvent::Kind::kConnected));
+  c.clock().Advance(absl::Milliseconds(499));
+  broker->Kill();
+  ASSERT_TRUE(c.WaitFor(ConnectionEvent::Kind::kReconnecting, 2));
+  std::vector<absl::Duration> delays;
+  for (const auto& e : c.events()) {
+    if (e.first.kind == ConnectionEvent::Kind::kReconnecting) delays.push_back(e.first.delay);
+  }
+  ASSERT_EQ(delays.size(), 2u);
+  EXPECT_GE(delays[1], absl::Milliseconds(180));
+  EXPECT_LE(delays[1], absl::Milliseconds(220));
 }
 
 // Not a benchmark (bench/ has those): a sanity number for the report, with every message accounted
@@ -599,7 +686,9 @@ TEST(ClientTest, ThroughputToARealBroker) {
     bool all = WaitUntil([&] { return got.load() == n; }, absl::Seconds(qos == 0 ? 5 : 30));
     absl::Duration delivered = absl::Now() - start;
     EXPECT_EQ(failed.load(), 0);
-    if (qos == 1) EXPECT_TRUE(all) << got.load();
+    if (qos == 1) {
+      EXPECT_TRUE(all) << got.load();
+    }
     std::printf(
         "QoS %d, %d x 64 B over TCP: completions %.0f msg/s, subscriber got %d (%.0f msg/s)\n", qos,
         n, n / absl::ToDoubleSeconds(acked), got.load(),
@@ -711,6 +800,126 @@ TEST(ClientTest, DestroyingTheClientCancelsPendingCompletions) {
   EXPECT_EQ(Await(pending).code(), absl::StatusCode::kCancelled);
   EXPECT_EQ(resolved.load(), 1000);
   EXPECT_EQ(cancelled.load(), 1000);
+}
+
+// Issue 11 #5: user code that runs while CONNACK is handled (here the completion of a QoS 0
+// publish queued while offline) calls Disconnect(). The client must end disconnected: not
+// connected(), kConnected before kDisconnected and never after, and it must connect and disconnect
+// normally afterwards.
+void ExpectDisconnectDuringConnackEndsCleanly(bool from_stage_observer) {
+  auto broker = Broker::Start();
+  ASSERT_NE(broker, nullptr);
+  Events events;
+  Client::Options options;
+  options.on_event = events.Sink();
+  options.seed = 42;
+  Client* raw = nullptr;
+  std::atomic<bool> disconnect_once{true};
+  if (from_stage_observer) {
+    options.on_stage = [&](absl::string_view layer, absl::string_view detail) {
+      if (absl::StartsWith(detail, "CONNACK accepted") && disconnect_once.exchange(false)) {
+        raw->Disconnect();
+      }
+    };
+  }
+  auto created = Client::Create(
+      MakePipeline(broker->port(),
+                   from_stage_observer ? R"(client_id: "stage")" : R"(client_id: "reentrant")"),
+      options);
+  ASSERT_TRUE(created.ok()) << created.status();
+  std::unique_ptr<Client> client = std::move(created).value();
+  raw = client.get();
+  std::future<absl::Status> published;
+  if (!from_stage_observer) {
+    client->Publish("t", "x", 0, false, [&](const absl::Status&) {
+      if (disconnect_once.exchange(false)) raw->Disconnect();
+    });
+  }
+  client->Connect();
+  ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kDisconnected).has_value());
+  EXPECT_TRUE(WaitUntil([&] { return !client->connected(); }, absl::Seconds(5)))
+      << "stuck connected with no link";
+  std::vector<ConnectionEvent::Kind> kinds;
+  for (const auto& e : events.Snapshot()) kinds.push_back(e.first.kind);
+  EXPECT_EQ(kinds, (std::vector<ConnectionEvent::Kind>{ConnectionEvent::Kind::kConnected,
+                                                       ConnectionEvent::Kind::kDisconnected}));
+  // The client still works: Connect() connects, Disconnect() resolves.
+  client->Connect();
+  ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kReconnected, 1, absl::Seconds(10)).has_value())
+      << "Connect() after the disconnect did nothing";
+  EXPECT_TRUE(Await(client->Publish("t", "y", 1), absl::Seconds(10)).ok());
+  EXPECT_TRUE(Await(client->Disconnect(), absl::Seconds(10)).ok());
+  EXPECT_FALSE(client->connected());
+}
+
+TEST(ClientTest, DisconnectFromACompletionDuringConnackEndsCleanly) {
+  ExpectDisconnectDuringConnackEndsCleanly(false);
+}
+
+TEST(ClientTest, DisconnectFromTheStageObserverDuringConnackEndsCleanly) {
+  ExpectDisconnectDuringConnackEndsCleanly(true);
+}
+
+// Events are user code too: Disconnect() from the kLost event stops reconnecting and resolves.
+TEST(ClientTest, DisconnectFromTheLostEventStopsReconnecting) {
+  auto broker = Broker::Start();
+  ASSERT_NE(broker, nullptr);
+  Events events;
+  Client* raw = nullptr;
+  std::promise<std::future<absl::Status>> disconnect_promise;
+  auto disconnect_future = disconnect_promise.get_future();
+  Client::Options options;
+  options.seed = 42;
+  options.on_event = [&](const ConnectionEvent& event) {
+    events(event);
+    if (event.kind == ConnectionEvent::Kind::kLost) disconnect_promise.set_value(raw->Disconnect());
+  };
+  auto client = *Client::Create(MakePipeline(broker->port(), R"(client_id: "lost")"), options);
+  raw = client.get();
+  client->Connect();
+  ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kConnected).has_value());
+  broker->Kill();
+  ASSERT_EQ(disconnect_future.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  std::future<absl::Status> disconnected = disconnect_future.get();
+  EXPECT_TRUE(Await(disconnected, absl::Seconds(5)).ok());
+  ASSERT_TRUE(
+      events.WaitFor(ConnectionEvent::Kind::kDisconnected, 1, absl::Seconds(5)).has_value());
+  for (const auto& e : events.Snapshot()) {
+    EXPECT_NE(e.first.kind, ConnectionEvent::Kind::kReconnecting)
+        << DescribeConnectionEvent(e.first);
+  }
+  EXPECT_FALSE(client->connected());
+}
+
+// Issue 11 #14: a persistent session holding a message above max_packet_size. mosquitto re-delivers
+// it at every connection; after 3 connections in a row ended on it the client gives up with a
+// permanent kDataLoss naming the topic and size, instead of reconnecting forever.
+TEST(ClientTest, OversizeMessageRedeliveredForeverMakesTheClientGiveUp) {
+  auto broker = Broker::Start();
+  ASSERT_NE(broker, nullptr);
+  Events events;
+  auto small = MakeClient(MakePipeline(broker->port(),
+                                       R"(client_id: "small" clean_session: false
+                                          max_packet_size: 256)"),
+                          &events);
+  auto subscribed = small->Subscribe("big/#", 1, [](const mqtt::Message&) {});
+  small->Connect();
+  ASSERT_TRUE(Await(subscribed).ok());
+  auto publisher = MakeClient(MakePipeline(broker->port(), R"(client_id: "big-pub")"), nullptr);
+  publisher->Connect();
+  EXPECT_TRUE(Await(publisher->Publish("big/t", std::string(1000, 'x'), 1)).ok());
+  ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kGaveUp, 1, absl::Seconds(20)).has_value());
+  ConnectionEvent gave_up;
+  int lost = 0;
+  for (const auto& e : events.Snapshot()) {
+    if (e.first.kind == ConnectionEvent::Kind::kLost) ++lost;
+    if (e.first.kind == ConnectionEvent::Kind::kGaveUp) gave_up = e.first;
+  }
+  EXPECT_EQ(lost, 3);
+  EXPECT_EQ(gave_up.reason.code(), absl::StatusCode::kDataLoss) << gave_up.reason;
+  EXPECT_NE(gave_up.reason.message().find("PUBLISH to \"big/t\" of 1012 bytes"), std::string::npos)
+      << gave_up.reason;
+  EXPECT_FALSE(small->connected());
 }
 
 TEST(ClientTest, PublishesFromSeveralThreadsKeepEachThreadsOrder) {

@@ -250,6 +250,13 @@ void Proxy::RefuseOne(int fd, RefuseMode mode) {
 }
 
 void Proxy::StartConn(int client_fd) {
+  for (const auto& [id, fault] : faults_) {
+    if (fault.fault.kind == FaultKind::kReset && fault.fault.conn == 0) {
+      ++resets_;  // a timed reset is active: this one never reaches the upstream
+      RefuseOne(client_fd, RefuseMode::kRst);
+      return;
+    }
+  }
   int upstream_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (upstream_fd < 0) {
     HLOG(WARNING) << "faultproxy: socket: " << std::strerror(errno);

@@ -192,6 +192,24 @@ TEST_F(ProxyTest, ResetSendsRstBothWays) {
   EXPECT_EQ(StatusValue(status, "", "faults"), 0);  // one-shot
 }
 
+TEST_F(ProxyTest, TimedResetAlsoResetsNewConnections) {
+  StartProxy();
+  auto pair = Open();
+  EXPECT_EQ(Command("reset for=1h"), "ok id=1 reset=1");
+  EXPECT_EQ(ReadEnd(pair->client), -ECONNRESET);
+  int late = Connect(proxy_->port());
+  ASSERT_GE(late, 0);
+  EXPECT_EQ(ReadEnd(late), -ECONNRESET);
+  close(late);
+  EXPECT_EQ(Value("resets"), 2);
+  pollfd p{listener_, POLLIN, 0};
+  EXPECT_EQ(poll(&p, 1, 0), 0);  // the late one never reached the upstream
+  EXPECT_EQ(Command("clear"), "ok cleared=1");
+  auto after = Open();
+  ASSERT_TRUE(WriteAll(after->client, "ok"));
+  EXPECT_EQ(ReadN(after->upstream, 2), "ok");
+}
+
 TEST_F(ProxyTest, FaultsTargetOneConnection) {
   StartProxy();
   auto first = Open();

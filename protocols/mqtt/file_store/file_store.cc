@@ -296,6 +296,7 @@ absl::Status FileMessageStore::Lock() {
                      known ? absl::StrCat("process ", pid) : "another process", " (it holds ",
                      lock_path, "); one process per store directory"));
   }
+  locked_ = true;
   const std::string pid = absl::StrCat(getpid(), "\n");
   if (ftruncate(lock_fd_, 0) != 0 || pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0) {
     return IoError(errno, "LOCK: cannot write the PID");
@@ -311,8 +312,9 @@ FileMessageStore::~FileMessageStore() {
   if (encrypted_) EVP_AEAD_CTX_cleanup(&aead_);
   OPENSSL_cleanse(&aead_, sizeof(aead_));
   if (lock_fd_ >= 0) {
-    // The lock goes with the descriptor; the PID would only mislead.
-    if (ftruncate(lock_fd_, 0) != 0) {
+    // The lock goes with the descriptor; the PID would only mislead. (Not when another store
+    // holds the lock and this one failed to open.)
+    if (locked_ && ftruncate(lock_fd_, 0) != 0) {
       // Nothing to do: the lock itself is released by close().
     }
     close(lock_fd_);
@@ -332,7 +334,15 @@ absl::Status FileMessageStore::IoError(int error, const std::string& what) const
     return absl::ResourceExhaustedError(
         absl::StrCat(message, ": ", std::strerror(error), " (the disk or quota is full)"));
   }
-  return absl::ErrnoToStatus(error, message);
+  // The storage failed (Abseil leaves EIO kUnknown, which docs/errors.md has no row for): like a
+  // peer that went away, worth a retry; the store redoes what was in doubt before the next write.
+  if (error == EIO)
+    return absl::UnavailableError(absl::StrCat(message, ": ", std::strerror(error)));
+  absl::Status status = absl::ErrnoToStatus(error, message);
+  if (status.code() == absl::StatusCode::kUnknown) {
+    return absl::InternalError(status.message());
+  }
+  return status;
 }
 
 void FileMessageStore::Emit(FileStoreEvent event) const {
@@ -431,10 +441,9 @@ void FileMessageStore::Track(uint64_t segment, uint64_t size, bool encrypted) {
   file_bytes_ += size;
 }
 
-absl::Status FileMessageStore::CreateSegment(uint64_t number, bool base,
+absl::Status FileMessageStore::CreateSegment(uint64_t number, bool base, bool force_sync,
                                              const std::string& records) {
-  // Compaction (base) always syncs: it deletes the old segments next.
-  const bool sync = base || sync_mode_ != FileStoreConfig::NONE;
+  const bool sync = force_sync || sync_mode_ != FileStoreConfig::NONE;
   const std::string path = SegmentPath(number);
   const std::string tmp = path + ".tmp";
   const std::string name = SegmentName(number);
@@ -477,7 +486,8 @@ absl::Status FileMessageStore::Roll() {
     HUBLINK_RETURN_IF_ERROR(SyncActive());
   }
   const uint64_t number = segments_.empty() ? 1 : segments_.rbegin()->first + 1;
-  HUBLINK_RETURN_IF_ERROR(CreateSegment(number, segments_.empty(), ""));
+  HUBLINK_RETURN_IF_ERROR(
+      CreateSegment(number, /*base=*/segments_.empty(), /*force_sync=*/false, ""));
   Track(number, kHeaderBytes, encrypted_);
   absl::Status status = OpenActive(number, kHeaderBytes);
   dirty_ = false;
@@ -549,7 +559,8 @@ absl::Status FileMessageStore::Compact() {
     sizes.push_back(record.size());
     records.append(record);
   }
-  absl::Status status = CreateSegment(number, /*base=*/true, records);
+  // Always synced, whatever the mode: the old segments are deleted next.
+  absl::Status status = CreateSegment(number, /*base=*/true, /*force_sync=*/true, records);
   if (status.ok()) {
     status = OpenActive(number, kHeaderBytes + records.size());
     // Appends would go on in an older segment, which replay puts before this base: undo it.

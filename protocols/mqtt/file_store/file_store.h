@@ -38,13 +38,14 @@
 // syncs its new segment before deleting the old ones).
 //
 // Errors (docs/errors.md): a full disk or quota (ENOSPC, EDQUOT, EFBIG) is kResourceExhausted; EIO
-// and other I/O errors are coded as absl::ErrnoToStatus maps them (EIO -> kUnavailable: the
-// outcome of the write is not known to be lost, and a retry may succeed, e.g. once the storage is
-// back). A failed write or sync of Add/SetPhase leaves the store as before the call (the partial
-// record is truncated away) and the next mutation first rewrites the whole store into a new
-// segment (compaction) so nothing depends on the failed sync. The limits give kResourceExhausted,
-// a second process on the same directory kFailedPrecondition naming the holder's PID, a key that
-// does not open the store kInvalidArgument (bad configuration: the key is not this store's).
+// is kUnavailable (the storage failed or went away: like an unreachable peer, worth a retry, e.g.
+// once the storage is back; kDataLoss is the table's row for a peer breaking its protocol), other
+// errnos as absl::ErrnoToStatus maps them (kInternal where it has no code). A failed write or sync
+// of Add/SetPhase leaves the store as before the call (the partial record is truncated away) and
+// the next mutation first rewrites the whole store into a new segment (compaction) so nothing
+// depends on the failed sync. The limits give kResourceExhausted, a second process on the same
+// directory kFailedPrecondition naming the holder's PID, a key that does not open the store
+// kInvalidArgument (bad configuration: the key is not this store's).
 //
 // Not thread-safe: like the Session that owns it, use it from one thread (the loop thread).
 #ifndef HUBLINK_PROTOCOLS_MQTT_FILE_STORE_FILE_STORE_H_
@@ -208,8 +209,10 @@ class FileMessageStore : public MessageStore {
   std::string Header(uint64_t number, bool base) const;
   // Opens `number` (which exists) for appending at its end.
   absl::Status OpenActive(uint64_t number, uint64_t size);
-  // Creates segment `number` holding a header (and `records`), via a temp file and rename.
-  absl::Status CreateSegment(uint64_t number, bool base, const std::string& records);
+  // Creates segment `number` holding a header (and `records`), via a temp file and rename; synced
+  // (file and directory) unless the mode is NONE and not `force_sync`.
+  absl::Status CreateSegment(uint64_t number, bool base, bool force_sync,
+                             const std::string& records);
   absl::Status Roll();
   // Appends one record to the active segment (rolling first when it is full) and syncs as the mode
   // says. On error the segment is as before. `record_bytes` gets the framed size.
@@ -243,6 +246,7 @@ class FileMessageStore : public MessageStore {
   EVP_AEAD_CTX aead_;
 
   int lock_fd_ = -1;
+  bool locked_ = false;
   int active_fd_ = -1;
   uint64_t active_ = 0;  // active segment number
   std::map<uint64_t, Segment> segments_;

@@ -1,6 +1,8 @@
 // tcp > tls against real TLS peers on 127.0.0.1: `openssl s_server` (verification failures,
 // insecure mode, pins, PSK, resumption, ALPN) and mosquitto's TLS listener (MQTT bytes, mutual
 // TLS).
+#include <signal.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -338,6 +340,46 @@ TEST_F(TlsPeersTest, SpkiPinIsTheHashOfTheCertificatesOwnSpkiBytes) {
       CloseAndWait(*attempt);
     }
   }
+}
+
+TEST_F(TlsPeersTest, CloseIsBoundedWhenThePeerStopsReading) {
+  auto server = StartSServer({"-cert", certs_->cert_file, "-key", certs_->key_file});
+  ASSERT_TRUE(server.ok()) << server.status();
+  TlsConfig config;
+  config.set_ca_file(certs_->ca_file);
+  config.mutable_close_timeout()->set_nanos(200 * 1000 * 1000);
+  auto tls = Tls(config);
+  ASSERT_NE(tls, nullptr);
+  auto attempt = Connect(*tls, server->port);
+  ASSERT_EQ(attempt->listener.opened, 1) << Describe(*attempt);
+
+  server->process->Signal(SIGSTOP);  // reads nothing more, for good
+  // Fill the kernel's buffers and the queues below until tls holds records it cannot hand down.
+  const std::string chunk(64 * 1024, 'x');
+  bool full = false;
+  ASSERT_TRUE(RunUntil(*loop_, [&] {
+    for (int i = 0; i < 4096 && !full; ++i) {
+      absl::Status written = attempt->transport->Write(chunk);
+      if (absl::IsResourceExhausted(written)) {
+        full = true;
+      } else if (!written.ok()) {
+        ADD_FAILURE() << written;
+        return true;
+      }
+    }
+    return full;
+  }));
+  ASSERT_TRUE(full);
+  attempt->transport->Close();
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return attempt->listener.closed.has_value(); }))
+      << "Close() never completed";
+  server->process->Signal(SIGCONT);
+  EXPECT_EQ(attempt->listener.closed->code(), absl::StatusCode::kDeadlineExceeded)
+      << Describe(*attempt);
+  EXPECT_TRUE(
+      absl::StartsWith(attempt->listener.closed->message(), "tls: close timed out after 200ms: "))
+      << Describe(*attempt);
+  EXPECT_EQ(attempt->listener.closed_count, 1);
 }
 
 TEST_F(TlsPeersTest, PskWithTheRightKeyAndTheWrongOne) {

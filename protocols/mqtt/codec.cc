@@ -594,9 +594,8 @@ absl::StatusOr<size_t> Decoder::ParseOne(absl::string_view in, Packet* packet) c
   if (!header.ok() || *header == 0) return header;
   size_t total = *header + remaining;
   if (total > max_packet_size_) {
-    return absl::ResourceExhaustedError(absl::StrCat("mqtt: incoming ", name, " of ", total,
-                                                     " bytes exceeds max_packet_size ",
-                                                     max_packet_size_));
+    return absl::DataLossError(absl::StrCat("mqtt: incoming ", name, " of ", total,
+                                            " bytes exceeds max_packet_size ", max_packet_size_));
   }
   if (in.size() < total) return 0;
 
@@ -746,10 +745,10 @@ void Decoder::Reset() {
 }
 
 void Decoder::NoteOversize(absl::string_view in, absl::string_view more) {
-  if (error_.code() != absl::StatusCode::kResourceExhausted || in.empty()) return;
+  if (in.empty()) return;
   size_t remaining = 0;
   absl::StatusOr<size_t> header = ParseFixedHeader(in, &remaining);
-  if (!header.ok() || *header == 0) return;
+  if (!header.ok() || *header == 0 || *header + remaining <= max_packet_size_) return;
   Oversize oversize;
   oversize.type = static_cast<PacketType>(static_cast<uint8_t>(in[0]) >> 4);
   oversize.size = *header + remaining;

@@ -8,9 +8,10 @@
 // The decoder takes bytes split anywhere and reports each complete packet with views into its input
 // (or into its own reassembly buffer): they are valid only during the callback. Malformed input
 // yields a kDataLoss status whose message names the exact fault ("mqtt: malformed remaining
-// length", "mqtt: PUBLISH: topic: invalid UTF-8 ..."); a packet above the size limit yields
-// kResourceExhausted. After an error the decoder refuses further input: the connection must be
-// closed.
+// length", "mqtt: PUBLISH: topic: invalid UTF-8 ..."); so does a packet above the size limit
+// (docs/errors.md: an oversize packet is kDataLoss), detected from its fixed header alone, with
+// Decoder::oversize() telling what is known of it. After an error the decoder refuses further
+// input: the connection must be closed.
 #ifndef HUBLINK_PROTOCOLS_MQTT_CODEC_H_
 #define HUBLINK_PROTOCOLS_MQTT_CODEC_H_
 

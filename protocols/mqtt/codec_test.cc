@@ -235,8 +235,8 @@ void ExpectError(absl::Status status, absl::StatusCode code, absl::string_view m
 TEST(Codec, MalformedPacketsGiveSpecificErrors) {
   ExpectError(DecodeError(Bytes({0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01})), absl::StatusCode::kDataLoss,
               "mqtt: malformed remaining length: continuation bit set in its fourth byte");
-  ExpectError(DecodeError(Bytes({0x30, 0x80, 0x80, 0x80, 0x01})),
-              absl::StatusCode::kResourceExhausted,
+  // An oversize packet is kDataLoss, as docs/errors.md has it.
+  ExpectError(DecodeError(Bytes({0x30, 0x80, 0x80, 0x80, 0x01})), absl::StatusCode::kDataLoss,
               "mqtt: incoming PUBLISH of 2097157 bytes exceeds max_packet_size 1048576");
   ExpectError(DecodeError(Bytes({0x00, 0x00})), absl::StatusCode::kDataLoss,
               "mqtt: reserved packet type 0");
@@ -336,8 +336,39 @@ TEST(Codec, OversizedPacketRejectedFromItsHeaderAlone) {
   // body.
   absl::Status status =
       d.Feed(Bytes({0x30, 0xC8, 0x01}), [](const Packet&) { return absl::OkStatus(); });
-  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(d.buffered(), 0u);
+  ASSERT_TRUE(d.oversize().has_value());
+  EXPECT_EQ(d.oversize()->type, PacketType::kPublish);
+  EXPECT_EQ(d.oversize()->size, 203u);
+  EXPECT_FALSE(d.oversize()->topic.has_value()) << "the topic was not in the bytes at hand";
+}
+
+TEST(Codec, OversizedPublishNamesItsTopicWhenTheBytesHoldIt) {
+  std::string big;
+  ASSERT_TRUE(AppendPublish({"dev/1/big", std::string(500, 'x'), 1, false, false, 7}, &big).ok());
+  // Split inside the fixed header: the error comes when the rest arrives, topic included. Split
+  // after the header: the error comes at once, from the bytes at hand, which hold the topic or not.
+  for (size_t split : {size_t{1}, size_t{2}, size_t{5}, size_t{14}, big.size()}) {
+    Decoder d(100);
+    absl::Status status = d.Feed(big.substr(0, split), [](const Packet&) {
+      ADD_FAILURE() << "no packet expected";
+      return absl::OkStatus();
+    });
+    if (status.ok()) {
+      status = d.Feed(big.substr(split), [](const Packet&) { return absl::OkStatus(); });
+    }
+    EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << split;
+    ASSERT_TRUE(d.oversize().has_value()) << split;
+    EXPECT_EQ(d.oversize()->size, big.size());
+    EXPECT_EQ(d.oversize()->topic.value_or("?"), split == 5 ? "?" : "dev/1/big") << split;
+    d.Reset();
+    EXPECT_FALSE(d.oversize().has_value());
+  }
+  // Other errors leave it empty.
+  Decoder d(100);
+  EXPECT_FALSE(d.Feed(Bytes({0x00, 0x00}), [](const Packet&) { return absl::OkStatus(); }).ok());
+  EXPECT_FALSE(d.oversize().has_value());
 }
 
 TEST(Codec, Utf8Validation) {

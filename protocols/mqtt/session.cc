@@ -339,6 +339,10 @@ void Session::OnLinkData(absl::string_view bytes) {
     std::string key = absl::StrCat(oversize->size, "/", oversize->topic.value_or(""));
     oversize_links_ = key == oversize_key_ ? oversize_links_ + 1 : 1;
     oversize_key_ = std::move(key);
+    if (oversize->topic.has_value()) {
+      status = absl::Status(status.code(),
+                            absl::StrCat(status.message(), " (topic \"", *oversize->topic, "\")"));
+    }
     if (oversize_links_ >= kOversizeLoopLinks) {
       std::string what = oversize->topic.has_value()
                              ? absl::StrCat("PUBLISH to \"", *oversize->topic, "\"")

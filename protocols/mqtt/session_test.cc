@@ -584,7 +584,9 @@ TEST_F(SessionTest, MaxPacketSizeBothDirections) {
   TakeSent();
   Feed(Pub("t", std::string(5000, 'y'), 0, 0));
   ASSERT_TRUE(link_->closed.has_value());
-  EXPECT_EQ(link_->closed->code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(link_->closed->code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(link_->closed->message(),
+            "mqtt: incoming PUBLISH of 5006 bytes exceeds max_packet_size 4096 (topic \"t\")");
 }
 
 TEST_F(SessionTest, DefaultMaxPacketSizeIsFarAboveTwoKibibytes) {
@@ -957,7 +959,10 @@ TEST_F(SessionTest, OversizePublishRedeliveredOnEveryLinkIsAPermanentError) {
     absl::Status closed = *link_->closed;
     CloseLink(closed);
     if (link < 3) {
-      EXPECT_EQ(closed.code(), absl::StatusCode::kResourceExhausted) << closed;
+      EXPECT_EQ(closed.code(), absl::StatusCode::kDataLoss) << closed;
+      EXPECT_EQ(closed.message(), absl::StrCat("mqtt: incoming PUBLISH of ", big.size(),
+                                               " bytes exceeds max_packet_size 128 (topic "
+                                               "\"big/topic\")"));
       EXPECT_TRUE(observer_.permanent.empty());
     } else {
       EXPECT_EQ(closed.code(), absl::StatusCode::kDataLoss) << closed;

@@ -42,6 +42,10 @@ class MessageStore {
   virtual absl::Status Add(StoredMessage message) = 0;
   // Null when absent. Valid until the next mutating call.
   virtual const StoredMessage* Find(uint64_t seq) const = 0;
+  // Records a step of the message's flow. A failure ends the flow there: the session removes the
+  // message and completes its publish with this status (annotated with what was and was not sent),
+  // so a durable store's I/O errors reach the publisher. The session records kAwaitingAck before it
+  // sends the PUBLISH (a failure means "not sent").
   virtual absl::Status SetPhase(uint64_t seq, StoredMessage::Phase phase, uint16_t packet_id) = 0;
   virtual void Remove(uint64_t seq) = 0;
   virtual void Clear() = 0;

@@ -55,7 +55,9 @@ struct Message {
 
 using MessageHandler = std::function<void(const Message&)>;
 // Resolved once: OK when the QoS flow completed (QoS 0: handed to the transport; QoS 1: PUBACK; QoS
-// 2: PUBCOMP; SUBSCRIBE: SUBACK granted), otherwise why not.
+// 2: PUBCOMP; SUBSCRIBE: SUBACK granted), otherwise why not: kAborted when the outcome is unknown
+// (a QoS 2 message released with PUBREL whose session the broker dropped), the MessageStore's own
+// status when it could not record a step of the flow (the message's flow ends there).
 using Completion = std::function<void(const absl::Status&)>;
 
 enum class QueueOverflow { kDropOldest, kRejectNew };

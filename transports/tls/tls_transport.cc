@@ -174,6 +174,14 @@ absl::StatusOr<std::string> ReadConfigFile(absl::string_view field, const std::s
                                                       kMaxConfigFileBytes, " bytes"));
       break;
     }
+    if (secret && contents.size() + static_cast<size_t>(n) > contents.capacity()) {
+      // The file grew since fstat: move to a larger block by hand, wiping the old one.
+      std::string larger;
+      larger.reserve(2 * (contents.size() + static_cast<size_t>(n)));
+      larger.append(contents);
+      WipeString(contents);
+      contents.swap(larger);
+    }
     contents.append(buffer, static_cast<size_t>(n));
   }
   if (secret) OPENSSL_cleanse(buffer, sizeof(buffer));

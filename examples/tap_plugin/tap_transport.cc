@@ -17,10 +17,24 @@ std::atomic<uint64_t> bytes_down{0}, bytes_up{0}, writes{0}, reads{0};
 // Wrapping transports own the layer below and listen to it; this one forwards everything.
 class TapTransport : public hublink::Transport, private hublink::TransportListener {
  public:
-  TapTransport(const tap::TapConfig& config, std::unique_ptr<hublink::Transport> lower)
-      : config_(config), lower_(std::move(lower)) {}
+  TapTransport(const tap::TapConfig& config, hublink::EventLoop& loop,
+               std::unique_ptr<hublink::Transport> lower)
+      : config_(config), loop_(loop), lower_(std::move(lower)) {}
 
   void Open(hublink::TransportListener* listener) override {
+    if (listener_ != nullptr) {
+      // A second Open() is API misuse. The layer below refuses it too and ends the connection,
+      // which reaches the first listener through OnClosed below: a pass-through layer gets that
+      // for free. A different second listener is ours to tell, from the loop (never from inside
+      // Open()); it captures no `this`, so it needs no WeakGuard.
+      if (listener != listener_) {
+        loop_.Post([listener] {
+          listener->OnClosed(absl::FailedPreconditionError("tap: Open() called twice"));
+        });
+      }
+      lower_->Open(this);
+      return;
+    }
     listener_ = listener;
     lower_->Open(this);
   }
@@ -60,6 +74,7 @@ class TapTransport : public hublink::Transport, private hublink::TransportListen
   }
 
   const tap::TapConfig config_;
+  hublink::EventLoop& loop_;
   std::unique_ptr<hublink::Transport> lower_;
   hublink::TransportListener* listener_ = nullptr;
 };
@@ -68,8 +83,9 @@ class ConfiguredTap : public hublink::ConfiguredTransport {
  public:
   explicit ConfiguredTap(tap::TapConfig config) : config_(std::move(config)) {}
   absl::StatusOr<std::unique_ptr<hublink::Transport>> Create(
-      hublink::ConnectContext&, std::unique_ptr<hublink::Transport> lower) override {
-    return std::unique_ptr<hublink::Transport>(new TapTransport(config_, std::move(lower)));
+      hublink::ConnectContext& context, std::unique_ptr<hublink::Transport> lower) override {
+    return std::unique_ptr<hublink::Transport>(
+        new TapTransport(config_, context.loop(), std::move(lower)));
   }
 
  private:

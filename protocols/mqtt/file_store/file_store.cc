@@ -471,13 +471,12 @@ absl::Status FileMessageStore::CreateSegment(uint64_t number, bool base, bool fo
   return absl::OkStatus();
 }
 
-absl::Status FileMessageStore::OpenActive(uint64_t number, uint64_t size) {
+absl::Status FileMessageStore::OpenActive(uint64_t number) {
   const int fd = open(SegmentPath(number).c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return IoError(errno, absl::StrCat(SegmentName(number), ": open"));
   if (active_fd_ >= 0) close(active_fd_);
   active_fd_ = fd;
   active_ = number;
-  (void)size;
   return absl::OkStatus();
 }
 
@@ -489,7 +488,7 @@ absl::Status FileMessageStore::Roll() {
   HUBLINK_RETURN_IF_ERROR(
       CreateSegment(number, /*base=*/segments_.empty(), /*force_sync=*/false, ""));
   Track(number, kHeaderBytes, encrypted_);
-  absl::Status status = OpenActive(number, kHeaderBytes);
+  absl::Status status = OpenActive(number);
   dirty_ = false;
   return status;
 }
@@ -562,7 +561,7 @@ absl::Status FileMessageStore::Compact() {
   // Always synced, whatever the mode: the old segments are deleted next.
   absl::Status status = CreateSegment(number, /*base=*/true, /*force_sync=*/true, records);
   if (status.ok()) {
-    status = OpenActive(number, kHeaderBytes + records.size());
+    status = OpenActive(number);
     // Appends would go on in an older segment, which replay puts before this base: undo it.
     if (!status.ok()) unlink(SegmentPath(number).c_str());
   }
@@ -707,8 +706,7 @@ absl::Status FileMessageStore::Recover() {
   if (start > 0 && sync_mode_ != FileStoreConfig::NONE) HUBLINK_RETURN_IF_ERROR(SyncDir());
 
   for (size_t i = start; i < numbers.size(); ++i) {
-    HUBLINK_ASSIGN_OR_RETURN(bool readable, ReplaySegment(numbers[i], i + 1 == numbers.size()));
-    (void)readable;
+    HUBLINK_RETURN_IF_ERROR(ReplaySegment(numbers[i]));
   }
 
   if (segments_.empty()) {
@@ -718,7 +716,7 @@ absl::Status FileMessageStore::Recover() {
     if (last.second.encrypted != encrypted_ || last.second.bytes >= options_.segment_bytes) {
       HUBLINK_RETURN_IF_ERROR(Roll());
     } else {
-      HUBLINK_RETURN_IF_ERROR(OpenActive(last.first, last.second.bytes));
+      HUBLINK_RETURN_IF_ERROR(OpenActive(last.first));
     }
   }
   last_sync_ = options_.now();
@@ -727,8 +725,7 @@ absl::Status FileMessageStore::Recover() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<bool> FileMessageStore::ReplaySegment(uint64_t number, bool last) {
-  (void)last;
+absl::Status FileMessageStore::ReplaySegment(uint64_t number) {
   const std::string name = SegmentName(number);
   const std::string path = SegmentPath(number);
   Fd fd;
@@ -761,7 +758,7 @@ absl::StatusOr<bool> FileMessageStore::ReplaySegment(uint64_t number, bool last)
                                  data.size(), " bytes)");
     Emit(event);
     unlink(path.c_str());
-    return false;
+    return absl::OkStatus();
   }
   const uint8_t flags = static_cast<uint8_t>(h[5]);
   const bool seg_encrypted = (flags & kFlagEncrypted) != 0;
@@ -897,7 +894,7 @@ absl::StatusOr<bool> FileMessageStore::ReplaySegment(uint64_t number, bool last)
     file_bytes_ -= dropped;
     segments_[number].bytes = offset;
   }
-  return true;
+  return absl::OkStatus();
 }
 
 absl::Status FileMessageStore::MakeRoom(const StoredMessage& message) {

@@ -196,8 +196,8 @@ class FileMessageStore : public MessageStore {
   absl::Status LoadKey(const FileStoreConfig& config);
   absl::Status Lock();
   absl::Status Recover();
-  // Replays one segment; false when its header is unreadable.
-  absl::StatusOr<bool> ReplaySegment(uint64_t number, bool last);
+  // Replays one segment (deleting it when its header is unreadable).
+  absl::Status ReplaySegment(uint64_t number);
   void ApplyAdd(StoredMessage message, uint64_t segment, uint64_t record_bytes);
   void ApplySetPhase(uint64_t seq, StoredMessage::Phase phase, uint16_t packet_id, uint64_t segment,
                      uint64_t record_bytes);
@@ -208,7 +208,7 @@ class FileMessageStore : public MessageStore {
   std::string SegmentPath(uint64_t number) const;
   std::string Header(uint64_t number, bool base) const;
   // Opens `number` (which exists) for appending at its end.
-  absl::Status OpenActive(uint64_t number, uint64_t size);
+  absl::Status OpenActive(uint64_t number);
   // Creates segment `number` holding a header (and `records`), via a temp file and rename; synced
   // (file and directory) unless the mode is NONE and not `force_sync`.
   absl::Status CreateSegment(uint64_t number, bool base, bool force_sync,

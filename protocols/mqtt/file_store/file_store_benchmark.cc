@@ -10,6 +10,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -55,6 +56,7 @@ double Run(MessageStore& store, int count, size_t payload_bytes) {
 
 int main(int argc, char** argv) {
   std::string dir;
+  bool own_dir = false;
   int count = 20000;
   int always_count = 2000;
   size_t payload = 100;
@@ -80,6 +82,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     dir = templ;
+    own_dir = true;
   }
   std::printf("dir %s, payload %zu bytes, window %d\n", dir.c_str(), payload, kWindow);
   {
@@ -117,5 +120,7 @@ int main(int argc, char** argv) {
     std::printf("%-28s %12.0f msgs/s  (%d messages, %llu fdatasyncs)\n", mode.name, rate,
                 mode.count, static_cast<unsigned long long>((*store)->sync_count()));
   }
+  std::error_code ignored;
+  if (own_dir) std::filesystem::remove_all(dir, ignored);
   return 0;
 }

@@ -1009,9 +1009,11 @@ void Session::OnKeepAliveTimer() {
   if (state_ != State::kUp || closing_) return;
   Scope scope(*this);
   absl::Time now = clock_->Now();
-  // Any byte received after our PINGREQ left counts as an answer; bytes received while it is still
-  // held back by backpressure do not: a broker that sends but does not read is no working link.
-  if (ping_outstanding_ && ping_written_ && last_received_ > ping_written_at_) {
+  // Any byte received after our PINGREQ left counts as an answer (a busy broker's PINGRESP may
+  // queue behind data). Not while it is held back by backpressure, nor while the transports still
+  // hold unsent bytes: a broker that sends but does not read is no working link.
+  size_t unsent = link_ != nullptr ? link_->BufferedBytes() : 0;
+  if (ping_outstanding_ && ping_written_ && last_received_ > ping_written_at_ && unsent == 0) {
     ping_outstanding_ = false;
   }
   if (ping_outstanding_) {
@@ -1024,6 +1026,13 @@ void Session::OnKeepAliveTimer() {
                          " ago is still waiting for the link to take it (keep-alive ",
                          absl::FormatDuration(options_.keep_alive), ", ping timeout ",
                          absl::FormatDuration(options_.ping_timeout), "); the link is dead")));
+      } else if (unsent > 0 && last_received_ > ping_written_at_) {
+        Fail(absl::DeadlineExceededError(
+            absl::StrCat("mqtt: no PINGRESP within ", absl::FormatDuration(options_.ping_timeout),
+                         " while ", unsent,
+                         " bytes we wrote are still waiting to leave: the broker sends but is not "
+                         "reading (keep-alive ",
+                         absl::FormatDuration(options_.keep_alive), "); the link is dead")));
       } else {
         Fail(absl::DeadlineExceededError(absl::StrCat(
             "mqtt: broker silent for ", absl::FormatDuration(now - last_received_),

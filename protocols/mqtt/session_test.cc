@@ -40,7 +40,7 @@ class FakeLink : public ProtocolLink {
     written.append(bytes.data(), bytes.size());
     return absl::OkStatus();
   }
-  size_t BufferedBytes() const override { return 0; }
+  size_t BufferedBytes() const override { return buffered; }
   void Close(const absl::Status& reason) override {
     if (!closed.has_value()) closed = reason;
   }
@@ -50,6 +50,7 @@ class FakeLink : public ProtocolLink {
   std::string written;
   absl::optional<absl::Status> closed;
   bool refuse_writes = false;
+  size_t buffered = 0;  // what BufferedBytes() reports: bytes not yet handed to the kernel
 };
 
 // What the session wrote, decoded the way a broker would.
@@ -756,6 +757,45 @@ TEST_F(SessionTest, KeepAliveDeclaresAPeerThatStopsReadingDeadWithoutSpinning) {
   EXPECT_EQ(link_->closed->code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_NE(link_->closed->message().find("PINGREQ"), std::string::npos) << *link_->closed;
   EXPECT_LE(clock_.firings(), 4);
+}
+
+// The same with a transport that still accepts writes into its buffer: the PINGREQ is "written"
+// but never leaves the buffer. Bytes from the broker prove it sends, not that it reads; without a
+// PINGRESP while our bytes are still queued, the link is dead at keep-alive + ping timeout.
+TEST_F(SessionTest, KeepAliveDeclaresAPeerThatStopsReadingDeadWhileItsBufferHoldsThePing) {
+  options_.keep_alive = absl::Seconds(10);
+  options_.ping_timeout = absl::Seconds(4);
+  Open();
+  Connack();
+  session().Subscribe("in", 0, nullptr, nullptr);
+  TakeSent();
+  link_->buffered = 1000;  // nothing drains
+  clock_.Advance(absl::Seconds(6));
+  ASSERT_EQ(TakeSent().size(), 1u);  // the PINGREQ, into the buffer
+  clock_.Advance(absl::Seconds(1));
+  Feed(Pub("in", "still talking", 0, 0));
+  clock_.Advance(absl::Seconds(3));
+  ASSERT_TRUE(link_->closed.has_value()) << "still not declared dead after keep-alive + timeout";
+  EXPECT_EQ(link_->closed->code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_NE(link_->closed->message().find("not reading"), std::string::npos) << *link_->closed;
+  EXPECT_LE(clock_.firings(), 3);
+}
+
+// Drained buffers: any byte after the PINGREQ still counts as an answer (a busy broker's PINGRESP
+// may queue behind data).
+TEST_F(SessionTest, AnyByteAfterTheDrainedPingreqCountsAsAnAnswer) {
+  options_.keep_alive = absl::Seconds(10);
+  options_.ping_timeout = absl::Seconds(4);
+  Open();
+  Connack();
+  session().Subscribe("in", 0, nullptr, nullptr);
+  TakeSent();
+  clock_.Advance(absl::Seconds(6));
+  ASSERT_EQ(TakeSent().size(), 1u);
+  clock_.Advance(absl::Seconds(1));
+  Feed(Pub("in", "busy", 0, 0));
+  clock_.Advance(absl::Seconds(3));
+  EXPECT_FALSE(link_->closed.has_value()) << *link_->closed;
 }
 
 TEST_F(SessionTest, PingreqHeldByBackpressureGoesOutWhenWritable) {

@@ -58,6 +58,14 @@ class MemoryTlsServer : public TransportListener {
     end_->Close();
   }
   void CloseWithoutCloseNotify() { end_->Close(); }
+  // Sends `plaintext` as one record with its last byte (inside the authentication tag) flipped.
+  void SendCorruptRecord(absl::string_view plaintext) {
+    SSL_write(ssl_.get(), plaintext.data(), static_cast<int>(plaintext.size()));
+    std::string out(BIO_ctrl_pending(network_.get()), '\0');
+    BIO_read(network_.get(), &out[0], static_cast<int>(out.size()));
+    out.back() ^= 0x01;
+    (void)end_->Write(out);
+  }
 
   void OnOpen() override {}
   void OnData(absl::string_view bytes) override {
@@ -443,6 +451,19 @@ TEST_P(TlsMemoryTest, PeerCloseWithoutCloseNotify) {
     EXPECT_EQ(l.closed->message(), "tls: connection closed in the middle of a TLS record");
     EXPECT_EQ(l.data, "HELLO\n");
   }
+}
+
+TEST_P(TlsMemoryTest, CorruptRecordIsDataLoss) {
+  auto tls = Configure(config_);
+  ASSERT_NE(tls, nullptr);
+  Link link = Connect(*tls);
+  RecordingListener& l = link.client->listener;
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return l.data.size() >= 6 || l.closed; }));
+  link.server->SendCorruptRecord("tampered with on the way");
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return l.closed.has_value(); }));
+  EXPECT_EQ(l.closed->code(), absl::StatusCode::kDataLoss) << *l.closed;
+  EXPECT_TRUE(absl::StartsWith(l.closed->message(), "tls: connection failed: ")) << *l.closed;
+  EXPECT_EQ(l.data, "HELLO\n") << "no byte of the corrupt record was handed up";
 }
 
 TEST_P(TlsMemoryTest, HostnameMismatchIsRefusedWithTheNames) {

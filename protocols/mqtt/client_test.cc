@@ -2,7 +2,10 @@
 // broker restarts under load, a frozen broker, and refused credentials.
 #include "protocols/mqtt/client.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -920,6 +923,77 @@ TEST(ClientTest, OversizeMessageRedeliveredForeverMakesTheClientGiveUp) {
   EXPECT_NE(gave_up.reason.message().find("PUBLISH to \"big/t\" of 1012 bytes"), std::string::npos)
       << gave_up.reason;
   EXPECT_FALSE(small->connected());
+}
+
+// Issue 11 #6 end to end, over real TCP: a "broker" that answers CONNACK, then never reads again
+// but keeps sending. Once every buffer is full, the client must declare it dead at keep-alive +
+// ping timeout (virtual time), not spin and not take its messages for PINGRESPs.
+TEST(ClientTest, ABrokerThatSendsButStopsReadingIsDeclaredDead) {
+  absl::StatusOr<testing::LoopbackListener> listener = testing::ListenOnLoopback();
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  int small = 4096;
+  setsockopt(listener->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  fcntl(listener->fd, F_SETFL, fcntl(listener->fd, F_GETFL) | O_NONBLOCK);
+  std::string text = absl::StrCat(
+      "endpoint { host: \"127.0.0.1\" port: ", listener->port, " }\n",
+      "transports { name: \"tcp\" typed_config { "
+      "[type.googleapis.com/hublink.transports.TcpConfig] "
+      "{ max_buffered_bytes: 262144 high_water_bytes: 65536 } } }\n",
+      "protocol { name: \"mqtt\" typed_config { [type.googleapis.com/hublink.protocols.MqttConfig] "
+      "{ client_id: \"stuck\" keep_alive { seconds: 10 } ping_timeout { seconds: 4 } } } }\n");
+  absl::StatusOr<Pipeline> config = ParsePipelineText(text, "test");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto resolved = ResolvedPipeline::Resolve(*config, TestRegistry());
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  DrivenClient c(std::move(resolved).value());
+  int got = 0;
+  c.client().Subscribe("in", 0, [&](const mqtt::Message&) { ++got; });
+  c.client().Connect();
+  int fd = -1;
+  ASSERT_TRUE(c.RunUntil([&] {
+    fd = accept4(listener->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    return fd >= 0;
+  }));
+  std::string connect_bytes;
+  ASSERT_TRUE(c.RunUntil([&] {
+    char buf[512];
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n > 0) connect_bytes.append(buf, n);
+    return connect_bytes.size() >= 2 && connect_bytes.size() >= 2u + connect_bytes[1];
+  }));
+  ASSERT_EQ(write(fd, "\x20\x02\x00\x00", 4), 4);  // CONNACK; from now on nothing is read
+  ASSERT_TRUE(c.WaitFor(ConnectionEvent::Kind::kConnected));
+  // Fill the kernel's buffers and the transport's: until a QoS 0 publish is no longer handed over.
+  const std::string payload(16 << 10, 'x');
+  bool refused = false;
+  for (int i = 0; i < 4000 && !refused; ++i) {
+    bool handed = false;
+    c.client().Publish("out", payload, 0, false, [&](const absl::Status&) { handed = true; });
+    refused = !handed;
+    c.loop().RunOnce(absl::ZeroDuration());
+  }
+  ASSERT_TRUE(refused) << "the buffers never filled";
+  // The broker keeps sending (a QoS 0 message to "in") while its reading stays stopped.
+  c.clock().Advance(absl::Seconds(7));
+  const char publish[] = {0x30, 0x06, 0x00, 0x02, 'i', 'n', 'h', 'i'};
+  ASSERT_EQ(write(fd, publish, sizeof(publish)), static_cast<ssize_t>(sizeof(publish)));
+  ASSERT_TRUE(c.RunUntil([&] { return got == 1; }));
+  c.clock().Advance(absl::Seconds(2));
+  c.loop().RunOnce(absl::ZeroDuration());
+  EXPECT_EQ(c.Count(ConnectionEvent::Kind::kLost), 0) << "dead before keep-alive + ping timeout";
+  long firings = c.clock().firings();
+  c.clock().Advance(absl::Seconds(1));
+  ASSERT_TRUE(c.WaitFor(ConnectionEvent::Kind::kLost)) << "never declared dead";
+  EXPECT_FALSE(c.clock().runaway());
+  EXPECT_LE(c.clock().firings() - firings, 2);
+  for (const auto& e : c.events()) {
+    if (e.first.kind != ConnectionEvent::Kind::kLost) continue;
+    EXPECT_EQ(e.first.reason.code(), absl::StatusCode::kDeadlineExceeded) << e.first.reason;
+    EXPECT_NE(e.first.reason.message().find("not reading"), std::string::npos) << e.first.reason;
+  }
+  EXPECT_LE(c.clock().firings(), 6);
+  close(fd);
+  close(listener->fd);
 }
 
 TEST(ClientTest, PublishesFromSeveralThreadsKeepEachThreadsOrder) {

@@ -738,6 +738,9 @@ TEST(ClientTest, UnsubscribeAndSubackFailure) {
   auto client = MakeClient(MakePipeline(broker->port(), R"(client_id: "acl")"), nullptr);
   std::atomic<int> got{0};
   auto allowed = client->Subscribe("allowed/x", 1, [&](const mqtt::Message&) { ++got; });
+  std::atomic<int> sentinels{0};
+  auto sentinel =
+      client->Subscribe("allowed/sentinel", 1, [&](const mqtt::Message&) { ++sentinels; });
   auto refused = client->Subscribe("secret/#", 1, [&](const mqtt::Message&) {});
   client->Connect();
   EXPECT_TRUE(Await(allowed).ok());
@@ -748,7 +751,11 @@ TEST(ClientTest, UnsubscribeAndSubackFailure) {
   EXPECT_TRUE(WaitUntil([&] { return got.load() == 1; }, absl::Seconds(5)));
   EXPECT_TRUE(Await(client->Unsubscribe("allowed/x")).ok());
   EXPECT_TRUE(Await(client->Publish("allowed/x", "2", 1)).ok());
-  absl::SleepFor(absl::Milliseconds(200));
+  // No sleep: a message published after it on a topic still subscribed arrives after it would
+  // have (the broker keeps one publisher's order per subscriber).
+  EXPECT_TRUE(Await(sentinel).ok());
+  EXPECT_TRUE(Await(client->Publish("allowed/sentinel", "s", 1)).ok());
+  EXPECT_TRUE(WaitUntil([&] { return sentinels.load() == 1; }, absl::Seconds(5)));
   EXPECT_EQ(got.load(), 1);
 }
 

@@ -34,8 +34,8 @@
 // Sync modes (FileStoreConfig.sync): ALWAYS: Add and SetPhase return after fdatasync (Remove and
 // Clear are written at once but synced with the next Add/SetPhase/Flush: a Remove lost to a power
 // cut re-sends a QoS 1 message, which at-least-once allows). BATCH: fdatasync when batch_interval
-// has passed since the last one, at the next write or Flush(). NONE: no fdatasync (compaction still
-// syncs its new segment before deleting the old ones).
+// has passed since the last one, at the next write or Flush() (and when a full segment is sealed).
+// NONE: no fdatasync (compaction still syncs its new segment before deleting the old ones).
 //
 // Errors (docs/errors.md): a full disk or quota (ENOSPC, EDQUOT, EFBIG) is kResourceExhausted; EIO
 // is kUnavailable (the storage failed or went away: like an unreachable peer, worth a retry, e.g.

@@ -395,6 +395,7 @@ class Analyzer {
           }
           if (lost != nullptr) {
             r.detection_s.push_back(absl::ToDoubleSeconds(lost->t - f.start));
+            r.detection_by_kind[f.kind].push_back(r.detection_s.back());
           } else {
             r.problems.push_back(absl::StrCat("the ", kRoles[role], " did not notice ", f.name,
                                               " (", At(f.start), ", ", Secs(f.end - f.start),
@@ -422,6 +423,7 @@ class Analyzer {
         }
         r.recovery_s.push_back(
             absl::ToDoubleSeconds(std::max(absl::ZeroDuration(), back->t - f.end)));
+        r.recovery_by_kind[f.kind].push_back(r.recovery_s.back());
         if (i + 1 < timeline_.size() && back->t > timeline_[i + 1].start) {
           r.notes.push_back(absl::StrCat("the ", kRoles[role], " was back after ", f.name,
                                          " only at ", At(back->t), ", after ",
@@ -506,10 +508,46 @@ std::string Report(const SoakOptions& options, const Plan& plan, const SoakRepor
           r.cpu_s, verdict);
     }
   }
+  // By fault kind, every transport together.
+  out += "\nBy fault (all transports; s, p50 / max over connections):\n\n| fault | ";
+  std::vector<std::string> columns;
+  for (const std::string& library : options.libraries) {
+    columns.push_back(absl::StrCat(library, " detection"));
+    columns.push_back(absl::StrCat(library, " fault end → CONNACK"));
+  }
+  out += absl::StrJoin(columns, " | ") + " |\n|" +
+         absl::StrJoin(std::vector<std::string>(columns.size() + 1, " --- "), "|") + "|\n";
+  std::vector<std::string> kinds;
+  for (const SoakFault& f : report.timeline) {
+    if (std::find(kinds.begin(), kinds.end(), f.kind) == kinds.end()) kinds.push_back(f.kind);
+  }
+  for (const std::string& kind : kinds) {
+    std::vector<std::string> cells = {kind};
+    for (const std::string& library : options.libraries) {
+      std::vector<double> detection, recovery;
+      for (const SoakClientResult& r : report.clients) {
+        if (r.library != library) continue;
+        auto d = r.detection_by_kind.find(kind);
+        if (d != r.detection_by_kind.end()) {
+          detection.insert(detection.end(), d->second.begin(), d->second.end());
+        }
+        auto c = r.recovery_by_kind.find(kind);
+        if (c != r.recovery_by_kind.end()) {
+          recovery.insert(recovery.end(), c->second.begin(), c->second.end());
+        }
+      }
+      cells.push_back(Silent(kind) ? P50Max(detection) : "");
+      cells.push_back(recovery.empty() ? "stayed connected" : P50Max(recovery));
+    }
+    out += absl::StrCat("| ", absl::StrJoin(cells, " | "), " |\n");
+  }
   absl::StrAppendFormat(&out,
                         "\nDetection: fault start → the client's \"lost\" event, over blackholes, "
                         "read stalls and the SIGSTOP, for each connection up when it began "
-                        "(bound: keep-alive + ping timeout = %.1f s).\n",
+                        "(hublink's bound: keep-alive + ping timeout = %.1f s; \"> bound\" "
+                        "marks a maximum above it). Fault end → CONNACK: for each connection the "
+                        "fault took down, from the fault's end (the broker listening again, for a "
+                        "restart) to its next CONNACK.\n",
                         bound);
   bool any = false;
   for (const SoakClientResult& r : report.clients) {

@@ -8,6 +8,7 @@
 #define HUBLINK_BENCH_SOAK_DRIVER_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -51,7 +52,9 @@ struct SoakClientResult {
   int64_t unacked = 0;              // published, never completed
   std::vector<double> detection_s;  // silent faults x {pub, sub} connected at the fault's start
   std::vector<double> recovery_s;   // fault end -> next CONNACK, for each role the fault took down
-  int lost_connections = 0;         // "lost" events over the run
+  // The same, by fault kind ("blackhole", "restart", ...).
+  std::map<std::string, std::vector<double>> detection_by_kind, recovery_by_kind;
+  int lost_connections = 0;           // "lost" events over the run
   std::vector<std::string> problems;  // lost messages, missed detections, never back, hangs
   std::vector<std::string> notes;     // informational (late recovery, duplicates by fault)
   int64_t rss_kib[2] = {0, 0}, fds[2] = {0, 0};  // ready, end

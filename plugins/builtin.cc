@@ -3,6 +3,8 @@
 #include "auth/hmac/hmac_signer.h"
 #include "auth/rsa/rsa_signer.h"
 #include "protocols/mqtt/mqtt_protocol.h"
+#include "transports/http_connect/http_connect_transport.h"
+#include "transports/socks5/socks5_transport.h"
 #include "transports/tcp/tcp_transport.h"
 #include "transports/tls/tls_transport.h"
 #include "transports/websocket/websocket_transport.h"
@@ -13,6 +15,8 @@ void RegisterBuiltinPlugins(Registry::Builder& builder) {
   RegisterTcpTransport(builder);
   RegisterTlsTransport(builder);
   RegisterWebSocketTransport(builder);
+  RegisterHttpConnectTransport(builder);
+  RegisterSocks5Transport(builder);
   RegisterMqttProtocol(builder);
   RegisterHmacSigner(builder);
   RegisterRsaSigner(builder);

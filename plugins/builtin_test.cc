@@ -10,12 +10,15 @@ TEST(BuiltinTest, EveryBuiltinPluginIsRegisteredOnce) {
   RegisterBuiltinPlugins(builder);
   absl::StatusOr<Registry> registry = std::move(builder).Build();
   ASSERT_TRUE(registry.ok()) << registry.status();
-  EXPECT_EQ(registry->TransportNames(), (std::vector<std::string>{"tcp", "tls", "websocket"}));
+  EXPECT_EQ(registry->TransportNames(),
+            (std::vector<std::string>{"http_connect", "socks5", "tcp", "tls", "websocket"}));
   EXPECT_EQ(registry->ProtocolNames(), (std::vector<std::string>{"mqtt"}));
   EXPECT_EQ(registry->SignerNames(), (std::vector<std::string>{"hmac", "rsa"}));
   EXPECT_EQ((*registry->FindTransport("tcp"))->kind(), TransportFactory::Kind::kBase);
   EXPECT_EQ((*registry->FindTransport("tls"))->kind(), TransportFactory::Kind::kWrapping);
   EXPECT_EQ((*registry->FindTransport("websocket"))->kind(), TransportFactory::Kind::kWrapping);
+  EXPECT_EQ((*registry->FindTransport("http_connect"))->kind(), TransportFactory::Kind::kWrapping);
+  EXPECT_EQ((*registry->FindTransport("socks5"))->kind(), TransportFactory::Kind::kWrapping);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@ PACKAGES=(
   libssl-dev                 # system OpenSSL 3 headers: the local hub's plugin runs inside mosquitto
   python3-paho-mqtt          # independent MQTT-over-WebSocket client in the local hub's tests
   clang-14 libclang-rt-14-dev  # sanitizers and libFuzzer
+  tinyproxy squid apache2-utils microsocks  # real HTTP CONNECT and SOCKS5 proxies for the proxy transports' tests (htpasswd for squid's Basic auth)
   clang-format
   python3
 )

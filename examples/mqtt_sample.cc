@@ -108,7 +108,8 @@ int main(int argc, char** argv) {
     HLOG(ERROR) << registry.status().message();
     return 1;
   }
-  auto resolved = hublink::ResolvedPipeline::Resolve(*pipeline, *registry, connection.device_info);
+  auto resolved = hublink::ResolvedPipeline::Resolve(*pipeline, *registry,
+                                                     hublink::cli::PipelineSource(connection));
   if (!resolved.ok()) {
     HLOG(ERROR) << resolved.status().message();
     return 1;

@@ -95,6 +95,12 @@ void ConnectionFlags::Register(FlagParser& parser) {
                 "seconds each Tencent signature stays valid (default: never expires, as the SDK)");
 }
 
+std::string PipelineSource(const ConnectionFlags& flags) {
+  if (!flags.pipeline.empty()) return flags.pipeline;
+  if (!flags.device_info.empty()) return flags.device_info;
+  return "command-line flags";
+}
+
 absl::StatusOr<Pipeline> BuildPipeline(const ConnectionFlags& flags, tencent::DeviceInfo* device) {
   if (!flags.pipeline.empty() && !flags.device_info.empty()) {
     return absl::InvalidArgumentError("give --pipeline or --device_info, not both");

@@ -45,6 +45,10 @@ struct ConnectionFlags {
 absl::StatusOr<Pipeline> BuildPipeline(const ConnectionFlags& flags,
                                        tencent::DeviceInfo* device = nullptr);
 
+// The name every error about the pipeline carries: the --pipeline file, the --device_info file it
+// was made from, or "command-line flags".
+std::string PipelineSource(const ConnectionFlags& flags);
+
 // Writes `pipeline` as text format to `destination`, or to `stdout_stream` when it is "-" (what
 // --dump_pipeline does in every tool). kPermissionDenied names the path it could not write.
 absl::Status WritePipeline(const Pipeline& pipeline, const std::string& destination,

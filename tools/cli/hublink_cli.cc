@@ -12,6 +12,7 @@
 #include "auth/tencent_credentials.h"
 #include "plugins/builtin.h"
 #include "plugins/pipeline.h"
+#include "plugins/status_macros.h"
 #include "protocols/mqtt/client.h"
 #include "tools/cli/connection_flags.h"
 #include "tools/cli/flags.h"
@@ -98,9 +99,14 @@ int Fail(std::ostream& err, absl::string_view command, const absl::Status& statu
   return 1;
 }
 
-absl::StatusOr<std::unique_ptr<Client>> MakeClient(const Pipeline& pipeline,
+absl::StatusOr<std::unique_ptr<Client>> MakeClient(const CommandFlags& flags,
+                                                   const Pipeline& pipeline,
                                                    const Registry& registry, Watch& watch,
                                                    std::ostream& err) {
+  // Resolved here rather than by Client::Create, so that errors name the file, not "pipeline".
+  HUBLINK_ASSIGN_OR_RETURN(
+      std::unique_ptr<ResolvedPipeline> resolved,
+      ResolvedPipeline::Resolve(pipeline, registry, PipelineSource(flags.connection)));
   Client::Options options;
   options.on_event = [&watch, &err](const ConnectionEvent& event) {
     watch.OnEvent(event, err);
@@ -110,7 +116,8 @@ absl::StatusOr<std::unique_ptr<Client>> MakeClient(const Pipeline& pipeline,
     absl::MutexLock lock(&watch.mutex());
     err << "hublink: " << layer << ": " << detail << "\n";
   };
-  return Client::Create(pipeline, registry, std::move(options));
+  return Client::Create(std::shared_ptr<const ResolvedPipeline>(std::move(resolved)),
+                        std::move(options));
 }
 
 int Publish(const CommandFlags& flags, const Pipeline& pipeline, const Registry& registry,
@@ -123,7 +130,7 @@ int Publish(const CommandFlags& flags, const Pipeline& pipeline, const Registry&
   const int count = flags.count > 0 ? flags.count : 1;
   int completed = 0;
   absl::Status first_error;
-  auto client = MakeClient(pipeline, registry, watch, err);
+  auto client = MakeClient(flags, pipeline, registry, watch, err);
   if (!client.ok()) return Fail(err, "pub", client.status());
   (*client)->Connect();
   for (int i = 0; i < count; ++i) {
@@ -161,7 +168,7 @@ int Subscribe(const CommandFlags& flags, const Pipeline& pipeline, const Registr
   if (flags.topics.empty()) return Fail(err, "sub", absl::InvalidArgumentError("--topic: missing"));
   Watch watch;  // before the client, which calls back into it until destroyed
   int received = 0;
-  auto client = MakeClient(pipeline, registry, watch, err);
+  auto client = MakeClient(flags, pipeline, registry, watch, err);
   if (!client.ok()) return Fail(err, "sub", client.status());
   for (const std::string& topic : flags.topics) {
     (*client)->Subscribe(
@@ -203,7 +210,7 @@ int Subscribe(const CommandFlags& flags, const Pipeline& pipeline, const Registr
 
 int Sign(const CommandFlags& flags, const Pipeline& pipeline, const Registry& registry,
          std::ostream& out, std::ostream& err) {
-  auto resolved = ResolvedPipeline::Resolve(pipeline, registry, "pipeline");
+  auto resolved = ResolvedPipeline::Resolve(pipeline, registry, PipelineSource(flags.connection));
   if (!resolved.ok()) return Fail(err, "sign", resolved.status());
   Signer* signer = (*resolved)->signer();
   if (signer == nullptr) {

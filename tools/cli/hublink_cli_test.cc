@@ -142,6 +142,30 @@ TEST(HublinkCliTest, AFlagOfAnotherCommandIsAUsageError) {
   EXPECT_TRUE(absl::StrContains(run.err, "unknown flag --message")) << run.err;
 }
 
+// Semantic errors (found when the pipeline is resolved, after it parsed) name the file they are in,
+// not a default "pipeline:", through every command.
+TEST(HublinkCliTest, PipelineErrorsNameTheFile) {
+  std::string path = absl::StrCat(testing::TempDir(), "/typo.textproto");
+  ASSERT_TRUE(testing::WriteFile(path, R"pb(
+                endpoint { host: "127.0.0.1" port: 1883 }
+                transports { name: "tcp" }
+                transports { name: "websockt" }
+                protocol { name: "mqtt" })pb")
+                  .ok());
+  const std::vector<std::vector<std::string>> runs = {
+      {"pub", "--pipeline=" + path, "--topic=t", "--message=m"},
+      {"sub", "--pipeline=" + path, "--topic=t"},
+      {"sign", "--pipeline=" + path}};
+  for (const std::vector<std::string>& args : runs) {
+    const std::string& command = args[0];
+    CliRun run = Hublink(args);
+    EXPECT_EQ(run.code, 1) << command;
+    EXPECT_TRUE(absl::StrContains(
+        run.err, absl::StrCat("hublink ", command, ": ", path, ": transports[1] (\"websockt\")")))
+        << command << ": " << run.err;
+  }
+}
+
 class HublinkBrokerTest : public ::testing::Test {
  protected:
   void SetUp() override {

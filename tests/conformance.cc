@@ -186,29 +186,6 @@ void Settle(EventLoop& loop) {
   }
 }
 
-// Connections to a listener whose accept queue is full, so that it drops further SYNs: a connect
-// to it then neither succeeds nor fails. Closed on destruction.
-class BacklogFillers {
- public:
-  explicit BacklogFillers(int port) {
-    for (int i = 0; i < 4; ++i) {
-      int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-      sockaddr_in addr{};
-      addr.sin_family = AF_INET;
-      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      addr.sin_port = htons(port);
-      connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-      fds_.push_back(fd);
-    }
-  }
-  ~BacklogFillers() {
-    for (int fd : fds_) close(fd);
-  }
-
- private:
-  std::vector<int> fds_;
-};
-
 // One connection through the stack under test, driven on a private loop.
 class Harness {
  public:

@@ -86,6 +86,22 @@ absl::StatusOr<LoopbackListener> ListenOnLoopback(int backlog, bool ipv6) {
   return LoopbackListener{fd, port};
 }
 
+BacklogFillers::BacklogFillers(int port) {
+  for (int i = 0; i < 4; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    fds_.push_back(fd);
+  }
+}
+
+BacklogFillers::~BacklogFillers() {
+  for (int fd : fds_) close(fd);
+}
+
 absl::StatusOr<int> PickFreePort() {
   absl::StatusOr<LoopbackListener> listener = ListenOnLoopback(1);
   if (!listener.ok()) return listener.status();

@@ -55,6 +55,20 @@ struct LoopbackListener {
 };
 absl::StatusOr<LoopbackListener> ListenOnLoopback(int backlog = 16, bool ipv6 = false);
 
+// Connections that fill a loopback listener's accept queue (a listener with a small backlog that
+// never accepts), so that it drops further SYNs: a connect to it then neither succeeds nor fails.
+// Closed on destruction.
+class BacklogFillers {
+ public:
+  explicit BacklogFillers(int port);
+  ~BacklogFillers();
+  BacklogFillers(const BacklogFillers&) = delete;
+  BacklogFillers& operator=(const BacklogFillers&) = delete;
+
+ private:
+  std::vector<int> fds_;
+};
+
 // A loopback port that was free a moment ago (bind to port 0, read it, close). For peers that
 // cannot be told to bind port 0 themselves.
 absl::StatusOr<int> PickFreePort();

@@ -102,29 +102,6 @@ TEST_F(TcpTransportTest, RefusedPortNamesEndpointAndCause) {
             absl::StrCat("tcp: 127.0.0.1:", port, ": connection refused"));
 }
 
-// Connections that fill a listener's accept queue, so that it drops further SYNs: a connect to it
-// then neither succeeds nor fails. Closed on destruction.
-class BacklogFillers {
- public:
-  explicit BacklogFillers(int port) {
-    for (int i = 0; i < 4; ++i) {
-      int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-      sockaddr_in addr{};
-      addr.sin_family = AF_INET;
-      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      addr.sin_port = htons(port);
-      connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-      fds_.push_back(fd);
-    }
-  }
-  ~BacklogFillers() {
-    for (int fd : fds_) close(fd);
-  }
-
- private:
-  std::vector<int> fds_;
-};
-
 TEST_F(TcpTransportTest, PolicyConnectTimeoutAppliesWhenTheConfigHasNone) {
   Listener full(0);
   ASSERT_TRUE(full.ok());

@@ -10,7 +10,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "plugins/log.h"
+#include "plugins/status_macros.h"
 #include "plugins/weak_guard.h"
+#include "protocols/mqtt/file_store/file_store.h"
 
 namespace hublink {
 namespace {
@@ -96,7 +98,7 @@ std::string DescribeConnectionEvent(const ConnectionEvent& event) {
   return text;
 }
 
-class Client::Impl : public mqtt::SessionObserver {
+class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSink {
  public:
   Impl(std::shared_ptr<const ResolvedPipeline> pipeline, Options options, EventLoop& loop,
        std::unique_ptr<Protocol> protocol, mqtt::Session* session)
@@ -132,6 +134,49 @@ class Client::Impl : public mqtt::SessionObserver {
     // Teardown() ran already (loop thread); these are only for a loop that never ran.
     FailHandedOff();
     session_->set_observer(nullptr);
+    loop_clock_.Cancel(flush_timer_);
+  }
+
+  // Opens MqttConfig.store.file and hands it to the session (Create, before the loop runs).
+  absl::Status OpenStore() {
+    const auto& config = session_->options().file_store;
+    if (!config.has_value()) return absl::OkStatus();
+    absl::StatusOr<std::unique_ptr<mqtt::FileMessageStore>> store =
+        mqtt::FileMessageStore::Open(*config, this);
+    if (!store.ok()) return store.status();
+    mqtt::FileMessageStore* raw = store->get();
+    HUBLINK_RETURN_IF_ERROR(session_->ReplaceStore(std::move(store).value()));
+    file_store_ = raw;
+    if (raw->size() > 0) {
+      HLOG(INFO) << "client: store " << raw->path() << ": " << raw->size()
+                 << " messages recovered; they go out after CONNACK";
+    }
+    return absl::OkStatus();
+  }
+
+  // mqtt::FileStoreEventSink: from inside the store's call (loop thread, or Create's thread for
+  // recovery events).
+  void OnFileStoreEvent(const mqtt::FileStoreEvent& event) override {
+    if (event.kind == mqtt::FileStoreEvent::Kind::kCompacted) {
+      HLOG(INFO) << "client: " << event.message;
+    } else {
+      HLOG(WARNING) << "client: " << event.message;
+    }
+    if (options_.on_store_event) options_.on_store_event(event);
+  }
+
+  // BATCH: makes sure Flush() runs at the store's NextFlush(). Loop thread.
+  void ArmFlush() {
+    if (file_store_ == nullptr || flush_timer_ != 0) return;
+    absl::Time next = file_store_->NextFlush();
+    if (next == absl::InfiniteFuture()) return;
+    flush_timer_ = loop_clock_.RunAt(next, guard_.Wrap([this] {
+      flush_timer_ = 0;
+      if (file_store_ == nullptr) return;
+      absl::Status flushed = file_store_->Flush();  // a failure is also a kSyncFailed event
+      if (!flushed.ok()) HLOG(WARNING) << "client: store flush: " << flushed;
+      ArmFlush();
+    }));
   }
 
   EventLoop& loop() { return loop_; }
@@ -216,6 +261,7 @@ class Client::Impl : public mqtt::SessionObserver {
       return;
     }
     session_->Publish(topic, payload, static_cast<uint8_t>(qos), retain, std::move(done));
+    ArmFlush();
   }
 
   void Subscribe(std::string filter, int qos, mqtt::MessageHandler handler, mqtt::Completion done) {
@@ -308,7 +354,17 @@ class Client::Impl : public mqtt::SessionObserver {
     graveyard_.clear();
     connected_ = false;
     state_ = State::kIdle;
-    session_->FailPending(ClientGone());
+    loop_clock_.Cancel(flush_timer_);
+    flush_timer_ = 0;
+    // A durable store keeps what it holds for the next client on it; the completions still end.
+    session_->FailPending(
+        file_store_ != nullptr
+            ? absl::CancelledError(absl::StrCat(
+                  "client: destroyed before the operation completed; the message stays in the "
+                  "store ",
+                  file_store_->path(), " for the next client on it"))
+            : ClientGone(),
+        /*keep_stored=*/file_store_ != nullptr);
     auto waiters = std::move(disconnect_waiters_);
     for (auto& done : waiters) done(absl::OkStatus());
   }
@@ -622,6 +678,8 @@ class Client::Impl : public mqtt::SessionObserver {
   absl::Time up_since_;
   std::mt19937_64 rng_;
   std::vector<mqtt::Completion> disconnect_waiters_;
+  mqtt::FileMessageStore* file_store_ = nullptr;  // owned by the session; null: in memory
+  mqtt::Clock::TimerId flush_timer_ = 0;          // BATCH flush, on the loop's clock
   WeakGuard guard_;
 
  public:
@@ -654,6 +712,8 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(
   }
   auto impl = std::make_shared<Impl>(std::move(pipeline), std::move(options), *loop,
                                      std::move(protocol).value(), session);
+  absl::Status store = impl->OpenStore();
+  if (!store.ok()) return store;
   if (owned_loop != nullptr) {
     impl->owned_loop = std::move(owned_loop);
     EventLoop* raw = impl->owned_loop.get();

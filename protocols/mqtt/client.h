@@ -49,6 +49,9 @@
 #include "protocols/mqtt/session.h"
 
 namespace hublink {
+namespace mqtt {
+struct FileStoreEvent;  // protocols/mqtt/file_store/file_store.h
+}  // namespace mqtt
 
 struct ConnectionEvent {
   enum class Kind {
@@ -96,8 +99,18 @@ class Client {
     // timers; it must outlive the client and be driven on the loop thread. Transports keep their
     // own timeouts on the loop.
     mqtt::Clock* clock = nullptr;
+    // With MqttConfig.store.file: the durable store's health (include
+    // protocols/mqtt/file_store/file_store.h): kRecordsDropped / kSegmentDropped at recovery (these
+    // arrive during Create, on the calling thread), kStoreFull, kMessageDropped (DROP_OLDEST made
+    // room; that publish completes with kResourceExhausted), kWriteFailed, kSyncFailed (also from
+    // the BATCH flush timer), kCompacted; later ones on the loop thread. Every event is logged
+    // (kCompacted at INFO, the others at WARNING) whether or not this is set.
+    std::function<void(const mqtt::FileStoreEvent&)> on_store_event;
   };
 
+  // With MqttConfig.store.file the durable store is opened here and everything it holds is sent
+  // after the first CONNACK, in its original order; an error opening it (e.g. kFailedPrecondition:
+  // another process holds its lock) fails Create with that status.
   static absl::StatusOr<std::unique_ptr<Client>> Create(
       std::shared_ptr<const ResolvedPipeline> pipeline, Options options);
   static absl::StatusOr<std::unique_ptr<Client>> Create(

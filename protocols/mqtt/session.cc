@@ -83,6 +83,10 @@ absl::StatusOr<SessionOptions> SessionOptionsFromConfig(const protocols::MqttCon
     o.will = Will{config.will().topic(), config.will().payload(),
                   static_cast<uint8_t>(config.will().qos()), config.will().retain()};
   }
+  if (config.has_store() && config.store().has_file()) {
+    if (config.store().file().path().empty()) return invalid("store.file.path", "required");
+    o.file_store = config.store().file();
+  }
   return o;
 }
 
@@ -164,13 +168,45 @@ void Session::Recover() {
     if (m == nullptr) continue;
     next_seq_ = std::max(next_seq_, seq + 1);
     if (m->phase == StoredMessage::Phase::kQueued || m->packet_id == 0) {
-      queued_.push_back(seq);
+      queued_.push_back({seq, m->bytes()});
       queued_bytes_ += m->bytes();
     } else {
       inflight_[seq] = m->packet_id;
       outgoing_ids_[m->packet_id] = seq;
       if (m->phase == StoredMessage::Phase::kAwaitingComp) released_.insert(seq);
     }
+  }
+}
+
+absl::Status Session::ReplaceStore(std::unique_ptr<MessageStore> store) {
+  if (link_ != nullptr || link_generation_ != 0 || !completions_.empty() || !queued_.empty() ||
+      !inflight_.empty() || store_->size() != 0) {
+    return absl::FailedPreconditionError(
+        "mqtt: the store can only be replaced before the session was used");
+  }
+  store_ = std::move(store);
+  next_seq_ = 1;
+  Recover();
+  return absl::OkStatus();
+}
+
+void Session::ReapDropped() {
+  size_t tracked = queued_.size() + inflight_.size();
+  size_t held = store_->size();
+  if (held >= tracked) return;
+  size_t missing = tracked - held;
+  for (auto it = queued_.begin(); it != queued_.end() && missing > 0;) {
+    if (store_->Find(it->seq) != nullptr) {
+      ++it;
+      continue;
+    }
+    queued_bytes_ -= it->bytes;
+    uint64_t seq = it->seq;
+    it = queued_.erase(it);
+    --missing;
+    Complete(seq, absl::ResourceExhaustedError(
+                      "mqtt: message dropped by the store's overflow policy (the oldest queued) to "
+                      "make room"));
   }
 }
 
@@ -554,7 +590,7 @@ absl::Status Session::HandleConnack(const Packet& packet) {
     // delivers on PUBREL (mosquitto) may or may not have delivered it before it dropped the
     // session. Re-sending it could deliver it twice; it ends with kAborted: outcome unknown.
     incoming_qos2_.clear();
-    std::vector<uint64_t> requeue;
+    std::vector<Queued> requeue;
     std::vector<std::pair<uint64_t, absl::Status>> ended;
     for (const auto& entry : inflight_) {
       uint64_t seq = entry.first;
@@ -579,7 +615,7 @@ absl::Status Session::HandleConnack(const Packet& packet) {
         continue;
       }
       queued_bytes_ += bytes;
-      requeue.push_back(seq);
+      requeue.push_back({seq, bytes});
     }
     inflight_.clear();
     outgoing_ids_.clear();
@@ -772,14 +808,19 @@ void Session::Pump() {
   }
   while (!queued_.empty()) {
     if (state_ != State::kUp || closing_) return;
-    uint64_t seq = queued_.front();
+    uint64_t seq = queued_.front().seq;
+    size_t bytes = queued_.front().bytes;
     const StoredMessage* m = store_->Find(seq);
     if (m == nullptr) {
+      // The store dropped it (its own overflow policy) after we last looked.
       queued_.pop_front();
+      queued_bytes_ -= bytes;
+      Complete(seq, absl::ResourceExhaustedError(
+                        "mqtt: message dropped by the store's overflow policy (the oldest queued) "
+                        "to make room"));
       continue;
     }
     uint8_t qos = m->qos;
-    size_t bytes = m->bytes();
     if (qos > 0 && outgoing_ids_.size() >= options_.max_inflight) return;
     uint16_t id = 0;
     if (qos > 0) {
@@ -871,15 +912,19 @@ absl::Status Session::Enqueue(absl::string_view topic, absl::string_view payload
                        options_.max_queued_bytes, " bytes); publish to \"", topic, "\" rejected"));
       break;
     }
-    uint64_t oldest = queued_.front();
+    uint64_t oldest = queued_.front().seq;
+    queued_bytes_ -= queued_.front().bytes;
     queued_.pop_front();
     if (const StoredMessage* m = store_->Find(oldest)) {
-      queued_bytes_ -= m->bytes();
       absl::Status status = absl::ResourceExhaustedError(
           absl::StrCat("mqtt: offline queue full; dropped this message to \"", m->topic,
                        "\" (the oldest queued) to make room"));
       store_->Remove(oldest);
       Complete(oldest, status);
+    } else {
+      Complete(oldest, absl::ResourceExhaustedError(
+                           "mqtt: message dropped by the store's overflow policy (the oldest "
+                           "queued) to make room"));
     }
   }
   if (refused.ok()) {
@@ -892,9 +937,10 @@ absl::Status Session::Enqueue(absl::string_view topic, absl::string_view payload
     uint64_t seq = m.seq;
     refused = store_->Add(std::move(m));
     if (refused.ok()) {
-      queued_.push_back(seq);
+      queued_.push_back({seq, bytes});
       queued_bytes_ += bytes;
       if (done) completions_[seq] = std::move(done);
+      ReapDropped();
     }
   }
   if (!refused.ok()) Defer(std::move(done), refused);
@@ -962,7 +1008,7 @@ void Session::Disconnect() {
   link_->Close(absl::OkStatus());
 }
 
-void Session::FailPending(const absl::Status& status) {
+void Session::FailPending(const absl::Status& status, bool keep_stored) {
   Scope scope(*this);
   std::vector<uint64_t> seqs;
   for (const auto& entry : completions_) seqs.push_back(entry.first);
@@ -975,7 +1021,7 @@ void Session::FailPending(const absl::Status& status) {
   inflight_.clear();
   outgoing_ids_.clear();
   released_.clear();
-  store_->Clear();
+  if (!keep_stored) store_->Clear();
   for (auto& entry : subscriptions_) {
     for (Completion& done : entry.second.waiting) Defer(std::move(done), status);
     entry.second.waiting.clear();

@@ -78,6 +78,9 @@ struct SessionOptions {
   absl::optional<Will> will;
   // When no handshake deadline is on the link's ConnectContext: how long to wait for CONNACK.
   absl::Duration connack_timeout = absl::Seconds(20);
+  // MqttConfig.store.file when set: the durable store hublink::Client opens (the session itself
+  // uses whatever store it is given).
+  absl::optional<FileStoreConfig> file_store;
 };
 
 // Validates `config` (kInvalidArgument naming the field) and applies defaults.
@@ -114,6 +117,12 @@ class Session : public Protocol {
   // Moves the session's timers to `clock` (which must outlive the session). Only while no link is
   // open: for an owner that injects virtual time (Client::Options::clock).
   void set_clock(Clock& clock) { clock_ = &clock; }
+  // Replaces the (empty) store with `store` and recovers what it holds: queued and in-flight
+  // messages, sent after the next CONNACK in their original order. Only before the first link
+  // opens and before anything was published (kFailedPrecondition otherwise): for an owner that
+  // opens a durable store itself (hublink::Client with MqttConfig.store).
+  absl::Status ReplaceStore(std::unique_ptr<MessageStore> store);
+  MessageStore& store() { return *store_; }
 
   // Protocol.
   void OnLinkOpen(ProtocolLink& link) override;
@@ -137,8 +146,9 @@ class Session : public Protocol {
   // store.
   void Disconnect();
   // Fails every pending publish completion and subscription completion with `status` and empties
-  // the store: for a client that gives up or goes away.
-  void FailPending(const absl::Status& status);
+  // the store (unless `keep_stored`: a durable store keeps its messages for the next process): for
+  // a client that gives up or goes away.
+  void FailPending(const absl::Status& status, bool keep_stored = false);
 
   // Consecutive links that must end on the same oversize PUBLISH before it is reported as permanent
   // (SessionObserver::OnPermanentError).
@@ -199,6 +209,9 @@ class Session : public Protocol {
   void ArmKeepAlive(absl::Time when);
   void OnKeepAliveTimer();
   void Recover();
+  // Completes the queued messages the store no longer holds (it dropped them under its own overflow
+  // policy) with kResourceExhausted, when the store holds fewer messages than the session tracks.
+  void ReapDropped();
 
   std::unique_ptr<EventLoopClock> owned_clock_;
   Clock* clock_;
@@ -214,7 +227,13 @@ class Session : public Protocol {
   std::string out_;  // reused encode buffer
 
   // Outgoing publishes, by sequence number; the messages themselves live in store_.
-  std::deque<uint64_t> queued_;
+  // Queued publishes with their topic + payload bytes (kept here: a store that drops a message
+  // under its own overflow policy takes them with it, and queued_bytes_ must still add up).
+  struct Queued {
+    uint64_t seq;
+    size_t bytes;
+  };
+  std::deque<Queued> queued_;
   size_t queued_bytes_ = 0;
   std::deque<uint64_t> resend_;                           // in flight, to go out again on this link
   std::map<uint64_t, uint16_t> inflight_;                 // seq -> packet id, in send order

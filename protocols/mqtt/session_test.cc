@@ -1107,6 +1107,98 @@ TEST_F(SessionTest, StoreFailureOnPubrecReachesTheCompletion) {
   EXPECT_FALSE(link_->closed.has_value());
 }
 
+// Like FileMessageStore with overflow DROP_OLDEST: Add makes room by removing the oldest queued
+// message itself, behind the session's back.
+class DropOldestStore : public MemoryMessageStore {
+ public:
+  explicit DropOldestStore(size_t max) : max_(max) {}
+  absl::Status Add(StoredMessage message) override {
+    while (size() >= max_) {
+      bool dropped = false;
+      for (uint64_t seq : Sequences()) {
+        if (Find(seq)->phase == StoredMessage::Phase::kQueued) {
+          Remove(seq);
+          dropped = true;
+          break;
+        }
+      }
+      if (!dropped) return absl::ResourceExhaustedError("store full");
+    }
+    return MemoryMessageStore::Add(std::move(message));
+  }
+
+ private:
+  size_t max_;
+};
+
+// Issue 13: a message the store drops under its own overflow policy completes with
+// kResourceExhausted at once, and the queue's byte count stays right.
+TEST_F(SessionTest, MessageDroppedByTheStoreCompletesWithResourceExhausted) {
+  store_ = std::make_unique<DropOldestStore>(2);
+  std::vector<absl::Status> done(3, absl::UnknownError("pending"));
+  session().Publish("t", "aaaa", 1, false, [&](const absl::Status& s) { done[0] = s; });
+  session().Publish("t", "bb", 1, false, [&](const absl::Status& s) { done[1] = s; });
+  EXPECT_EQ(session().queued_bytes(), 8u);
+  session().Publish("t", "c", 1, false, [&](const absl::Status& s) { done[2] = s; });
+  EXPECT_EQ(done[0].code(), absl::StatusCode::kResourceExhausted) << done[0];
+  EXPECT_NE(done[0].message().find("dropped by the store's overflow policy"), std::string::npos)
+      << done[0];
+  EXPECT_EQ(done[1].code(), absl::StatusCode::kUnknown) << "still pending";
+  EXPECT_EQ(session().queued(), 2u);
+  EXPECT_EQ(session().queued_bytes(), 5u);  // "t"+"bb", "t"+"c"
+  Open();
+  std::vector<Sent> sent = Connack();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[0].payload, "bb");
+  EXPECT_EQ(sent[1].payload, "c");
+  Feed(Ack(PacketType::kPuback, sent[0].id) + Ack(PacketType::kPuback, sent[1].id));
+  EXPECT_TRUE(done[1].ok()) << done[1];
+  EXPECT_TRUE(done[2].ok()) << done[2];
+  EXPECT_EQ(session().queued_bytes(), 0u);
+}
+
+// A queued message that vanished from the store by the time it is due (Pump) completes with the
+// same error instead of being skipped silently.
+TEST_F(SessionTest, QueuedMessageMissingFromTheStoreWhenDueCompletes) {
+  auto store = std::make_unique<MemoryMessageStore>();
+  MemoryMessageStore* raw = store.get();
+  store_ = std::move(store);
+  absl::Status first = absl::UnknownError("pending"), second = absl::UnknownError("pending");
+  session().Publish("t", "one", 1, false, [&](const absl::Status& s) { first = s; });
+  session().Publish("t", "two", 1, false, [&](const absl::Status& s) { second = s; });
+  raw->Remove(raw->Sequences().front());
+  Open();
+  std::vector<Sent> sent = Connack();
+  EXPECT_EQ(first.code(), absl::StatusCode::kResourceExhausted) << first;
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].payload, "two");
+  EXPECT_EQ(session().queued_bytes(), 0u);
+  Feed(Ack(PacketType::kPuback, sent[0].id));
+  EXPECT_TRUE(second.ok()) << second;
+}
+
+TEST_F(SessionTest, ReplaceStoreRecoversItsMessagesAndOnlyBeforeUse) {
+  auto store = std::make_unique<MemoryMessageStore>();
+  StoredMessage m;
+  m.seq = 41;
+  m.qos = 1;
+  m.topic = "t";
+  m.payload = "recovered";
+  ASSERT_TRUE(store->Add(m).ok());
+  ASSERT_TRUE(session().ReplaceStore(std::move(store)).ok());
+  EXPECT_EQ(session().queued(), 1u);
+  absl::Status later = absl::UnknownError("pending");
+  session().Publish("t", "later", 1, false, [&](const absl::Status& s) { later = s; });
+  EXPECT_EQ(session().ReplaceStore(std::make_unique<MemoryMessageStore>()).code(),
+            absl::StatusCode::kFailedPrecondition);
+  Open();
+  std::vector<Sent> sent = Connack();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[0].payload, "recovered");
+  EXPECT_EQ(sent[1].payload, "later");
+  EXPECT_EQ(session().store().Find(42)->payload, "later") << "sequence numbers continue";
+}
+
 TEST(SessionOptions, ConfigValidation) {
   protocols::MqttConfig config;
   absl::StatusOr<SessionOptions> o = SessionOptionsFromConfig(config);
@@ -1127,6 +1219,12 @@ TEST(SessionOptions, ConfigValidation) {
   config.mutable_will()->set_topic("a/b");
   config.set_max_inflight(70000);
   EXPECT_FALSE(SessionOptionsFromConfig(config).ok());
+  config.clear_max_inflight();
+  config.mutable_store()->mutable_file();
+  EXPECT_EQ(SessionOptionsFromConfig(config).status().message(), "mqtt: store.file.path: required");
+  config.mutable_store()->mutable_file()->set_path("/tmp/x");
+  ASSERT_TRUE(SessionOptionsFromConfig(config).ok());
+  EXPECT_EQ(SessionOptionsFromConfig(config)->file_store->path(), "/tmp/x");
 }
 
 }  // namespace

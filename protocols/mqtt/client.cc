@@ -181,6 +181,7 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
 
   EventLoop& loop() { return loop_; }
   bool connected() const { return connected_.load(); }
+  size_t pending() const { return session_->queued() + session_->inflight(); }
 
   // Runs `fn` on the loop thread unless the client is gone by then: at once when already there (a
   // handler or completion calling back, or a caller-driven loop); from other threads through the
@@ -802,6 +803,13 @@ std::future<absl::Status> Client::Unsubscribe(std::string filter) {
 
 void Client::SetServerClockOffset(absl::Duration offset) {
   Impl::Post(impl_, [offset](Impl& impl) { impl.SetServerClockOffset(offset); });
+}
+
+std::future<size_t> Client::Pending() {
+  auto promise = std::make_shared<std::promise<size_t>>();
+  std::future<size_t> future = promise->get_future();
+  Impl::Post(impl_, [promise](Impl& impl) { promise->set_value(impl.pending()); });
+  return future;
 }
 
 bool Client::connected() const { return impl_->connected(); }

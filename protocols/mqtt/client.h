@@ -153,6 +153,12 @@ class Client {
   // Without it, an offset a layer learned (the WebSocket 101 Date header) is used.
   void SetServerClockOffset(absl::Duration offset);
 
+  // Resolves once every call made before it (from this thread) has been handled on the loop, with
+  // the number of publishes then waiting (queued or in flight, messages recovered from a durable
+  // store included). Each earlier Publish is by then recorded in the store (with
+  // MqttConfig.store.file: on disk, and with sync ALWAYS durable) or has completed with its error.
+  std::future<size_t> Pending();
+
   // True between CONNACK and the loss of that connection.
   bool connected() const;
   EventLoop& loop();

@@ -120,6 +120,7 @@ TEST(ClientStore, AcceptedPublishesSurviveTheClientAndGoOutInOrder) {
     for (int i = 0; i < kCount; ++i) {
       done.push_back((*pub)->Publish("outbox/t", absl::StrCat("m", i), 1));
     }
+    EXPECT_EQ((*pub)->Pending().get(), static_cast<size_t>(kCount)) << "all in the store";
     pub->reset();  // destroyed with the broker out of reach
     for (auto& f : done) {
       absl::Status s = f.get();
@@ -142,6 +143,7 @@ TEST(ClientStore, AcceptedPublishesSurviveTheClientAndGoOutInOrder) {
   ASSERT_TRUE(received.WaitFor(kCount));
   // The sentinel goes after everything recovered: once it is acknowledged, the store is empty.
   ASSERT_TRUE((*pub)->Publish("outbox/t", "last", 1).get().ok());
+  EXPECT_EQ((*pub)->Pending().get(), 0u);
   ASSERT_TRUE(received.WaitFor(kCount + 1));
   std::vector<std::string> got = received.Get();
   ASSERT_EQ(got.size(), static_cast<size_t>(kCount + 1));

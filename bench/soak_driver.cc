@@ -217,7 +217,8 @@ struct Parsed {
   bool ready = false, drained = false, ended = false;
   int64_t rss[2] = {0, 0}, fds[2] = {0, 0};
   double cpu = 0;
-  absl::Time last_ack = absl::InfinitePast();
+  absl::Time last_ack = absl::InfinitePast();  // the last successful completion
+  absl::Time drain_end = absl::InfiniteFuture();
 };
 
 absl::Time FromUs(absl::string_view text) {
@@ -267,10 +268,12 @@ Parsed ParseEvents(const std::string& path) {
       (void)absl::SimpleAtoi(w[3], &p.qos[seq]);
     } else if (w[0] == "A" && w.size() >= 4 && absl::SimpleAtoi(w[2], &seq)) {
       Grow(p, seq);
-      if (p.ack[seq] != 0) continue;
+      // Completions after the drain gave up are the client's own shutdown cancelling them: those
+      // publishes never completed.
+      if (p.ack[seq] != 0 || t > p.drain_end) continue;
       p.ack[seq] = w[3] == "ok" ? 1 : 2;
       p.acked_at[seq] = t;
-      p.last_ack = std::max(p.last_ack, t);
+      if (p.ack[seq] == 1) p.last_ack = std::max(p.last_ack, t);
       if (p.ack[seq] == 2) p.fail_reason[seq] = absl::StrJoin(w.begin() + 4, w.end(), " ");
     } else if (w[0] == "R" && w.size() >= 5 && absl::SimpleAtoi(w[2], &seq)) {
       Grow(p, seq);
@@ -280,6 +283,7 @@ Parsed ParseEvents(const std::string& path) {
       }
     } else if (w[0] == "D") {
       p.drained = w[2] == "drained";
+      p.drain_end = t;
     }
   }
   return p;
@@ -436,7 +440,7 @@ class Analyzer {
       const bool sub_up = !p.roles[1].empty() && p.roles[1].back().up;
       r.problems.push_back(
           absl::StrCat("HANG: the drain timed out (", r.unacked, " publishes never completed, ",
-                       p.ended ? "" : "the client never finished, ", "last completion at ",
+                       p.ended ? "" : "the client never finished, ", "the last acknowledgement at ",
                        At(p.last_ack), ", around ", FaultName(p.last_ack),
                        "); at the end the publisher was ", pub_up ? "connected" : "disconnected",
                        ", the subscriber ", sub_up ? "connected" : "disconnected"));

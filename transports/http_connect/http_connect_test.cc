@@ -26,6 +26,7 @@
 #include "transports/http_connect/http_connect_transport.h"
 #include "transports/http_connect/proxy_test_util.h"
 #include "transports/tcp/tcp_transport.h"
+#include "transports/tls/tls_transport.h"
 
 namespace hublink {
 namespace {
@@ -42,6 +43,7 @@ void RegisterAll(Registry::Builder& builder) {
   RegisterTcpTransport(builder);
   testing::RegisterDialTransport(builder);
   RegisterHttpConnectTransport(builder);
+  RegisterTlsTransport(builder);
 }
 
 std::string ConnectLayer(absl::string_view fields) {
@@ -537,6 +539,40 @@ TEST(HttpConnectMosquittoTest, MqttConnectThroughSquid) {
   auto proxy = ProxyDaemon::StartSquid(SquidAuth({(*broker)->tcp_port()}));
   ASSERT_TRUE(proxy.ok()) << proxy.status();
   ExpectMqttConnack((*broker)->tcp_port(), **proxy);
+}
+
+// TLS above the tunnel talks to the endpoint, not the proxy: the certificate is verified for the
+// endpoint's name ("localhost", sent as SNI) although tcp connected to the proxy.
+TEST(HttpConnectMosquittoTest, MqttOverTlsThroughTinyproxyVerifiesTheEndpointsName) {
+  const std::string dir = absl::StrCat(testing::TempDir(), "/tls_through_proxy");
+  ASSERT_TRUE(testing::RunCommand(absl::StrCat("mkdir -p '", dir, "'")).ok());
+  auto certificates = testing::MakeTestCertificates(dir, {"localhost"});
+  ASSERT_TRUE(certificates.ok()) << certificates.status();
+  testing::MosquittoBroker::Options options;
+  options.cert_file = certificates->cert_file;
+  options.key_file = certificates->key_file;
+  auto broker = testing::MosquittoBroker::Start(options);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  auto proxy = ProxyDaemon::StartTinyproxy(TinyAuth({(*broker)->tls_port()}));
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  Attempt attempt;
+  ASSERT_TRUE(attempt
+                  .Start((*broker)->tls_port(), (*proxy)->port(),
+                         absl::StrCat(ConnectLayer(Credentials(kUser, kPassword)),
+                                      "transports { name: \"tls\" typed_config { "
+                                      "[type.googleapis.com/hublink.transports.TlsConfig] { "
+                                      "ca_file: \"",
+                                      certificates->ca_file, "\" } } }\n"),
+                         "localhost")
+                  .ok());
+  absl::Status opened = attempt.AwaitOpen();
+  ASSERT_TRUE(opened.ok()) << opened << "\n" << (*proxy)->Log();
+  ASSERT_TRUE(attempt.transport().Write(absl::string_view(kMqttConnect, 16)).ok());
+  ASSERT_TRUE(attempt.AwaitData(4));
+  EXPECT_EQ(attempt.listener.data, std::string(kMqttConnackAccepted, 4));
+  EXPECT_TRUE(std::any_of(attempt.stages.begin(), attempt.stages.end(), [&](const std::string& s) {
+    return absl::StartsWith(s, "http_connect: tunnel to localhost:");
+  })) << absl::StrJoin(attempt.stages, "\n");
 }
 
 // --- Secrets ---

@@ -154,7 +154,11 @@ class TcpTransport : public Transport {
       : config_(config),
         context_(context),
         loop_(context.loop()),
-        endpoint_(absl::StrCat(context.host(), ":", context.port())) {
+        // A proxy below the other layers: tcp connects to it, the layers above still see the
+        // pipeline's endpoint (SNI, Host header, the tunnel's target).
+        host_(config.host().empty() ? context.host() : config.host()),
+        port_(config.host().empty() ? context.port() : static_cast<uint16_t>(config.port())),
+        endpoint_(absl::StrCat(host_, ":", port_)) {
     max_buffered_ =
         config_.max_buffered_bytes() ? config_.max_buffered_bytes() : kDefaultMaxBuffered;
     high_water_ = config_.high_water_bytes() ? config_.high_water_bytes() : kDefaultHighWater;
@@ -204,7 +208,7 @@ class TcpTransport : public Transport {
     int family = config_.family() == TcpConfig::IPV4   ? AF_INET
                  : config_.family() == TcpConfig::IPV6 ? AF_INET6
                                                        : AF_UNSPEC;
-    if (absl::optional<Address> literal = ParseLiteral(context_.host(), context_.port(), family)) {
+    if (absl::optional<Address> literal = ParseLiteral(host_, port_, family)) {
       // An IP literal needs no resolver thread. Connecting is still deferred: Open() never calls
       // back.
       addresses_.push_back(*literal);
@@ -225,7 +229,7 @@ class TcpTransport : public Transport {
       FailLater(watched);
       return;
     }
-    std::thread(Resolve, resolution_, context_.host(), context_.port(), family).detach();
+    std::thread(Resolve, resolution_, host_, port_, family).detach();
   }
 
   absl::Status Write(absl::string_view bytes) override {
@@ -522,10 +526,9 @@ class TcpTransport : public Transport {
   }
 
   absl::Status ErrnoStatus(absl::string_view operation, int err) const {
-    std::string where =
-        current_address_.empty() || absl::StrCat(context_.host()) == current_address_
-            ? endpoint_
-            : absl::StrCat(endpoint_, " (", current_address_, ")");
+    std::string where = current_address_.empty() || host_ == current_address_
+                            ? endpoint_
+                            : absl::StrCat(endpoint_, " (", current_address_, ")");
     std::string message = absl::StrCat("tcp: ", where, ": ", Describe(err));
     if (err == ECONNREFUSED || err == ECONNRESET || err == EPIPE || err == EHOSTUNREACH ||
         err == ENETUNREACH) {
@@ -598,6 +601,8 @@ class TcpTransport : public Transport {
   const TcpConfig config_;
   ConnectContext& context_;
   EventLoop& loop_;
+  const std::string host_;
+  const uint16_t port_;
   const std::string endpoint_;
   uint64_t max_buffered_;
   uint64_t high_water_;
@@ -652,6 +657,18 @@ class TcpFactory : public TransportFactory {
   absl::StatusOr<std::unique_ptr<ConfiguredTransport>> Configure(
       const google::protobuf::Message& message) const override {
     const auto& config = static_cast<const TcpConfig&>(message);
+    if (config.host().empty() != (config.port() == 0)) {
+      return absl::InvalidArgumentError(config.host().empty()
+                                            ? "tcp: port is set but host is not (give both)"
+                                            : "tcp: host is set but port is not (give both)");
+    }
+    if (config.port() > 65535) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tcp: port: ", config.port(), " is not a port (1..65535)"));
+    }
+    if (config.host().find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError("tcp: host: contains a NUL byte");
+    }
     if (config.connect_timeout().seconds() < 0 || config.connect_timeout().nanos() < 0) {
       return absl::InvalidArgumentError("tcp: connect_timeout: must not be negative");
     }

@@ -5,8 +5,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 #include "plugins/pipeline.h"
 #include "tests/conformance.h"
@@ -336,6 +339,43 @@ TEST_F(TcpTransportTest, ConfigErrorsAreClear) {
   ASSERT_FALSE(pipeline.ok());
   EXPECT_EQ(pipeline.status().message(),
             "cfg: transports[0]: tcp: close_timeout: must not be negative");
+}
+
+// With host/port set (a proxy's address), tcp connects there; the endpoint stays what the layers
+// above see.
+TEST_F(TcpTransportTest, ConfiguredHostAndPortOverrideTheEndpoint) {
+  Listener proxy;
+  ASSERT_TRUE(proxy.ok());
+  absl::StatusOr<int> unused = PickFreePort();  // the endpoint itself: nothing listens there
+  ASSERT_TRUE(unused.ok());
+  Open("broker.invalid", *unused, absl::StrCat("host: \"127.0.0.1\" port: ", proxy.port()));
+  ASSERT_EQ(listener_.opened, 1) << (listener_.closed ? listener_.closed->ToString() : "");
+  EXPECT_GE(proxy.Accept(), 0);
+  EXPECT_EQ(context_->host(), "broker.invalid");
+  EXPECT_TRUE(std::any_of(stages_.begin(), stages_.end(), [&](const std::string& stage) {
+    return absl::StrContains(stage, absl::StrCat("127.0.0.1:", proxy.port()));
+  })) << absl::StrJoin(stages_, "\n");
+}
+
+TEST_F(TcpTransportTest, HostAndPortGoTogether) {
+  Registry::Builder builder;
+  RegisterTcpTransport(builder);
+  Registry registry = std::move(builder).Build().value();
+  for (const auto& [config, error] : std::vector<std::pair<std::string, std::string>>{
+           {"host: \"p\"", "tcp: host is set but port is not (give both)"},
+           {"port: 8080", "tcp: port is set but host is not (give both)"},
+           {"host: \"p\" port: 70000", "tcp: port: 70000 is not a port (1..65535)"}}) {
+    auto parsed = ParsePipelineText(
+        absl::StrCat("endpoint { host: \"h\" port: 1 } transports { typed_config { "
+                     "[type.googleapis.com/hublink.transports.TcpConfig] { ",
+                     config, " } } }"),
+        "cfg");
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    auto pipeline = ResolvedPipeline::Resolve(*parsed, registry, "cfg");
+    ASSERT_FALSE(pipeline.ok()) << config;
+    EXPECT_EQ(pipeline.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(pipeline.status().message(), absl::StrCat("cfg: transports[0]: ", error));
+  }
 }
 
 TEST_F(TcpTransportTest, DestroyingAnOpeningTransportIsSafe) {

@@ -91,7 +91,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!dump_pipeline.empty()) {
-    absl::Status written = hublink::cli::WritePipeline(*pipeline, dump_pipeline, std::cout);
+    absl::Status written =
+        hublink::cli::WritePipeline(*pipeline, dump_pipeline, std::cout, &connection);
     if (!written.ok()) {
       HLOG(ERROR) << written.message();
       return 1;

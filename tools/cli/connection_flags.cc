@@ -10,6 +10,7 @@
 #include "plugins/pipeline.h"
 #include "plugins/status_macros.h"
 #include "protocols/mqtt/mqtt.pb.h"
+#include "tools/cli/proxy_flags.h"
 #include "transports/tcp/tcp.pb.h"
 #include "transports/tls/tls.pb.h"
 #include "transports/websocket/websocket.pb.h"
@@ -75,6 +76,19 @@ absl::Status ApplyOverrides(const ConnectionFlags& flags, Pipeline& pipeline) {
   return absl::OkStatus();
 }
 
+// The proxy the flags and the environment choose for `pipeline` (whose stacks are secure when the
+// main one has a tls layer).
+absl::StatusOr<absl::optional<ProxyUrl>> ProxyFor(const ConnectionFlags& flags,
+                                                  const Pipeline& pipeline) {
+  bool secure = false;
+  for (const PluginConfig& layer : pipeline.transports()) {
+    secure |= layer.typed_config().Is<transports::TlsConfig>() || layer.name() == "tls";
+  }
+  absl::optional<std::string> flag;
+  if (flags.proxy != ConnectionFlags::kProxyUnset) flag = flags.proxy;
+  return ChooseProxy(flag, flags.no_proxy, secure, pipeline.endpoint().host(), ProcessEnv);
+}
+
 }  // namespace
 
 void ConnectionFlags::Register(FlagParser& parser) {
@@ -93,6 +107,10 @@ void ConnectionFlags::Register(FlagParser& parser) {
   parser.AddString("sdkappid", &sdkappid, "Tencent sdkappid in the username (default 21010406)");
   parser.AddInt("signature_ttl", &signature_ttl,
                 "seconds each Tencent signature stays valid (default: never expires, as the SDK)");
+  parser.AddString("proxy", &proxy,
+                   "http://, socks5:// or socks5h://[user:pass@]host:port (empty: none; default: "
+                   "HTTPS_PROXY, HTTP_PROXY, ALL_PROXY with NO_PROXY)");
+  parser.AddBool("no_proxy", &no_proxy, "connect directly, whatever the environment says");
 }
 
 std::string PipelineSource(const ConnectionFlags& flags) {
@@ -152,12 +170,19 @@ absl::StatusOr<Pipeline> BuildPipeline(const ConnectionFlags& flags, tencent::De
     pipeline.mutable_protocol()->mutable_typed_config()->PackFrom(mqtt);
   }
   HUBLINK_RETURN_IF_ERROR(ApplyOverrides(flags, pipeline));
+  HUBLINK_ASSIGN_OR_RETURN(absl::optional<ProxyUrl> proxy, ProxyFor(flags, pipeline));
+  if (proxy.has_value()) HUBLINK_RETURN_IF_ERROR(InsertProxy(*proxy, pipeline));
   return pipeline;
 }
 
 absl::Status WritePipeline(const Pipeline& pipeline, const std::string& destination,
-                           std::ostream& stdout_stream) {
+                           std::ostream& stdout_stream, const ConnectionFlags* flags) {
   std::string text = PipelineToText(pipeline);
+  if (flags != nullptr) {
+    absl::StatusOr<absl::optional<ProxyUrl>> proxy = ProxyFor(*flags, pipeline);
+    if (proxy.ok() && proxy->has_value())
+      text = PipelineToText(MaskProxyPassword(pipeline, **proxy));
+  }
   if (destination == "-") {
     stdout_stream << text;
     return absl::OkStatus();

@@ -8,6 +8,8 @@
 //   --ca_file=FILE, --insecure            server verification for tls/wss
 //   --client_id, --username, --password   plain MQTT credentials (no signer), e.g. a hub console
 //   account
+//   --proxy=URL, --no_proxy               an HTTP or SOCKS5 proxy (proxy_flags.h); without --proxy,
+//   HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and NO_PROXY
 #ifndef HUBLINK_TOOLS_CLI_CONNECTION_FLAGS_H_
 #define HUBLINK_TOOLS_CLI_CONNECTION_FLAGS_H_
 
@@ -36,7 +38,11 @@ struct ConnectionFlags {
   int keep_alive = 0;
   std::string sdkappid;
   int signature_ttl = 0;
+  // kProxyUnset: not given (the environment decides); "": no proxy.
+  std::string proxy = kProxyUnset;
+  bool no_proxy = false;
 
+  static constexpr const char* kProxyUnset = "\x01unset";
   void Register(FlagParser& parser);
 };
 
@@ -50,9 +56,10 @@ absl::StatusOr<Pipeline> BuildPipeline(const ConnectionFlags& flags,
 std::string PipelineSource(const ConnectionFlags& flags);
 
 // Writes `pipeline` as text format to `destination`, or to `stdout_stream` when it is "-" (what
-// --dump_pipeline does in every tool). kPermissionDenied names the path it could not write.
+// --dump_pipeline does in every tool). kPermissionDenied names the path it could not write. With
+// `flags`, a proxy password that came from --proxy or the environment is written as "***".
 absl::Status WritePipeline(const Pipeline& pipeline, const std::string& destination,
-                           std::ostream& stdout_stream);
+                           std::ostream& stdout_stream, const ConnectionFlags* flags = nullptr);
 
 }  // namespace cli
 }  // namespace hublink

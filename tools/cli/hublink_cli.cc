@@ -360,7 +360,7 @@ int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ost
   absl::StatusOr<Pipeline> pipeline = BuildPipeline(flags.connection);
   if (!pipeline.ok()) return Fail(err, command, pipeline.status());
   if (!flags.dump_pipeline.empty()) {
-    absl::Status written = WritePipeline(*pipeline, flags.dump_pipeline, out);
+    absl::Status written = WritePipeline(*pipeline, flags.dump_pipeline, out, &flags.connection);
     return written.ok() ? 0 : Fail(err, command, written);
   }
   if (command == "sign") return Sign(flags, *pipeline, *registry, out, err);

@@ -974,9 +974,11 @@ TEST(ClientTest, ABrokerThatSendsButStopsReadingIsDeclaredDead) {
   const std::string payload(16 << 10, 'x');
   bool refused = false;
   for (int i = 0; i < 4000 && !refused; ++i) {
-    bool handed = false;
-    c.client().Publish("out", payload, 0, false, [&](const absl::Status&) { handed = true; });
-    refused = !handed;
+    // Shared: the completions of publishes still queued run when the client is destroyed, after
+    // this iteration's scope.
+    auto handed = std::make_shared<bool>(false);
+    c.client().Publish("out", payload, 0, false, [handed](const absl::Status&) { *handed = true; });
+    refused = !*handed;
     c.loop().RunOnce(absl::ZeroDuration());
   }
   ASSERT_TRUE(refused) << "the buffers never filled";

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -183,6 +184,8 @@ struct Client {
   std::string events_file, log_file;
   std::unique_ptr<Subprocess> process;
   bool ready = false;
+  bool exited_early = false;  // gone before "stop"
+  int status = 0;             // as waitpid reports it
 };
 
 bool FileHasReady(const std::string& path) {
@@ -577,6 +580,8 @@ std::string Report(const SoakOptions& options, const Plan& plan, const SoakRepor
 
 absl::StatusOr<SoakReport> RunSoak(const SoakOptions& options) {
   const absl::Time begin = absl::Now();
+  // A client that died early has closed its stdin: writing "stop" to it must not kill the driver.
+  signal(SIGPIPE, SIG_IGN);
   const Plan plan = MakePlan(options);
   auto log = [&](const std::string& line) {
     if (options.verbose) {
@@ -731,7 +736,10 @@ absl::StatusOr<SoakReport> RunSoak(const SoakOptions& options) {
   }
   absl::SleepFor(plan.tail);
   log("faults over; stopping the publishers and draining");
-  for (Client& c : clients) (void)c.process->WriteStdin("stop\n");
+  for (Client& c : clients) {
+    c.exited_early = !c.process->Running();
+    (void)c.process->WriteStdin("stop\n");
+  }
   const absl::Time exit_by = absl::Now() + options.drain + absl::Seconds(20);
   for (int i = 0; i < 100000 && absl::Now() < exit_by; ++i) {
     bool any = false;
@@ -739,7 +747,7 @@ absl::StatusOr<SoakReport> RunSoak(const SoakOptions& options) {
     if (!any) break;
     absl::SleepFor(absl::Milliseconds(50));
   }
-  for (Client& c : clients) c.process->Stop();
+  for (Client& c : clients) c.status = c.process->Stop();
   report.elapsed = absl::Now() - t0;
 
   Analyzer analyzer(plan, report.timeline, t0);
@@ -748,6 +756,30 @@ absl::StatusOr<SoakReport> RunSoak(const SoakOptions& options) {
     r.library = c.library;
     r.transport = c.transport;
     analyzer.Analyze(ParseEvents(c.events_file), r);
+    if (c.exited_early || !WIFEXITED(c.status) || WEXITSTATUS(c.status) != 0) {
+      // What it said last (a sanitizer report, a crash), for the table's problems.
+      std::ifstream in(c.log_file);
+      std::vector<std::string> tail;
+      std::string line;
+      bool report = false;  // a sanitizer report: its first lines say what and where
+      for (int i = 0; i < 100000 && std::getline(in, line); ++i) {
+        if (absl::StrContains(line, "faultproxy")) continue;
+        if (absl::StrContains(line, "ERROR: AddressSanitizer") ||
+            absl::StrContains(line, "runtime error:")) {
+          report = true;
+          tail.clear();
+        }
+        if (report && tail.size() >= 16) continue;
+        tail.push_back(line);
+        if (!report && tail.size() > 12) tail.erase(tail.begin());
+      }
+      r.problems.push_back(
+          absl::StrCat("the client process ",
+                       c.exited_early ? "was gone before the end of the storm" : "ended", " with ",
+                       WIFEXITED(c.status) ? absl::StrCat("exit code ", WEXITSTATUS(c.status))
+                                           : absl::StrCat("signal ", WTERMSIG(c.status)),
+                       "; its log ends: ", absl::StrJoin(tail, " | ")));
+    }
     report.clients.push_back(std::move(r));
   }
   report.text = Report(options, plan, report, t0);

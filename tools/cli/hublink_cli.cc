@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "auth/tencent_credentials.h"
@@ -14,6 +15,7 @@
 #include "plugins/pipeline.h"
 #include "plugins/status_macros.h"
 #include "protocols/mqtt/client.h"
+#include "protocols/mqtt/mqtt.pb.h"
 #include "tools/cli/connection_flags.h"
 #include "tools/cli/flags.h"
 
@@ -34,6 +36,9 @@ struct CommandFlags {
   std::string expiry;
   std::string dump_pipeline;
   bool retain = false;
+  std::string outbox;  // pub: the durable store's directory
+  int first_seq = 0;   // pub: {seq} of the first message
+  bool message_set = false;
 };
 
 absl::StatusOr<Registry> BuiltinRegistry() {
@@ -120,10 +125,63 @@ absl::StatusOr<std::unique_ptr<Client>> MakeClient(const CommandFlags& flags,
                         std::move(options));
 }
 
-int Publish(const CommandFlags& flags, const Pipeline& pipeline, const Registry& registry,
+// --outbox=DIR: the pipeline's mqtt protocol gets store { file { path: DIR sync: ALWAYS } }.
+absl::Status UseOutbox(const std::string& dir, Pipeline& pipeline) {
+  protocols::MqttConfig mqtt;
+  if (pipeline.protocol().has_typed_config() &&
+      !pipeline.protocol().typed_config().UnpackTo(&mqtt)) {
+    return absl::InvalidArgumentError("--outbox: the pipeline's protocol is not mqtt");
+  }
+  mqtt.mutable_store()->mutable_file()->set_path(dir);
+  mqtt.mutable_store()->mutable_file()->set_sync(mqtt::FileStoreConfig::ALWAYS);
+  if (pipeline.protocol().name().empty()) pipeline.mutable_protocol()->set_name("mqtt");
+  pipeline.mutable_protocol()->mutable_typed_config()->PackFrom(mqtt);
+  return absl::OkStatus();
+}
+
+// pub --outbox=DIR without --message: delivers what the store holds and exits 0 once it is empty.
+int DrainOutbox(const CommandFlags& flags, const Pipeline& pipeline, const Registry& registry,
+                std::ostream& out, std::ostream& err) {
+  Watch watch;
+  auto client = MakeClient(flags, pipeline, registry, watch, err);
+  if (!client.ok()) return Fail(err, "pub", client.status());
+  size_t held = (*client)->Pending().get();
+  (*client)->Connect();
+  absl::Time deadline = absl::Now() + absl::Seconds(flags.timeout > 0 ? flags.timeout : 30);
+  size_t pending = held;
+  absl::Status waited;
+  // Pending() answers after a round trip through the loop; asked again every 20 ms until empty.
+  while (pending > 0) {
+    waited =
+        watch.Wait([] { return false; }, std::min(deadline, absl::Now() + absl::Milliseconds(20)));
+    if (waited.code() != absl::StatusCode::kDeadlineExceeded) break;
+    waited = absl::OkStatus();
+    pending = (*client)->Pending().get();
+    if (pending > 0 && absl::Now() >= deadline) {
+      waited = absl::DeadlineExceededError(absl::StrCat("timed out with ", pending, " of ", held,
+                                                        " stored messages not yet acknowledged"));
+      break;
+    }
+  }
+  watch.ExpectClose();
+  (*client)->Disconnect().wait_for(std::chrono::seconds(5));
+  if (!waited.ok()) return Fail(err, "pub", waited);
+  out << "published " << held << "\n";
+  out.flush();
+  return 0;
+}
+
+int Publish(const CommandFlags& flags, const Pipeline& pipeline_in, const Registry& registry,
             std::ostream& out, std::ostream& err) {
-  if (flags.topics.size() != 1) {
+  if (flags.topics.size() != 1 &&
+      !(flags.topics.empty() && !flags.outbox.empty() && !flags.message_set)) {
     return Fail(err, "pub", absl::InvalidArgumentError("--topic: give exactly one"));
+  }
+  Pipeline pipeline = pipeline_in;
+  if (!flags.outbox.empty()) {
+    absl::Status outbox = UseOutbox(flags.outbox, pipeline);
+    if (!outbox.ok()) return Fail(err, "pub", outbox);
+    if (!flags.message_set) return DrainOutbox(flags, pipeline, registry, out, err);
   }
   // Declared before the client: its destructor may still run completions that touch them.
   Watch watch;
@@ -133,8 +191,14 @@ int Publish(const CommandFlags& flags, const Pipeline& pipeline, const Registry&
   auto client = MakeClient(flags, pipeline, registry, watch, err);
   if (!client.ok()) return Fail(err, "pub", client.status());
   (*client)->Connect();
+  const bool numbered = flags.message.find("{seq}") != std::string::npos;
   for (int i = 0; i < count; ++i) {
-    (*client)->Publish(flags.topics[0], flags.message, flags.qos, flags.retain,
+    std::string message =
+        numbered ? absl::StrReplaceAll(
+                       flags.message,
+                       {{"{seq}", absl::StrCat(static_cast<int64_t>(flags.first_seq) + i)}})
+                 : flags.message;
+    (*client)->Publish(flags.topics[0], message, flags.qos, flags.retain,
                        [&](const absl::Status& status) {
                          {
                            absl::MutexLock lock(&watch.mutex());
@@ -143,6 +207,15 @@ int Publish(const CommandFlags& flags, const Pipeline& pipeline, const Registry&
                          }
                          watch.Notify();
                        });
+  }
+  if (!flags.outbox.empty()) {
+    // Every publish above is now in the store (fdatasync'ed) or failed: what a caller may forget.
+    (*client)->Pending().wait();
+    absl::MutexLock lock(&watch.mutex());
+    if (first_error.ok()) {
+      out << "accepted " << count << "\n";
+      out.flush();
+    }
   }
   absl::Time deadline = absl::Now() + absl::Seconds(flags.timeout > 0 ? flags.timeout : 30);
   absl::Status waited =
@@ -291,6 +364,11 @@ void RegisterFlags(absl::string_view command, CommandFlags& flags, FlagParser& p
     parser.AddInt("count", &flags.count, "how many times to publish (default 1)");
     parser.AddInt("timeout", &flags.timeout, "seconds to wait for every publish (default 30)");
     parser.AddBool("retain", &flags.retain, "set the retain flag");
+    parser.AddString("outbox", &flags.outbox,
+                     "durable outbox directory (file store, sync ALWAYS): prints \"accepted N\" "
+                     "once every message is on disk; without --message, delivers what it holds");
+    parser.AddInt("first_seq", &flags.first_seq,
+                  "{seq} in --message is replaced by first_seq + the message's index (default 0)");
   }
   if (command == "sub") {
     parser.AddInt("count", &flags.count, "exit after this many messages");
@@ -333,6 +411,9 @@ int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ost
   std::vector<std::string> rest(args.begin() + 1, args.end());
   for (const std::string& arg : rest) {
     if (arg == "--") break;
+    if (command == "pub" && (arg == "--message" || arg.rfind("--message=", 0) == 0)) {
+      flags.message_set = true;
+    }
     if (arg == "--help" || arg == "-h") {
       out << "usage: hublink " << command << " [flags]\n  " << Summary(command) << "\n";
       std::string usage = parser.Usage();

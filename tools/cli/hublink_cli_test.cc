@@ -213,6 +213,24 @@ TEST_F(HublinkBrokerTest, PubReachesSubOverTcpAndWebSocket) {
             (std::vector<std::string>{"dev/a/data hello world", "dev/b/data again", "other x"}));
 }
 
+// Issue 13: pub --outbox=DIR says "accepted N" once every message is on disk, "published N" once
+// acknowledged; {seq} numbers the messages from --first_seq. Without --message it delivers what the
+// store holds (here: messages accepted while the broker was unreachable) and exits 0 when empty.
+TEST_F(HublinkBrokerTest, PubOutboxAcceptsPublishesAndDrains) {
+  const std::string outbox =
+      absl::StrCat("--outbox=", testing::TempDir(), "/cli_outbox_", getpid());
+  const std::string port = absl::StrCat("--port=", broker_->tcp_port());
+  CliRun run = Hublink({"pub", "--host=127.0.0.1", port, "--topic=o/t", "--qos=1", "--count=3",
+                        "--message=m {seq}", "--first_seq=5", outbox});
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(run.out, "accepted 3\npublished 3 messages to o/t\n");
+  CliRun empty = Hublink({"pub", "--host=127.0.0.1", port, outbox});
+  ASSERT_EQ(empty.code, 0) << empty.err;
+  EXPECT_EQ(empty.out, "published 0\n");
+  EXPECT_EQ(Hublink({"sub", "--host=127.0.0.1", port, "--topic=o/t", outbox}).code, 2)
+      << "--outbox is pub's only";
+}
+
 TEST_F(HublinkBrokerTest, SubTimesOutWithACountOfMessagesSeen) {
   CliRun run = Hublink({"sub", "--host=127.0.0.1", absl::StrCat("--port=", broker_->tcp_port()),
                         "--topic=quiet", "--count=1", "--timeout=1"});

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <memory>
@@ -277,6 +278,46 @@ TEST(ClientStore, RecoveredPhasesResumeWhereTheyStopped) {
   EXPECT_EQ(packets[4].substr(0, 11), "PUBLISH s4 ");
   EXPECT_NE(packets[4].find("dup=0 qos=1"), std::string::npos) << packets[4];
   client->reset();
+}
+
+// Store health reaches Options::on_store_event; a message the file store drops under DROP_OLDEST
+// completes with kResourceExhausted, and one it rejects (full, REJECT_NEW) fails at once.
+TEST(ClientStore, StoreEventsAndOverflowReachTheApplication) {
+  for (bool drop_oldest : {true, false}) {
+    const std::string dir = FreshDir("full");
+    std::mutex mutex;
+    std::vector<mqtt::FileStoreEvent::Kind> kinds;
+    Client::Options options;
+    options.on_store_event = [&](const mqtt::FileStoreEvent& e) {
+      std::lock_guard<std::mutex> lock(mutex);
+      kinds.push_back(e.kind);
+    };
+    auto client = Client::Create(
+        MakePipeline(*testing::PickFreePort(),
+                     StoreFields(dir, absl::StrCat("max_messages: 2 overflow: ",
+                                                   drop_oldest ? "DROP_OLDEST" : "REJECT_NEW"))),
+        std::move(options));
+    ASSERT_TRUE(client.ok()) << client.status();
+    std::future<absl::Status> first = (*client)->Publish("t", "1", 1);
+    std::future<absl::Status> second = (*client)->Publish("t", "2", 1);
+    std::future<absl::Status> third = (*client)->Publish("t", "3", 1);
+    EXPECT_EQ((*client)->Pending().get(), 2u);
+    if (drop_oldest) {
+      absl::Status s = first.get();
+      EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+      EXPECT_NE(s.message().find("dropped by the store's overflow policy"), std::string::npos) << s;
+      std::lock_guard<std::mutex> lock(mutex);
+      EXPECT_NE(std::find(kinds.begin(), kinds.end(), mqtt::FileStoreEvent::Kind::kMessageDropped),
+                kinds.end());
+    } else {
+      absl::Status s = third.get();
+      EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+      std::lock_guard<std::mutex> lock(mutex);
+      EXPECT_NE(std::find(kinds.begin(), kinds.end(), mqtt::FileStoreEvent::Kind::kStoreFull),
+                kinds.end());
+    }
+    client->reset();
+  }
 }
 
 // A store that cannot be opened fails Create with the store's status.

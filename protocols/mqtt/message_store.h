@@ -2,7 +2,10 @@
 // PUBACK / PUBREC, or awaiting PUBCOMP. The session keeps only sequence numbers and completions;
 // the store owns the messages, so a durable store (a crash-safe file log) slots in by implementing
 // this interface and being passed to the Session, and the session recovers what it holds at
-// construction.
+// construction (or at Session::ReplaceStore). A store may drop a queued message on its own (an
+// overflow policy such as FileStoreConfig.overflow DROP_OLDEST): the session notices (the store
+// holds fewer messages than it tracks, or Find returns null when the message is due) and completes
+// that publish with kResourceExhausted.
 #ifndef HUBLINK_PROTOCOLS_MQTT_MESSAGE_STORE_H_
 #define HUBLINK_PROTOCOLS_MQTT_MESSAGE_STORE_H_
 
@@ -47,6 +50,12 @@ class MessageStore {
   // so a durable store's I/O errors reach the publisher. The session records kAwaitingAck before it
   // sends the PUBLISH (a failure means "not sent").
   virtual absl::Status SetPhase(uint64_t seq, StoredMessage::Phase phase, uint16_t packet_id) = 0;
+  // Remove and Clear cannot fail by this interface (kept void on purpose: the session calls them
+  // when a flow has ended, and there is nothing it could do differently on failure). A durable
+  // store keeps the change in memory, reports its write error out of band (FileMessageStore:
+  // kWriteFailed to its event sink, which hublink::Client forwards to Options::on_store_event) and
+  // makes it durable at its next successful write; until then a restart may send the message again,
+  // which at-least-once allows.
   virtual void Remove(uint64_t seq) = 0;
   virtual void Clear() = 0;
   // Every stored sequence number, ascending (recovery after a restart).

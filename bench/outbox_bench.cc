@@ -6,6 +6,8 @@
 // Each row publishes --count QoS 1 messages as fast as the API takes them (the session's in-flight
 // window, 64, bounds what is on the wire) and times until the last PUBACK. The store directory is
 // under --dir (default $TMPDIR or /tmp), fresh per row and removed after it.
+#include <unistd.h>
+
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -96,6 +99,7 @@ int Main(int argc, char** argv) {
   int payload = 64;
   const char* tmp = std::getenv("TMPDIR");
   std::string dir = tmp != nullptr ? tmp : "/tmp";
+  std::string paho = "bench/outbox_paho_bench";  // the runfiles path under bazel run
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (absl::ConsumePrefix(&arg, "--count=")) {
@@ -104,8 +108,11 @@ int Main(int argc, char** argv) {
       if (!absl::SimpleAtoi(arg, &payload) || payload < 0) return 2;
     } else if (absl::ConsumePrefix(&arg, "--dir=")) {
       dir = std::string(arg);
+    } else if (absl::ConsumePrefix(&arg, "--paho=")) {
+      paho = std::string(arg);
     } else {
-      std::fprintf(stderr, "usage: outbox_bench [--count=N] [--payload=BYTES] [--dir=DIR]\n");
+      std::fprintf(stderr,
+                   "usage: outbox_bench [--count=N] [--payload=BYTES] [--dir=DIR] [--paho=PATH]\n");
       return 2;
     }
   }
@@ -135,6 +142,19 @@ int Main(int argc, char** argv) {
     std::printf("RESULT store=%s rate=%.0f\n", row.name.c_str(), rate);
   }
   (void)!std::system(absl::StrCat("rm -rf '", base, "'").c_str());
+  // Paho C with file persistence, a process of its own (see outbox_paho_bench.cc).
+  if (access(paho.c_str(), X_OK) == 0) {
+    absl::StatusOr<std::string> rate = testing::RunCommand(
+        absl::StrCat(paho, " --port=", (*broker)->tcp_port(), " --count=", count,
+                     " --payload=", payload, " --dir='", dir, "'"));
+    if (rate.ok()) {
+      std::string r(absl::StripAsciiWhitespace(*rate));
+      std::printf("| Paho C, MQTTCLIENT_PERSISTENCE_DEFAULT | %s |\n", r.c_str());
+      std::printf("RESULT store=paho_default rate=%s\n", r.c_str());
+    } else {
+      std::fprintf(stderr, "paho: %s\n", rate.status().ToString().c_str());
+    }
+  }
   return 0;
 }
 

@@ -111,32 +111,12 @@ class ConfiguredHttpConnect : public ConfiguredTransport {
 absl::StatusOr<std::unique_ptr<Settings>> MakeSettings(const HttpConnectConfig& config) {
   auto s = std::make_unique<Settings>();
   s->username = config.username();
-  switch (config.password_source_case()) {
-    case HttpConnectConfig::kPassword:
-      s->password.reserve(config.password().size());
-      s->password.append(config.password());
-      break;
-    case HttpConnectConfig::kPasswordFile: {
-      HUBLINK_ASSIGN_OR_RETURN(s->password, auth::ReadSecretFile("http_connect", "password_file",
-                                                                 config.password_file()));
-      // One trailing newline, as editors and `echo` leave it.
-      if (!s->password.empty() && s->password.back() == '\n') {
-        s->password[s->password.size() - 1] = '\0';
-        s->password.resize(s->password.size() - 1);
-        if (!s->password.empty() && s->password.back() == '\r') {
-          s->password[s->password.size() - 1] = '\0';
-          s->password.resize(s->password.size() - 1);
-        }
-      }
-      if (s->password.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "http_connect: password_file ", config.password_file(), ": the password is empty"));
-      }
-      break;
-    }
-    case HttpConnectConfig::PASSWORD_SOURCE_NOT_SET:
-      break;
-  }
+  HUBLINK_ASSIGN_OR_RETURN(
+      s->password,
+      LoadProxyPassword(
+          "http_connect", config.password_source_case() == HttpConnectConfig::kPasswordFile,
+          config.password_source_case() == HttpConnectConfig::kPasswordFile ? config.password_file()
+                                                                            : config.password()));
   if (s->username.empty() && !s->password.empty()) {
     return absl::InvalidArgumentError(
         "http_connect: a password is set but username is empty (Basic authentication needs both)");
@@ -158,13 +138,9 @@ absl::StatusOr<std::unique_ptr<Settings>> MakeSettings(const HttpConnectConfig& 
     }
     s->max_response_bytes = config.max_response_bytes();
   }
-  if (config.has_handshake_timeout()) {
-    const auto& d = config.handshake_timeout();
-    if (d.seconds() < 0 || d.nanos() < 0 || (d.seconds() == 0 && d.nanos() == 0)) {
-      return absl::InvalidArgumentError("http_connect: handshake_timeout: must be positive");
-    }
-    s->handshake_timeout = absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-  }
+  HUBLINK_ASSIGN_OR_RETURN(s->handshake_timeout,
+                           ProxyHandshakeTimeout("http_connect", config.has_handshake_timeout(),
+                                                 config.handshake_timeout()));
   return s;
 }
 

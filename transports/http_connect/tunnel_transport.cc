@@ -211,4 +211,39 @@ void TunnelTransport::CancelTimer() {
   timer_ = 0;
 }
 
+absl::StatusOr<std::string> LoadProxyPassword(absl::string_view layer, bool from_file,
+                                              const std::string& value) {
+  if (!from_file) {
+    std::string password;
+    password.reserve(value.size());  // one block, so that wiping it leaves no other copy
+    password.append(value);
+    return password;
+  }
+  absl::StatusOr<std::string> read = auth::ReadSecretFile(layer, "password_file", value);
+  if (!read.ok()) return read.status();
+  std::string password = *std::move(read);
+  for (char strip : {'\n', '\r'}) {
+    if (!password.empty() && password.back() == strip) {
+      password.back() = '\0';
+      password.pop_back();
+    }
+  }
+  if (password.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(layer, ": password_file ", value, ": the password is empty"));
+  }
+  return password;
+}
+
+absl::StatusOr<absl::optional<absl::Duration>> ProxyHandshakeTimeout(
+    absl::string_view layer, bool has_timeout, const google::protobuf::Duration& timeout) {
+  if (!has_timeout) return absl::optional<absl::Duration>();
+  if (timeout.seconds() < 0 || timeout.nanos() < 0 ||
+      (timeout.seconds() == 0 && timeout.nanos() == 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(layer, ": handshake_timeout: must be positive"));
+  }
+  return absl::optional<absl::Duration>(absl::Seconds(timeout.seconds()) +
+                                        absl::Nanoseconds(timeout.nanos()));
+}
+
 }  // namespace hublink

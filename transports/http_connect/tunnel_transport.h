@@ -15,9 +15,11 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
+#include "google/protobuf/duration.pb.h"
 #include "plugins/connect_context.h"
 #include "plugins/event_loop.h"
 #include "plugins/transport.h"
@@ -92,6 +94,17 @@ class TunnelTransport : public Transport, private TransportListener {
   EventLoop::TimerId timer_ = 0;
   WeakGuard guard_;
 };
+
+// Config helpers every proxy layer shares. `layer` ("http_connect", "socks5") starts each error.
+//
+// The password given inline (`from_file` false) or read from the file named by `value`, wiped like
+// every secret; one trailing newline (LF or CRLF), as editors and `echo` leave it, is dropped, and
+// an empty file is an error.
+absl::StatusOr<std::string> LoadProxyPassword(absl::string_view layer, bool from_file,
+                                              const std::string& value);
+// handshake_timeout when set (it must be positive), else nullopt.
+absl::StatusOr<absl::optional<absl::Duration>> ProxyHandshakeTimeout(
+    absl::string_view layer, bool has_timeout, const google::protobuf::Duration& timeout);
 
 }  // namespace hublink
 

@@ -198,38 +198,17 @@ class ConfiguredSocks5 : public ConfiguredTransport {
 absl::StatusOr<std::unique_ptr<Settings>> MakeSettings(const Socks5Config& config) {
   auto s = std::make_unique<Settings>();
   s->username = config.username();
-  switch (config.password_source_case()) {
-    case Socks5Config::kPassword:
-      s->password.reserve(config.password().size());
-      s->password.append(config.password());
-      break;
-    case Socks5Config::kPasswordFile: {
-      HUBLINK_ASSIGN_OR_RETURN(
-          s->password, auth::ReadSecretFile("socks5", "password_file", config.password_file()));
-      for (char strip : {'\n', '\r'}) {
-        if (!s->password.empty() && s->password.back() == strip) {
-          s->password.back() = '\0';
-          s->password.pop_back();
-        }
-      }
-      if (s->password.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "socks5: password_file ", config.password_file(), ": the password is empty"));
-      }
-      break;
-    }
-    case Socks5Config::PASSWORD_SOURCE_NOT_SET:
-      break;
-  }
+  HUBLINK_ASSIGN_OR_RETURN(
+      s->password,
+      LoadProxyPassword("socks5", config.password_source_case() == Socks5Config::kPasswordFile,
+                        config.password_source_case() == Socks5Config::kPasswordFile
+                            ? config.password_file()
+                            : config.password()));
   HUBLINK_RETURN_IF_ERROR(socks5::ValidateCredentials(s->username, s->password));
   s->remote_dns = !config.has_remote_dns() || config.remote_dns();
-  if (config.has_handshake_timeout()) {
-    const auto& d = config.handshake_timeout();
-    if (d.seconds() < 0 || d.nanos() < 0 || (d.seconds() == 0 && d.nanos() == 0)) {
-      return absl::InvalidArgumentError("socks5: handshake_timeout: must be positive");
-    }
-    s->handshake_timeout = absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-  }
+  HUBLINK_ASSIGN_OR_RETURN(
+      s->handshake_timeout,
+      ProxyHandshakeTimeout("socks5", config.has_handshake_timeout(), config.handshake_timeout()));
   return s;
 }
 

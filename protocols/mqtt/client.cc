@@ -547,7 +547,8 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
                                                     absl::FormatDuration(now - first_failure_),
                                                     "; last error: ", reason.message()));
       events.push_back(Stamp({ConnectionEvent::Kind::kGaveUp, gave_up}));
-      session_->FailPending(gave_up);
+      // A durable store keeps its messages: a later Connect() (or the next process) sends them.
+      session_->FailPending(gave_up, /*keep_stored=*/file_store_ != nullptr);
       EmitAll(std::move(events));
       return;
     }

@@ -62,7 +62,9 @@ struct ConnectionEvent {
     // The policy's max_attempts / give_up_after was reached (`reason`: kUnavailable naming the last
     // failure), or the session hit a failure no reconnect can fix (`reason` is that failure, e.g.
     // kDataLoss for an oversize message the broker re-delivers at every connection; see
-    // MqttConfig.max_packet_size). Pending completions fail with `reason`.
+    // MqttConfig.max_packet_size). Pending completions fail with `reason`; with
+    // MqttConfig.store.file the messages stay in the store and go out after a later Connect() (or
+    // from the next client on the store).
     kGaveUp,
     kDisconnected,  // Disconnect() finished
   };

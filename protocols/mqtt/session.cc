@@ -1021,7 +1021,11 @@ void Session::FailPending(const absl::Status& status, bool keep_stored) {
   inflight_.clear();
   outgoing_ids_.clear();
   released_.clear();
-  if (!keep_stored) store_->Clear();
+  if (keep_stored) {
+    Recover();  // what the store holds goes out on the next link, with no completion to report to
+  } else {
+    store_->Clear();
+  }
   for (auto& entry : subscriptions_) {
     for (Completion& done : entry.second.waiting) Defer(std::move(done), status);
     entry.second.waiting.clear();

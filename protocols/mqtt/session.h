@@ -146,8 +146,9 @@ class Session : public Protocol {
   // store.
   void Disconnect();
   // Fails every pending publish completion and subscription completion with `status` and empties
-  // the store (unless `keep_stored`: a durable store keeps its messages for the next process): for
-  // a client that gives up or goes away.
+  // the store, or with `keep_stored` (a durable store) keeps the store's messages and tracks them
+  // again, without completions, so the next link (or the next process on the store) sends them:
+  // for a client that gives up or goes away.
   void FailPending(const absl::Status& status, bool keep_stored = false);
 
   // Consecutive links that must end on the same oversize PUBLISH before it is reported as permanent

@@ -1177,6 +1177,21 @@ TEST_F(SessionTest, QueuedMessageMissingFromTheStoreWhenDueCompletes) {
   EXPECT_TRUE(second.ok()) << second;
 }
 
+TEST_F(SessionTest, FailPendingKeepingTheStoreSendsItsMessagesOnTheNextLink) {
+  absl::Status done = absl::UnknownError("pending");
+  session().Publish("t", "kept", 1, false, [&](const absl::Status& s) { done = s; });
+  session().FailPending(absl::UnavailableError("gave up"), /*keep_stored=*/true);
+  EXPECT_EQ(done.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(session().queued(), 1u);
+  EXPECT_EQ(session().queued_bytes(), 5u);
+  Open();
+  std::vector<Sent> sent = Connack();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].payload, "kept");
+  Feed(Ack(PacketType::kPuback, sent[0].id));
+  EXPECT_EQ(session().store().size(), 0u);
+}
+
 TEST_F(SessionTest, ReplaceStoreRecoversItsMessagesAndOnlyBeforeUse) {
   auto store = std::make_unique<MemoryMessageStore>();
   StoredMessage m;

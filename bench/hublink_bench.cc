@@ -22,20 +22,6 @@ namespace hublink {
 namespace bench {
 namespace {
 
-const Registry& BuiltinRegistry() {
-  static const Registry* registry = [] {
-    Registry::Builder builder;
-    RegisterBuiltinPlugins(builder);
-    absl::StatusOr<Registry> built = std::move(builder).Build();
-    if (!built.ok()) {
-      std::fprintf(stderr, "bench: registry: %s\n", built.status().ToString().c_str());
-      std::abort();
-    }
-    return new Registry(*std::move(built));
-  }();
-  return *registry;
-}
-
 // tcp, then tls for tls/wss, then websocket for ws/wss: what
 // tools/cli/connection_flags.cc builds. TLS verifies the broker against the
 // benchmark's CA (IP SAN 127.0.0.1) and resumes no session, so every connect

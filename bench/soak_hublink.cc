@@ -20,20 +20,6 @@ namespace hublink {
 namespace bench {
 namespace {
 
-const Registry& BuiltinRegistry() {
-  static const Registry* registry = [] {
-    Registry::Builder builder;
-    RegisterBuiltinPlugins(builder);
-    absl::StatusOr<Registry> built = std::move(builder).Build();
-    if (!built.ok()) {
-      std::fprintf(stderr, "soak: registry: %s\n", built.status().ToString().c_str());
-      std::abort();
-    }
-    return new Registry(*std::move(built));
-  }();
-  return *registry;
-}
-
 std::string PipelineText(const SoakSettings& s) {
   const bool tls = s.transport == "tls" || s.transport == "wss";
   const bool ws = s.transport == "ws" || s.transport == "wss";

@@ -1,5 +1,8 @@
 #include "plugins/builtin.h"
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "auth/hmac/hmac_signer.h"
 #include "auth/rsa/rsa_signer.h"
 #include "protocols/mqtt/mqtt_protocol.h"
@@ -20,6 +23,20 @@ void RegisterBuiltinPlugins(Registry::Builder& builder) {
   RegisterMqttProtocol(builder);
   RegisterHmacSigner(builder);
   RegisterRsaSigner(builder);
+}
+
+const Registry& BuiltinRegistry() {
+  static const Registry* registry = [] {
+    Registry::Builder builder;
+    RegisterBuiltinPlugins(builder);
+    absl::StatusOr<Registry> built = std::move(builder).Build();
+    if (!built.ok()) {  // two built-ins with one name: a bug in this file, not a user error
+      std::fprintf(stderr, "hublink: built-in plugins: %s\n", built.status().ToString().c_str());
+      std::abort();
+    }
+    return new Registry(*std::move(built));
+  }();
+  return *registry;
 }
 
 }  // namespace hublink

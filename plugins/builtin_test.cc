@@ -23,3 +23,17 @@ TEST(BuiltinTest, EveryBuiltinPluginIsRegisteredOnce) {
 
 }  // namespace
 }  // namespace hublink
+
+namespace hublink {
+namespace {
+
+TEST(BuiltinRegistryTest, IsBuiltOnceAndHoldsEveryBuiltIn) {
+  const Registry& registry = BuiltinRegistry();
+  EXPECT_EQ(&registry, &BuiltinRegistry());
+  EXPECT_TRUE(registry.FindTransport("tcp").ok());
+  EXPECT_TRUE(registry.FindProtocol("mqtt").ok());
+  EXPECT_TRUE(registry.FindSigner("hmac").ok());
+}
+
+}  // namespace
+}  // namespace hublink

@@ -408,7 +408,11 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
       impl->session_->OnLinkOpen(*this);
     }
     void OnData(absl::string_view bytes) override {
-      if (!finished && !closing) impl->session_->OnLinkData(bytes);
+      if (!finished && !closing) {
+        Impl* owner = impl;  // the attempt may be retired meanwhile; the Impl stays
+        owner->session_->OnLinkData(bytes);
+        owner->ArmFlush();  // acknowledgements are store writes too (BATCH syncs them in time)
+      }
     }
     void OnWritable() override {
       if (!finished && opened) impl->session_->OnLinkWritable();

@@ -15,39 +15,9 @@ namespace hublink {
 namespace http_connect {
 namespace {
 
-bool IsTokenChar(char c) {
-  if (absl::ascii_isalnum(static_cast<unsigned char>(c))) return true;
-  return absl::string_view("!#$%&'*+-.^_`|~").find(c) != absl::string_view::npos;
-}
-
 constexpr absl::string_view kHttpPrefix = "HTTP/1.";
 
 }  // namespace
-
-std::string Sanitize(absl::string_view text, size_t limit) {
-  std::string out;
-  for (char c : text.substr(0, limit)) out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
-  if (text.size() > limit) out += "...";
-  return out;
-}
-
-absl::Status ValidateHeader(absl::string_view name, absl::string_view value,
-                            absl::string_view what) {
-  if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(what, ": header name is empty"));
-  for (char c : name) {
-    if (!IsTokenChar(c)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, ": header name \"", Sanitize(name), "\" is not an HTTP token"));
-    }
-  }
-  for (char c : value) {
-    if (c == '\r' || c == '\n' || c == '\0') {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, ": value of header ", name, " contains CR, LF or NUL"));
-    }
-  }
-  return absl::OkStatus();
-}
 
 bool IsReservedHeader(absl::string_view name) {
   for (absl::string_view reserved : {"host", "proxy-authorization", "connection", "content-length",

@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "transports/http/http_syntax.h"
 
 namespace hublink {
 namespace http_connect {
@@ -27,10 +28,8 @@ struct ConnectRequest {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
-// Checks a header name (an HTTP token) and value (no CR, LF or NUL) so that config input cannot
-// inject lines into the request. Errors name `what`.
-absl::Status ValidateHeader(absl::string_view name, absl::string_view value,
-                            absl::string_view what);
+// Checks a header name and value (see http/http_syntax.h). Errors name `what`.
+using http::ValidateHeader;
 // True for headers the request computes itself (Host, Proxy-Authorization, Connection, ...).
 bool IsReservedHeader(absl::string_view name);
 // Checks Basic credentials (RFC 7617): no ':' in the user name, no control characters in either.
@@ -45,7 +44,7 @@ std::string Authority(absl::string_view host, uint16_t port);
 std::string BuildConnectRequest(const ConnectRequest& request);
 
 // Printable ASCII only and bounded: proxy-provided text goes into error messages and logs.
-std::string Sanitize(absl::string_view text, size_t limit = 160);
+using http::Sanitize;
 
 // Consumes the proxy's answer across any number of reads. Interim 1xx responses are skipped.
 // Feed() returns false while the final response's header block is incomplete, true once a 2xx

@@ -28,20 +28,8 @@ std::string Base64(const uint8_t* data, size_t size) {
   return out;
 }
 
-bool IsTokenChar(char c) {
-  if (absl::ascii_isalnum(static_cast<unsigned char>(c))) return true;
-  return absl::string_view("!#$%&'*+-.^_`|~").find(c) != absl::string_view::npos;
-}
-
-// Printable ASCII only and bounded: server-provided text goes into error messages and logs.
-std::string Sanitize(absl::string_view text, size_t limit = 160) {
-  std::string out;
-  for (char c : text.substr(0, limit)) {
-    out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
-  }
-  if (text.size() > limit) out += "...";
-  return out;
-}
+using http::IsTokenChar;
+using http::Sanitize;
 
 // Whether the comma-separated header value lists `token` (case-insensitive).
 bool HasToken(absl::string_view value, absl::string_view token) {
@@ -88,25 +76,6 @@ std::string ComputeAccept(absl::string_view key) {
   uint8_t digest[SHA_DIGEST_LENGTH];
   SHA1(reinterpret_cast<const uint8_t*>(input.data()), input.size(), digest);
   return Base64(digest, sizeof(digest));
-}
-
-absl::Status ValidateHeader(absl::string_view name, absl::string_view value,
-                            absl::string_view what) {
-  if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(what, ": header name is empty"));
-  for (char c : name) {
-    if (!IsTokenChar(c)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, ": header name \"", Sanitize(name), "\" is not an HTTP token"));
-    }
-  }
-  for (char c : value) {
-    if (c == '\r' || c == '\n' || c == '\0') {
-      // The value may be a secret (a signed header): name only the header.
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, ": value of header ", name, " contains CR, LF or NUL"));
-    }
-  }
-  return absl::OkStatus();
 }
 
 bool IsReservedHeader(absl::string_view name) {

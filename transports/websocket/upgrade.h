@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
+#include "transports/http/http_syntax.h"
 
 namespace hublink {
 namespace websocket {
@@ -37,10 +38,8 @@ std::string GenerateKey();
 // base64(SHA-1(key + the RFC 6455 GUID)): what the server must answer in Sec-WebSocket-Accept.
 std::string ComputeAccept(absl::string_view key);
 
-// Checks a header name (an HTTP token) and value (no CR, LF or NUL) so that config or signer input
-// cannot inject lines into the request. Errors name `what`.
-absl::Status ValidateHeader(absl::string_view name, absl::string_view value,
-                            absl::string_view what);
+// Checks a header name and value (see http/http_syntax.h). Errors name `what`.
+using http::ValidateHeader;
 // True for headers the handshake computes itself and users may not set.
 bool IsReservedHeader(absl::string_view name);
 

@@ -49,31 +49,37 @@ class Broker {
     auto broker = std::unique_ptr<Broker>(new Broker());
     broker->dir_ = absl::StrCat(testing::TempDir(), "/broker_", getpid(), "_", instance++);
     mkdir(broker->dir_.c_str(), 0755);
-    broker->port_ = *testing::PickFreePort();
-    broker->ws_port_ = *testing::PickFreePort();
-    std::vector<std::string> conf = {"user root",
-                                     "log_dest stderr",
-                                     "log_type error",
-                                     "log_type warning",
-                                     "log_type notice",
-                                     "max_queued_messages 0",
-                                     "max_inflight_messages 100",
-                                     absl::StrCat("listener ", broker->port_, " 127.0.0.1"),
-                                     absl::StrCat("listener ", broker->ws_port_, " 127.0.0.1"),
-                                     "protocol websockets"};
-    bool anonymous_set = false;
-    for (auto& line : extra) anonymous_set |= line.rfind("allow_anonymous", 0) == 0;
-    // mosquitto 2 refuses anonymous clients by default.
-    if (!anonymous_set) conf.push_back("allow_anonymous true");
-    for (auto& line : extra) conf.push_back(absl::StrReplaceAll(line, {{"$DIR", broker->dir_}}));
-    EXPECT_TRUE(
-        testing::WriteFile(broker->dir_ + "/mosquitto.conf", absl::StrJoin(conf, "\n") + "\n")
-            .ok());
-    if (!broker->Launch()) {
-      ADD_FAILURE() << "mosquitto did not start; see " << broker->dir_ << "/mosquitto.log";
-      return nullptr;
+    // A port picked free can be taken by a parallel test before mosquitto binds it: try again with
+    // fresh ports, a bounded number of times.
+    auto launch = [&]() -> bool {
+      broker->port_ = *testing::PickFreePort();
+      broker->ws_port_ = *testing::PickFreePort();
+      std::vector<std::string> conf = {"user root",
+                                       "log_dest stderr",
+                                       "log_type error",
+                                       "log_type warning",
+                                       "log_type notice",
+                                       "max_queued_messages 0",
+                                       "max_inflight_messages 100",
+                                       absl::StrCat("listener ", broker->port_, " 127.0.0.1"),
+                                       absl::StrCat("listener ", broker->ws_port_, " 127.0.0.1"),
+                                       "protocol websockets"};
+      bool anonymous_set = false;
+      for (auto& line : extra) anonymous_set |= line.rfind("allow_anonymous", 0) == 0;
+      // mosquitto 2 refuses anonymous clients by default.
+      if (!anonymous_set) conf.push_back("allow_anonymous true");
+      for (auto& line : extra) conf.push_back(absl::StrReplaceAll(line, {{"$DIR", broker->dir_}}));
+      EXPECT_TRUE(
+          testing::WriteFile(broker->dir_ + "/mosquitto.conf", absl::StrJoin(conf, "\n") + "\n")
+              .ok());
+      return broker->Launch();
+    };
+    for (int attempt = 1; attempt <= 3; ++attempt) {
+      if (launch()) return broker;
+      if (broker->process_ != nullptr) broker->Kill();
     }
-    return broker;
+    ADD_FAILURE() << "mosquitto did not start (3 tries); see " << broker->dir_ << "/mosquitto.log";
+    return nullptr;
   }
 
   bool Launch() {

@@ -3,18 +3,41 @@
 // fresh transport stack and ConnectContext for every attempt, drives the MQTT session over it, and
 // reconnects with exponential backoff and jitter until told to stop (or the policy says give up).
 //
-//   hublink::Registry::Builder builder;
-//   hublink::RegisterBuiltinPlugins(builder);
-//   absl::StatusOr<hublink::Registry> registry = std::move(builder).Build();
-//   auto client = hublink::Client::Create(*hublink::LoadPipelineFile("device.textproto",
-//   *registry));
+// Usage, compiled and run as //examples:client_header_example (examples/client_header_example.cc,
+// the body of its main(); `path` names a pipeline file such as "device.textproto"). Its BUILD
+// deps: "//plugins:builtin", "//plugins:core", "//protocols/mqtt:client", "@system_libs//:absl";
+// its includes: <chrono> <cstdio> <future> <memory> <string> <utility>, "absl/status/status.h",
+// "absl/status/statusor.h", "plugins/builtin.h", "plugins/pipeline.h", "protocols/mqtt/client.h".
+//
+//   absl::StatusOr<std::unique_ptr<hublink::ResolvedPipeline>> pipeline =
+//       hublink::LoadPipelineFile(path, hublink::BuiltinRegistry());
+//   if (!pipeline.ok()) {  // the error names the file, the field and the plugin
+//     std::fprintf(stderr, "%s\n", pipeline.status().ToString().c_str());
+//     return 1;
+//   }
+//   absl::StatusOr<std::unique_ptr<hublink::Client>> client =
+//       hublink::Client::Create(std::move(pipeline).value());
+//   if (!client.ok()) {
+//     std::fprintf(stderr, "%s\n", client.status().ToString().c_str());
+//     return 1;
+//   }
+//   // Runs on the client's loop thread. m.topic and m.payload point into the receive
+//   // buffer, valid only during this call: copy what you keep. Never block on a client
+//   // future in here: that deadlocks.
 //   (*client)->Subscribe("dev/control", 1, [](const hublink::mqtt::Message& m) {
 //     std::printf("%s: %s\n", std::string(m.topic).c_str(), std::string(m.payload).c_str());
 //   });
 //   (*client)->Connect();
-//   absl::Status acked = (*client)->Publish("dev/data", "{\"t\":21}", 1).get();  // waits for
-//   PUBACK
-//   (*client)->Disconnect().get();
+//   // QoS 1: resolves on PUBACK. While the broker is unreachable the message waits in
+//   // the queue, so wait with a deadline rather than get().
+//   std::future<absl::Status> acked = (*client)->Publish("dev/data", "{\"t\":21}", 1);
+//   absl::Status published = acked.wait_for(std::chrono::seconds(5)) == std::future_status::ready
+//                                ? acked.get()
+//                                : absl::DeadlineExceededError("no PUBACK within 5 s");
+//   std::printf("publish: %s\n", published.ToString().c_str());
+//   absl::Status closed = (*client)->Disconnect().get();  // resolves once the socket is closed
+//   if (!closed.ok()) std::fprintf(stderr, "disconnect: %s\n", closed.ToString().c_str());
+//   return published.ok() && closed.ok() ? 0 : 1;
 //
 // Threading: every method may be called from any thread; work is posted onto the client's EventLoop
 // and runs there in call order (called on the loop thread itself, it runs at once). Handlers,
@@ -24,6 +47,23 @@
 // default the client runs its own loop thread; with Options::loop it uses the caller's loop,
 // which the caller drives (Run or RunOnce) — then do not block on a returned future from the loop
 // thread, and destroy the client on the loop thread (or while the loop is not running).
+//
+// Never block on a future the client returned (get(), wait(), wait_for()) inside a message
+// handler, a completion or an event handler, in either mode: they run on the loop thread, the
+// thread that would resolve that future, so it cannot resolve while they wait (a wait_for(3s)
+// there always times out, a get() hangs for good). In there, use the forms that take an
+// mqtt::Completion, or post the waiting to a thread of your own.
+//
+// Received messages: the mqtt::Message a handler gets (its `topic` and `payload` string_views)
+// points into the client's receive buffer and is valid only during that handler call; copy what
+// you keep (std::string(m.payload)) before returning or before handing it to another thread.
+//
+// Lifetimes: the Registry is only read while a pipeline is resolved (LoadPipelineFile,
+// ResolvedPipeline::Resolve, Create(config, registry)). The ResolvedPipeline owns the configured
+// plugins that Resolve made and keeps no pointer to the Registry or its factories, and the client
+// holds the pipeline (shared_ptr) for as long as it lives, so a Registry may be destroyed once
+// those calls return (BuiltinRegistry() never is). What must stay is the plugins' code: do not
+// unload a library whose plugins a live pipeline uses.
 //
 // Why the Client lives in protocols/mqtt rather than the core: its API (QoS, topic filters, message
 // handlers) is MQTT's publish/subscribe model, reached through mqtt::Session, the pub/sub facet of

@@ -1,9 +1,57 @@
 // Pipelines: the config that composes a connection at run time, loaded and validated once.
 //
-//   absl::StatusOr<std::unique_ptr<ResolvedPipeline>> pipeline =
-//       LoadPipelineFile("device.textproto", registry);        // or .json
-//   ConnectContext context(*loop, pipeline->endpoint().host(), pipeline->endpoint().port());
-//   absl::StatusOr<std::unique_ptr<Transport>> top = (*pipeline)->CreateStack(context);
+// Usage, compiled and run as //examples:pipeline_header_example
+// (examples/pipeline_header_example.cc, the body of its main(); `path` names a pipeline file such
+// as "device.textproto"; BUILD deps "//plugins:builtin", "//plugins:core", "@system_libs//:absl").
+// It opens the transport stack by hand, as a test or a protocol of one's own would; an MQTT
+// application hands the pipeline to hublink::Client instead (protocols/mqtt/client.h).
+//
+//   absl::StatusOr<std::unique_ptr<hublink::ResolvedPipeline>> pipeline =
+//       hublink::LoadPipelineFile(path, hublink::BuiltinRegistry());  // text, or JSON if ".json"
+//   if (!pipeline.ok()) {  // names the file, line:column or field path, and the plugin
+//     std::fprintf(stderr, "%s\n", pipeline.status().ToString().c_str());
+//     return 1;
+//   }
+//   absl::StatusOr<std::unique_ptr<hublink::EventLoop>> loop = hublink::EventLoop::Create();
+//   if (!loop.ok()) {
+//     std::fprintf(stderr, "%s\n", loop.status().ToString().c_str());
+//     return 1;
+//   }
+//   // One context per attempt; it must outlive every transport of that attempt.
+//   const hublink::Endpoint& endpoint = (*pipeline)->endpoint();
+//   hublink::ConnectContext context(**loop, endpoint.host(), endpoint.port());
+//   context.set_deadline(absl::Now() + absl::Seconds(10));  // for every handshake of the stack
+//   absl::StatusOr<std::unique_ptr<hublink::Transport>> top = (*pipeline)->CreateStack(context);
+//   if (!top.ok()) {
+//     std::fprintf(stderr, "%s\n", top.status().ToString().c_str());
+//     return 1;
+//   }
+//   struct Listener : hublink::TransportListener {  // called on the loop thread
+//     void OnOpen() override { open = true; }
+//     void OnData(absl::string_view) override {}  // what the peer sent, in any split
+//     void OnClosed(const absl::Status& status) override {
+//       closed = true;
+//       result = status;
+//     }
+//     bool open = false, closed = false;
+//     absl::Status result;
+//   } listener;
+//   (*top)->Open(&listener);  // the layers handshake bottom-up; OnOpen when all are done
+//   const absl::Time give_up = context.deadline() + absl::Seconds(1);
+//   while (!listener.open && !listener.closed && absl::Now() < give_up) {
+//     (*loop)->RunOnce(absl::Milliseconds(100));
+//   }
+//   if (!listener.open) {
+//     if (!listener.closed) listener.result = absl::DeadlineExceededError("stack did not open");
+//     std::fprintf(stderr, "%s\n", listener.result.ToString().c_str());
+//     return 1;
+//   }
+//   std::printf("open: %s\n", (*pipeline)->DescribeStack().c_str());  // "tcp > websocket"
+//   (*top)->Close();  // orderly: each layer says goodbye, then OnClosed(OkStatus())
+//   const absl::Time close_by = absl::Now() + absl::Seconds(10);
+//   while (!listener.closed && absl::Now() < close_by) (*loop)->RunOnce(absl::Milliseconds(100));
+//   std::printf("closed: %s\n", listener.result.ToString().c_str());
+//   return listener.closed && listener.result.ok() ? 0 : 1;
 //
 // Validation happens in Resolve(): every plugin is found in the registry and configured (so a bad
 // key file or an unknown field fails here, not at the first connect); the first transport of each

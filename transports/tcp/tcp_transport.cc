@@ -22,11 +22,13 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "plugins/log.h"
 #include "plugins/weak_guard.h"
+#include "transports/tcp/address_order.h"
 #include "transports/tcp/tcp.pb.h"
 
 namespace hublink {
@@ -39,9 +41,25 @@ constexpr uint64_t kDefaultHighWater = 1ull << 20;
 constexpr absl::Duration kDefaultConnectTimeout = absl::Seconds(10);
 // How long an orderly close may take (flush, then the peer's FIN) unless close_timeout says.
 constexpr absl::Duration kDefaultCloseTimeout = absl::Seconds(3);
+// RFC 8305 §5 and §8: the recommended Connection Attempt Delay, and the floor below which
+// attempts would pile onto a network faster than it can answer.
+constexpr absl::Duration kDefaultAttemptDelay = absl::Milliseconds(250);
+constexpr absl::Duration kMinAttemptDelay = absl::Milliseconds(10);
 
 absl::Duration ToDuration(const google::protobuf::Duration& d) {
   return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+// The socket family `config.family` allows; AF_UNSPEC for either.
+int AllowedFamily(const TcpConfig& config) {
+  switch (config.family()) {
+    case TcpConfig::IPV4:
+      return AF_INET;
+    case TcpConfig::IPV6:
+      return AF_INET6;
+    default:
+      return AF_UNSPEC;
+  }
 }
 
 std::string Describe(int err) {
@@ -63,45 +81,6 @@ std::string Describe(int err) {
   }
 }
 
-std::string AddressToString(const sockaddr_storage& addr) {
-  char buf[INET6_ADDRSTRLEN] = "?";
-  if (addr.ss_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(addr).sin_addr, buf, sizeof(buf));
-    return buf;
-  }
-  inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(addr).sin6_addr, buf, sizeof(buf));
-  return absl::StrCat("[", buf, "]");
-}
-
-struct Address {
-  sockaddr_storage storage;
-  socklen_t length;
-};
-
-// `host` as an address when it is an IPv4 or IPv6 literal of an allowed family.
-absl::optional<Address> ParseLiteral(const std::string& host, uint16_t port, int family) {
-  Address address{};
-  if (family != AF_INET6) {
-    auto& v4 = reinterpret_cast<sockaddr_in&>(address.storage);
-    if (inet_pton(AF_INET, host.c_str(), &v4.sin_addr) == 1) {
-      v4.sin_family = AF_INET;
-      v4.sin_port = htons(port);
-      address.length = sizeof(v4);
-      return address;
-    }
-  }
-  if (family != AF_INET) {
-    auto& v6 = reinterpret_cast<sockaddr_in6&>(address.storage);
-    if (inet_pton(AF_INET6, host.c_str(), &v6.sin6_addr) == 1) {
-      v6.sin6_family = AF_INET6;
-      v6.sin6_port = htons(port);
-      address.length = sizeof(v6);
-      return address;
-    }
-  }
-  return absl::nullopt;
-}
-
 // getaddrinfo blocks (DNS), so it runs on a short-lived thread. The thread and the transport share
 // this state; the eventfd wakes the loop when the answer is in. Nothing here points at the
 // transport or the loop, so either may be gone before the thread finishes.
@@ -114,7 +93,7 @@ struct Resolution {
   std::mutex mutex;
   bool done = false;
   int gai_error = 0;
-  std::vector<Address> addresses;
+  std::vector<SocketAddress> addresses;
 };
 
 void Resolve(std::shared_ptr<Resolution> resolution, std::string host, uint16_t port, int family) {
@@ -130,9 +109,9 @@ void Resolve(std::shared_ptr<Resolution> resolution, std::string host, uint16_t 
     hints.ai_flags = 0;
     rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &result);
   }
-  std::vector<Address> addresses;
+  std::vector<SocketAddress> addresses;
   for (addrinfo* ai = result; rc == 0 && ai != nullptr; ai = ai->ai_next) {
-    Address address{};
+    SocketAddress address{};
     std::memcpy(&address.storage, ai->ai_addr, ai->ai_addrlen);
     address.length = ai->ai_addrlen;
     addresses.push_back(address);
@@ -142,7 +121,7 @@ void Resolve(std::shared_ptr<Resolution> resolution, std::string host, uint16_t 
     std::lock_guard<std::mutex> lock(resolution->mutex);
     resolution->done = true;
     resolution->gai_error = rc;
-    resolution->addresses = std::move(addresses);
+    resolution->addresses = InterleaveFamilies(std::move(addresses));
   }
   uint64_t one = 1;
   (void)!write(resolution->wake_fd, &one, sizeof(one));
@@ -164,10 +143,13 @@ class TcpTransport : public Transport {
     high_water_ = config_.high_water_bytes() ? config_.high_water_bytes() : kDefaultHighWater;
     close_timeout_ =
         config_.has_close_timeout() ? ToDuration(config_.close_timeout()) : kDefaultCloseTimeout;
+    attempt_delay_ = ToDuration(config_.connection_attempt_delay());
+    if (attempt_delay_ == absl::ZeroDuration()) attempt_delay_ = kDefaultAttemptDelay;
   }
 
   ~TcpTransport() override {
     loop_.Cancel(timer_);
+    CloseAttempts();
     CloseSocket();
     WipeQueue();
     if (resolution_ != nullptr) loop_.Unwatch(resolution_->wake_fd);
@@ -202,19 +184,25 @@ class TcpTransport : public Transport {
     absl::Time deadline = std::min(loop_.Now() + timeout, context_.deadline());
     timer_ = loop_.RunAt(deadline, guard_.Wrap([this, timeout] {
       timer_ = 0;
-      Fail(absl::DeadlineExceededError(absl::StrCat(
-          "tcp: ", endpoint_, ": connect timed out after ", absl::FormatDuration(timeout))));
+      Fail(ConnectTimedOut(timeout));
     }));
-    int family = config_.family() == TcpConfig::IPV4   ? AF_INET
-                 : config_.family() == TcpConfig::IPV6 ? AF_INET6
-                                                       : AF_UNSPEC;
-    if (absl::optional<Address> literal = ParseLiteral(host_, port_, family)) {
-      // An IP literal needs no resolver thread. Connecting is still deferred: Open() never calls
-      // back.
-      addresses_.push_back(*literal);
-      state_ = State::kConnecting;
+    int family = AllowedFamily(config_);
+    // Pinned addresses (checked when the config was read), else an IP literal, need no resolver
+    // thread. Connecting is still deferred: Open() never calls back.
+    for (const std::string& pinned : config_.addresses()) {
+      if (absl::optional<SocketAddress> address = ParseIpLiteral(pinned, port_, family)) {
+        addresses_.push_back(*address);
+      }
+    }
+    if (addresses_.empty()) {
+      if (absl::optional<SocketAddress> literal = ParseIpLiteral(host_, port_, family)) {
+        addresses_.push_back(*literal);
+      }
+    }
+    if (!addresses_.empty()) {
+      StartConnecting();
       loop_.Post(guard_.Wrap([this] {
-        if (state_ == State::kConnecting) ConnectNext();
+        if (state_ == State::kConnecting) StartNextAttempt();
       }));
       return;
     }
@@ -279,6 +267,7 @@ class TcpTransport : public Transport {
         state_ = State::kClosed;
         loop_.Cancel(timer_);
         timer_ = 0;
+        CloseAttempts();
         CloseSocket();
         loop_.Post(guard_.Wrap([this] { Deliver(absl::OkStatus()); }));
         return;
@@ -335,58 +324,108 @@ class TcpTransport : public Transport {
 
   void OnResolved() {
     loop_.Unwatch(resolution_->wake_fd);
-    std::lock_guard<std::mutex> lock(resolution_->mutex);
-    if (!resolution_->done || state_ != State::kResolving) return;
-    if (resolution_->gai_error != 0 || resolution_->addresses.empty()) {
+    int gai_error;
+    {
+      std::lock_guard<std::mutex> lock(resolution_->mutex);
+      if (!resolution_->done || state_ != State::kResolving) return;
+      gai_error = resolution_->gai_error;
+      addresses_ = std::move(resolution_->addresses);
+    }
+    if (gai_error != 0 || addresses_.empty()) {
       Fail(absl::UnavailableError(absl::StrCat(
-          "tcp: ", endpoint_, ": cannot resolve host: ",
-          resolution_->gai_error ? gai_strerror(resolution_->gai_error) : "no addresses")));
+          "tcp: ", endpoint_,
+          ": cannot resolve host: ", gai_error ? gai_strerror(gai_error) : "no addresses")));
       return;
     }
-    addresses_ = std::move(resolution_->addresses);
-    state_ = State::kConnecting;
-    ConnectNext();
+    StartConnecting();
+    StartNextAttempt();
   }
 
-  // Tries addresses_[next_address_...] until one connects or all are refused.
-  void ConnectNext() {
+  void StartConnecting() {
+    state_ = State::kConnecting;
+    failures_.assign(addresses_.size(), 0);
+    // With one address its errors read as before the race existed: "tcp: host:port (ip): why".
+    if (addresses_.size() == 1) current_address_ = FormatIp(addresses_[0]);
+  }
+
+  // Happy Eyeballs (RFC 8305 §5): starts the attempt to the next address, passing at once over
+  // those whose connect() fails on the spot, and arms the Connection Attempt Delay after which the
+  // one after it starts, while this one is still pending. Also called when an attempt fails: the
+  // next one need not wait out the delay then.
+  void StartNextAttempt() {
+    loop_.Cancel(attempt_timer_);
+    attempt_timer_ = 0;
     while (next_address_ < addresses_.size()) {
-      const Address& address = addresses_[next_address_++];
-      current_address_ = AddressToString(address.storage);
-      CloseSocket();
-      fd_ = socket(address.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-      if (fd_ < 0) {
-        last_error_ = errno;
+      size_t index = next_address_++;
+      const SocketAddress& address = addresses_[index];
+      int fd = socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (fd < 0) {
+        AttemptFailed(index, errno);
         continue;
       }
-      int rc = connect(fd_, reinterpret_cast<const sockaddr*>(&address.storage), address.length);
+      int rc = connect(fd, reinterpret_cast<const sockaddr*>(&address.storage), address.length);
       if (rc != 0 && errno != EINPROGRESS) {
-        last_error_ = errno;
+        int err = errno;
+        close(fd);
+        AttemptFailed(index, err);
         continue;
       }
-      absl::Status watched =
-          loop_.Watch(fd_, EventLoop::kWritable, [this](uint32_t ready) { OnSocketReady(ready); });
+      absl::Status watched = loop_.Watch(fd, EventLoop::kWritable, [this, fd](uint32_t ready) {
+        if (fd == fd_) {
+          OnSocketReady(ready);
+        } else {
+          OnAttemptReady(fd);
+        }
+      });
       if (!watched.ok()) {
+        close(fd);
         Fail(watched);
         return;
       }
-      watching_ = true;
+      attempts_.push_back(Attempt{fd, index});
+      if (next_address_ < addresses_.size()) {
+        attempt_timer_ = loop_.RunAfter(attempt_delay_, guard_.Wrap([this] {
+          attempt_timer_ = 0;
+          StartNextAttempt();
+        }));
+      }
       return;
     }
-    FailWithErrno("connect", last_error_);
+    if (attempts_.empty()) FailEveryAddress();
   }
 
-  void OnConnectReady() {
+  void AttemptFailed(size_t index, int err) {
+    failures_[index] = err;
+    HLOG(DEBUG) << "tcp: " << endpoint_ << " via " << FormatIp(addresses_[index]) << ": "
+                << Describe(err);
+  }
+
+  void OnAttemptReady(int fd) {
+    if (state_ != State::kConnecting) return;
+    auto attempt = std::find_if(attempts_.begin(), attempts_.end(),
+                                [fd](const Attempt& a) { return a.fd == fd; });
+    if (attempt == attempts_.end()) return;
     int err = 0;
     socklen_t len = sizeof(err);
-    getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err == EINPROGRESS) return;
+    size_t index = attempt->index;
     if (err != 0) {
-      last_error_ = err;
-      HLOG(DEBUG) << "tcp: " << endpoint_ << " via " << current_address_ << ": " << Describe(err);
-      ConnectNext();
+      loop_.Unwatch(fd);
+      close(fd);
+      attempts_.erase(attempt);
+      AttemptFailed(index, err);
+      StartNextAttempt();
       return;
     }
+    // The winner. RFC 8305 §5: the attempts still pending are cancelled, and the addresses not yet
+    // tried are left alone.
+    attempts_.erase(attempt);
+    CloseAttempts();
+    fd_ = fd;
+    watching_ = true;
+    interest_ = 0;
+    current_address_ = FormatIp(addresses_[index]);
     loop_.Cancel(timer_);
     timer_ = 0;
     int one = 1;
@@ -403,12 +442,55 @@ class TcpTransport : public Transport {
   }
 
   void OnSocketReady(uint32_t ready) {
-    if (state_ == State::kConnecting) {
-      OnConnectReady();
-      return;
-    }
     if (ready & EventLoop::kWritable) Flush();
     if ((ready & EventLoop::kReadable) && fd_ >= 0) ReadAvailable();
+  }
+
+  // Closes the attempts still pending and stops starting new ones.
+  void CloseAttempts() {
+    loop_.Cancel(attempt_timer_);
+    attempt_timer_ = 0;
+    for (const Attempt& attempt : attempts_) {
+      loop_.Unwatch(attempt.fd);
+      close(attempt.fd);
+    }
+    attempts_.clear();
+  }
+
+  // Every address was tried and none connected.
+  void FailEveryAddress() {
+    if (addresses_.size() == 1) {
+      FailWithErrno("connect", failures_[0]);
+      return;
+    }
+    bool all_timed_out =
+        std::all_of(failures_.begin(), failures_.end(), [](int err) { return err == ETIMEDOUT; });
+    std::string message =
+        absl::StrCat("tcp: ", endpoint_, ": every address failed: ", AttemptOutcomes());
+    Fail(all_timed_out ? absl::DeadlineExceededError(message) : absl::UnavailableError(message));
+  }
+
+  absl::Status ConnectTimedOut(absl::Duration timeout) const {
+    std::string message = absl::StrCat("tcp: ", endpoint_, ": connect timed out after ",
+                                       absl::FormatDuration(timeout));
+    // With one address (or still resolving) there is nothing more to say.
+    if (addresses_.size() > 1) absl::StrAppend(&message, ": ", AttemptOutcomes());
+    return absl::DeadlineExceededError(message);
+  }
+
+  // "[::1]:1883 connection refused; 127.0.0.1:1883 timed out; 127.0.0.2:1883 not tried", in the
+  // order the addresses were tried.
+  std::string AttemptOutcomes() const {
+    std::string outcomes;
+    for (size_t i = 0; i < addresses_.size(); ++i) {
+      bool pending = std::any_of(attempts_.begin(), attempts_.end(),
+                                 [i](const Attempt& a) { return a.index == i; });
+      absl::StrAppend(&outcomes, i == 0 ? "" : "; ", FormatIpAndPort(addresses_[i]), " ",
+                      failures_[i] != 0 ? Describe(failures_[i])
+                      : pending         ? "timed out"
+                                        : "not tried");
+    }
+    return outcomes;
   }
 
   void ReadAvailable() {
@@ -566,6 +648,7 @@ class TcpTransport : public Transport {
     state_ = State::kClosed;
     loop_.Cancel(timer_);
     timer_ = 0;
+    CloseAttempts();
     CloseSocket();
     WipeQueue();
     Deliver(error_);
@@ -618,10 +701,20 @@ class TcpTransport : public Transport {
   uint32_t interest_ = 0;
   EventLoop::TimerId timer_ = 0;
   std::shared_ptr<Resolution> resolution_;
-  std::vector<Address> addresses_;
+  // The race (RFC 8305): every address in the order tried, the errno each attempt failed with
+  // (0: not tried yet, pending, or the winner), and the attempts still pending.
+  struct Attempt {
+    int fd;
+    size_t index;  // into addresses_
+  };
+  absl::Duration attempt_delay_;
+  std::vector<SocketAddress> addresses_;
+  std::vector<int> failures_;
+  std::vector<Attempt> attempts_;
   size_t next_address_ = 0;
+  EventLoop::TimerId attempt_timer_ = 0;
+  // The address connected to (or the only one): named in errors and the "connected" stage.
   std::string current_address_;
-  int last_error_ = ECONNREFUSED;
 
   std::deque<std::string> queue_;
   size_t front_offset_ = 0;
@@ -674,6 +767,27 @@ class TcpFactory : public TransportFactory {
     }
     if (config.close_timeout().seconds() < 0 || config.close_timeout().nanos() < 0) {
       return absl::InvalidArgumentError("tcp: close_timeout: must not be negative");
+    }
+    absl::Duration attempt_delay = ToDuration(config.connection_attempt_delay());
+    if (attempt_delay != absl::ZeroDuration() && attempt_delay < kMinAttemptDelay) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tcp: connection_attempt_delay: ", absl::FormatDuration(attempt_delay),
+                       " is below the minimum of ", absl::FormatDuration(kMinAttemptDelay),
+                       " (RFC 8305); leave it unset for the default, ",
+                       absl::FormatDuration(kDefaultAttemptDelay)));
+    }
+    for (int i = 0; i < config.addresses_size(); ++i) {
+      const std::string& address = config.addresses(i);
+      if (!ParseIpLiteral(address, 0, AF_UNSPEC)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("tcp: addresses[", i, "]: \"", absl::CHexEscape(address),
+                         "\" is not an IPv4 or IPv6 address (names go in the endpoint or host)"));
+      }
+      if (!ParseIpLiteral(address, 0, AllowedFamily(config))) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "tcp: addresses[", i, "]: ", address, " does not fit family ",
+            TcpConfig::AddressFamily_Name(config.family()), " (drop the address or the family)"));
+      }
     }
     if (config.high_water_bytes() != 0 && config.max_buffered_bytes() != 0 &&
         config.high_water_bytes() > config.max_buffered_bytes()) {

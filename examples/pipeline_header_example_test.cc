@@ -55,7 +55,8 @@ TEST(PipelineHeaderExample, InvalidPipelineIsAnErrorNamingFileAndField) {
       "no-port.textproto", "endpoint { host: \"127.0.0.1\" }\ntransports { name: \"tcp\" }\n");
   ExampleRun run = RunExample(kBinary, {path});
   EXPECT_EQ(run.exit_code, 1) << run.output;
-  EXPECT_NE(run.output.find(absl::StrCat(path, ": endpoint.port")), std::string::npos)
+  EXPECT_NE(run.output.find(absl::StrCat(path, ": endpoint.port is missing or 0")),
+            std::string::npos)
       << run.output;
 }
 

@@ -1,14 +1,19 @@
 #include "plugins/pipeline.h"
 
+#include <algorithm>
+#include <functional>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/descriptor_database.h"
 #include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
+#include "plugins/did_you_mean.h"
 #include "plugins/read_file.h"
 #include "plugins/status_macros.h"
 
@@ -130,15 +135,173 @@ size_t FirstJsonSyntaxError(absl::string_view s) {
   }
 }
 
+// proto3 cannot tell an unset scalar from one set to its default, so "missing" covers both.
 absl::Status ValidateEndpoint(const Endpoint& endpoint, absl::string_view field) {
   if (endpoint.host().empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ".host: missing"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".host is missing; set the host name or address to connect to"));
   }
-  if (endpoint.port() == 0 || endpoint.port() > 65535) {
+  if (endpoint.port() == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".port is missing or 0; set a port 1..65535"));
+  }
+  if (endpoint.port() > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ".port: ", endpoint.port(), " is not a port (1..65535)"));
   }
   return absl::OkStatus();
+}
+
+// Text between `before` and the next `after` in `message`, if `before` occurs.
+bool Between(absl::string_view message, absl::string_view before, absl::string_view after,
+             std::string* out) {
+  size_t start = message.find(before);
+  if (start == absl::string_view::npos) return false;
+  start += before.size();
+  size_t end = message.find(after, start);
+  if (end == absl::string_view::npos) return false;
+  *out = std::string(message.substr(start, end - start));
+  return true;
+}
+
+// "transport \"websocket\"" for the plugin that takes config message `type`, else empty.
+std::string PluginOfConfig(absl::string_view type,
+                           const std::vector<Registry::PluginInfo>& plugins) {
+  for (const Registry::PluginInfo& plugin : plugins) {
+    if (plugin.config_type->full_name() == type) {
+      return absl::StrCat(plugin.family, " \"", plugin.name, "\"");
+    }
+  }
+  return "";
+}
+
+// Every message type linked into the program, for suggestions when no registry is at hand.
+std::vector<std::string> LinkedMessageTypes() {
+  std::vector<std::string> names;
+  pb::DescriptorPool::internal_generated_database()->FindAllMessageNames(&names);
+  names.erase(std::remove_if(names.begin(), names.end(),
+                             [](const std::string& name) {
+                               return absl::StartsWith(name, "google.protobuf.");
+                             }),
+              names.end());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// "; did you mean <type>, the config of transport \"x\"?" for a typed_config type nobody knows,
+// or the list of what the registered plugins take. `spell` writes a type name the way the input
+// would (text: [type.googleapis.com/x.Y], JSON: "type.googleapis.com/x.Y").
+std::string UnknownTypeHelp(absl::string_view type_url,
+                            const std::vector<Registry::PluginInfo>& plugins, bool have_registry,
+                            const std::function<std::string(absl::string_view)>& spell) {
+  size_t slash = type_url.rfind('/');
+  absl::string_view prefix =
+      slash == absl::string_view::npos ? "type.googleapis.com/" : type_url.substr(0, slash + 1);
+  absl::string_view name = slash == absl::string_view::npos ? type_url : type_url.substr(slash + 1);
+  std::vector<std::string> candidates;
+  for (const Registry::PluginInfo& plugin : plugins) {
+    candidates.push_back(plugin.config_type->full_name());
+  }
+  if (!have_registry) candidates = LinkedMessageTypes();
+  std::string meant = ClosestMatch(name, candidates);
+  if (!meant.empty()) {
+    std::string plugin = PluginOfConfig(meant, plugins);
+    return absl::StrCat("; did you mean ", spell(absl::StrCat(prefix, meant)),
+                        plugin.empty() ? "" : absl::StrCat(", the config of ", plugin), "?");
+  }
+  if (plugins.empty()) return "";
+  std::vector<std::string> known;
+  for (const Registry::PluginInfo& plugin : plugins) {
+    known.push_back(absl::StrCat(plugin.config_type->full_name(), " (", plugin.family, " \"",
+                                 plugin.name, "\")"));
+  }
+  return absl::StrCat("; the registered plugins take: ", absl::StrJoin(known, ", "));
+}
+
+// Every message type a pipeline can contain: Pipeline's own tree and each plugin's config tree.
+void CollectMessageTree(const pb::Descriptor* descriptor,
+                        std::vector<const pb::Descriptor*>* seen) {
+  if (std::find(seen->begin(), seen->end(), descriptor) != seen->end()) return;
+  seen->push_back(descriptor);
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    const pb::Descriptor* type = descriptor->field(i)->message_type();
+    if (type != nullptr && !absl::StartsWith(type->full_name(), "google.protobuf.")) {
+      CollectMessageTree(type, seen);
+    }
+  }
+}
+
+// Protobuf's parse errors say what is wrong but not what would be right. For an unknown type in a
+// typed_config or an unknown field, returns what to add: the closest known name and the plugin
+// whose config it is (from `registry`, when given), e.g. "; did you mean
+// [type.googleapis.com/hublink.transports.WebSocketConfig], the config of transport
+// \"websocket\"?". Empty when there is nothing to add.
+std::string ParseErrorHelp(absl::string_view message, const Registry* registry) {
+  std::vector<Registry::PluginInfo> plugins;
+  if (registry != nullptr) plugins = registry->Plugins();
+  std::string url, type, field;
+  // Text format: Could not find type "type.googleapis.com/x.Y" stored in google.protobuf.Any.
+  if (Between(message, "Could not find type \"", "\"", &url)) {
+    return UnknownTypeHelp(url, plugins, registry != nullptr,
+                           [](absl::string_view u) { return absl::StrCat("[", u, "]"); });
+  }
+  // JSON: invalid value Invalid type URL, unknown type: x.Y for type Any
+  if (Between(message, "unknown type: ", " for type Any", &url)) {
+    return UnknownTypeHelp(url, plugins, registry != nullptr,
+                           [](absl::string_view u) { return absl::StrCat("\"", u, "\""); });
+  }
+  // Text format: Message type "x.Y" has no field named "z".
+  if (Between(message, "Message type \"", "\"", &type) &&
+      Between(message, "has no field named \"", "\"", &field)) {
+    const pb::Descriptor* descriptor =
+        pb::DescriptorPool::generated_pool()->FindMessageTypeByName(type);
+    if (descriptor == nullptr) return "";
+    std::vector<std::string> fields;
+    for (int i = 0; i < descriptor->field_count(); ++i) {
+      fields.push_back(descriptor->field(i)->name());
+    }
+    std::string meant = ClosestMatch(field, fields);
+    std::string plugin = PluginOfConfig(type, plugins);
+    return absl::StrCat(
+        meant.empty() ? absl::StrCat("; its fields: ", absl::StrJoin(fields, ", "))
+                      : absl::StrCat("; did you mean \"", meant, "\"?"),
+        plugin.empty() ? "" : absl::StrCat(" (", type, " is the config of ", plugin, ")"));
+  }
+  // JSON: "z: Cannot find field." names neither the message nor where it is, so look for the
+  // closest field of any message a pipeline can hold.
+  size_t cannot = message.find(": Cannot find field");
+  if (cannot != absl::string_view::npos) {
+    field = std::string(message.substr(0, cannot));
+    std::vector<const pb::Descriptor*> types;
+    CollectMessageTree(Pipeline::descriptor(), &types);
+    for (const Registry::PluginInfo& plugin : plugins)
+      CollectMessageTree(plugin.config_type, &types);
+    std::vector<std::string> names;
+    std::vector<const pb::Descriptor*> owners;
+    for (const pb::Descriptor* descriptor : types) {
+      for (int i = 0; i < descriptor->field_count(); ++i) {
+        names.push_back(descriptor->field(i)->json_name());
+        owners.push_back(descriptor);
+      }
+    }
+    std::string meant = ClosestMatch(field, names);
+    if (meant.empty()) return "";
+    const pb::Descriptor* owner =
+        owners[std::find(names.begin(), names.end(), meant) - names.begin()];
+    std::string plugin = PluginOfConfig(owner->full_name(), plugins);
+    return absl::StrCat("; did you mean \"", meant, "\" (a field of ", owner->full_name(),
+                        plugin.empty() ? "" : absl::StrCat(", the config of ", plugin), ")?");
+  }
+  return "";
+}
+
+// Protobuf ends its messages with a period; ours continue after it with "; ...".
+std::string WithHelp(absl::string_view message, const Registry* registry) {
+  std::string help = ParseErrorHelp(message, registry);
+  if (help.empty()) return std::string(message);
+  absl::string_view base = message;
+  if (absl::EndsWith(base, ".")) base.remove_suffix(1);
+  return absl::StrCat(base, help);
 }
 
 absl::Status ValidateDuration(const pb::Duration& duration, absl::string_view field) {
@@ -210,18 +373,21 @@ absl::StatusOr<std::unique_ptr<Configured>> ConfigurePlugin(
 
 }  // namespace
 
-absl::StatusOr<Pipeline> ParsePipelineText(absl::string_view text, absl::string_view source) {
+absl::StatusOr<Pipeline> ParsePipelineText(absl::string_view text, absl::string_view source,
+                                           const Registry* registry) {
   Pipeline pipeline;
   pb::TextFormat::Parser parser;
   CollectFirstError errors;
   parser.RecordErrorsTo(&errors);
   if (!parser.ParseFromString(std::string(text), &pipeline)) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ":", errors.error()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ":", WithHelp(errors.error(), registry)));
   }
   return pipeline;
 }
 
-absl::StatusOr<Pipeline> ParsePipelineJson(absl::string_view json, absl::string_view source) {
+absl::StatusOr<Pipeline> ParsePipelineJson(absl::string_view json, absl::string_view source,
+                                           const Registry* registry) {
   Pipeline pipeline;
   pb::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
@@ -231,15 +397,16 @@ absl::StatusOr<Pipeline> ParsePipelineJson(absl::string_view json, absl::string_
     std::string position =
         at == absl::string_view::npos ? "" : absl::StrCat(Position(json, at), ": ");
     return absl::InvalidArgumentError(
-        absl::StrCat(source, ":", position.empty() ? " " : position, status.message().as_string()));
+        absl::StrCat(source, ":", position.empty() ? " " : position,
+                     WithHelp(status.message().as_string(), registry)));
   }
   return pipeline;
 }
 
-absl::StatusOr<Pipeline> ReadPipelineFile(const std::string& path) {
+absl::StatusOr<Pipeline> ReadPipelineFile(const std::string& path, const Registry* registry) {
   HUBLINK_ASSIGN_OR_RETURN(std::string contents, ReadFileContents(path, "pipeline file"));
-  if (absl::EndsWith(path, ".json")) return ParsePipelineJson(contents, path);
-  return ParsePipelineText(contents, path);
+  if (absl::EndsWith(path, ".json")) return ParsePipelineJson(contents, path, registry);
+  return ParsePipelineText(contents, path, registry);
 }
 
 std::string PipelineToText(const Pipeline& pipeline) {
@@ -269,7 +436,7 @@ absl::StatusOr<std::unique_ptr<ResolvedPipeline>> ResolvedPipeline::Resolve(
     if (transports.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat(prefix,
-                       "transports: missing; a stack needs at least a base transport such as "
+                       "transports is missing; a stack needs at least a base transport such as "
                        "\"tcp\""));
     }
     ResolvedStack stack;
@@ -356,7 +523,7 @@ absl::StatusOr<std::unique_ptr<Transport>> ResolvedPipeline::CreateStack(Connect
 
 absl::StatusOr<std::unique_ptr<ResolvedPipeline>> LoadPipelineFile(const std::string& path,
                                                                    const Registry& registry) {
-  HUBLINK_ASSIGN_OR_RETURN(Pipeline pipeline, ReadPipelineFile(path));
+  HUBLINK_ASSIGN_OR_RETURN(Pipeline pipeline, ReadPipelineFile(path, &registry));
   return ResolvedPipeline::Resolve(pipeline, registry, path);
 }
 

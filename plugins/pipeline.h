@@ -77,11 +77,16 @@
 namespace hublink {
 
 // Parses without validating. `source` names the text in errors (a file name). Errors carry
-// line:column.
-absl::StatusOr<Pipeline> ParsePipelineText(absl::string_view text, absl::string_view source);
-absl::StatusOr<Pipeline> ParsePipelineJson(absl::string_view json, absl::string_view source);
+// line:column. An unknown typed_config type or field gets the closest known name ("did you mean
+// ...?"); with `registry`, types are matched against its plugins' config types and the error names
+// the plugin a config belongs to, otherwise against every message type linked in.
+absl::StatusOr<Pipeline> ParsePipelineText(absl::string_view text, absl::string_view source,
+                                           const Registry* registry = nullptr);
+absl::StatusOr<Pipeline> ParsePipelineJson(absl::string_view json, absl::string_view source,
+                                           const Registry* registry = nullptr);
 // Reads `path`; a ".json" file is JSON, anything else text format.
-absl::StatusOr<Pipeline> ReadPipelineFile(const std::string& path);
+absl::StatusOr<Pipeline> ReadPipelineFile(const std::string& path,
+                                          const Registry* registry = nullptr);
 
 // Renders a pipeline as text format (what --dump_pipeline writes); ParsePipelineText reads it back.
 std::string PipelineToText(const Pipeline& pipeline);

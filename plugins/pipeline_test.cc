@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/fake_plugins.h"
 
@@ -178,16 +179,152 @@ TEST_F(PipelineTest, PluginConfigErrorsArePrefixedWithWhere) {
 }
 
 TEST_F(PipelineTest, MissingFieldsAreNamed) {
-  EXPECT_EQ(ResolveText("transports { name: \"fake_base\" }").message(),
-            "test.textproto: endpoint.host: missing");
+  EXPECT_EQ(ResolveText("endpoint { port: 1 } transports { name: \"fake_base\" }").message(),
+            "test.textproto: endpoint.host is missing; set the host name or address to connect to");
   EXPECT_EQ(ResolveText("endpoint { host: \"h\" } transports { name: \"fake_base\" }").message(),
-            "test.textproto: endpoint.port: 0 is not a port (1..65535)");
+            "test.textproto: endpoint.port is missing or 0; set a port 1..65535");
+  EXPECT_EQ(
+      ResolveText("endpoint { host: \"h\" port: 0 } transports { name: \"fake_base\" }").message(),
+      "test.textproto: endpoint.port is missing or 0; set a port 1..65535");
+  EXPECT_EQ(ResolveText("endpoint { host: \"h\" port: 65536 } transports { name: \"fake_base\" }")
+                .message(),
+            "test.textproto: endpoint.port: 65536 is not a port (1..65535)");
+  EXPECT_EQ(
+      ResolveText("endpoint { host: \"h\" port: 1 }\n"
+                  "transports { name: \"fake_base\" }\n"
+                  "alternatives { endpoint { host: \"h2\" } transports { name: \"fake_base\" } }")
+          .message(),
+      "test.textproto: alternatives[0].endpoint.port is missing or 0; set a port 1..65535");
   EXPECT_TRUE(absl::StartsWith(ResolveText("endpoint { host: \"h\" port: 1 }").message(),
-                               "test.textproto: transports: missing"));
+                               "test.textproto: transports is missing; a stack needs"));
   EXPECT_TRUE(
       absl::StrContains(ResolveText("endpoint { host: \"h\" port: 1 } transports { }").message(),
                         "transports[0]: transport: neither name nor typed_config is set; "
                         "registered: fake_base, fake_wrap"));
+}
+
+TEST_F(PipelineTest, MisspelledConfigTypeSuggestsTheRegisteredOneAndItsPlugin) {
+  constexpr char kText[] =
+      R"pb(endpoint { host: "h" port: 1 }
+           transports { name: "fake_base" }
+           transports {
+             typed_config {
+               [type.googleapis.com/hublink.testing.FakewrapConfig] { label: "x" }
+             }
+           })pb";
+  auto config = ParsePipelineText(kText, "t.textproto", registry_.get());
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(config.status().message(), "t.textproto:5:")) << config.status();
+  EXPECT_TRUE(absl::EndsWith(
+      config.status().message(),
+      ": Could not find type "
+      "\"type.googleapis.com/hublink.testing.FakewrapConfig\" stored in google.protobuf.Any; "
+      "did you mean [type.googleapis.com/hublink.testing.FakeWrapConfig], the config of "
+      "transport \"fake_wrap\"?"))
+      << config.status();
+  // Without a registry the suggestion comes from the message types linked in.
+  auto unregistered = ParsePipelineText(kText, "t.textproto");
+  ASSERT_FALSE(unregistered.ok());
+  EXPECT_TRUE(
+      absl::EndsWith(unregistered.status().message(),
+                     "; did you mean [type.googleapis.com/hublink.testing.FakeWrapConfig]?"))
+      << unregistered.status();
+}
+
+TEST_F(PipelineTest, UnknownConfigTypeListsWhatThePluginsTake) {
+  auto config = ParsePipelineText(R"pb(transports {
+                                         typed_config {
+                                           [type.googleapis.com/hublink.Endpoint] {}
+                                         }
+                                       })pb",
+                                  "t.textproto", registry_.get());
+  ASSERT_TRUE(config.ok()) << config.status();  // a linked type parses; Resolve rejects it
+  auto misspelled =
+      ParsePipelineText("transports { typed_config { [type.googleapis.com/acme.Quic] {} } }",
+                        "t.textproto", registry_.get());
+  ASSERT_FALSE(misspelled.ok());
+  EXPECT_TRUE(absl::StrContains(misspelled.status().message(),
+                                "; the registered plugins take: hublink.testing.FakeBaseConfig "
+                                "(transport \"fake_base\"), hublink.testing.FakeWrapConfig "
+                                "(transport \"fake_wrap\")"))
+      << misspelled.status();
+}
+
+TEST_F(PipelineTest, MisspelledFieldSuggestsTheFieldAndNamesThePlugin) {
+  auto config =
+      ParsePipelineText(R"pb(endpoint { host: "h" port: 1 }
+                             transports {
+                               name: "fake_base"
+                               typed_config {
+                                 [type.googleapis.com/hublink.testing.FakeBaseConfig] { lable: "x" }
+                               }
+                             })pb",
+                        "t.textproto", registry_.get());
+  ASSERT_FALSE(config.ok());
+  EXPECT_TRUE(absl::StartsWith(config.status().message(), "t.textproto:5:")) << config.status();
+  EXPECT_TRUE(absl::EndsWith(
+      config.status().message(),
+      ": Message type \"hublink.testing.FakeBaseConfig\" has no field named "
+      "\"lable\"; did you mean \"label\"? (hublink.testing.FakeBaseConfig is the config of "
+      "transport \"fake_base\")"))
+      << config.status();
+  // The pipeline's own messages get the same help, and a name far from every field lists them.
+  auto top = ParsePipelineText("endpoint { host: \"h\" port: 1 }\ntransport { name: \"x\" }",
+                               "t.textproto");
+  ASSERT_FALSE(top.ok());
+  EXPECT_TRUE(absl::EndsWith(top.status().message(),
+                             "has no field named \"transport\"; did you mean \"transports\"?"))
+      << top.status();
+  auto far = ParsePipelineText("endpoint { hostname: \"h\" }", "t.textproto");
+  ASSERT_FALSE(far.ok());
+  EXPECT_TRUE(absl::EndsWith(far.status().message(), "; its fields: host, port")) << far.status();
+}
+
+TEST_F(PipelineTest, JsonParseErrorsGetTheSameHelp) {
+  auto type = ParsePipelineJson(
+      R"({"transports": [{"typedConfig": {"@type": "type.googleapis.com/hublink.testing.FakewrapConfig"}}]})",
+      "p.json", registry_.get());
+  ASSERT_FALSE(type.ok());
+  EXPECT_TRUE(absl::EndsWith(type.status().message(),
+                             "unknown type: hublink.testing.FakewrapConfig for type Any; did you "
+                             "mean \"type.googleapis.com/hublink.testing.FakeWrapConfig\", the "
+                             "config of transport \"fake_wrap\"?"))
+      << type.status();
+  auto field = ParsePipelineJson(
+      R"({"transports": [{"typedConfig": {"@type": "type.googleapis.com/hublink.testing.FakeBaseConfig", "lable": "x"}}]})",
+      "p.json", registry_.get());
+  ASSERT_FALSE(field.ok());
+  EXPECT_EQ(field.status().message(),
+            "p.json: lable: Cannot find field; did you mean \"label\" (a field of "
+            "hublink.testing.FakeBaseConfig, the config of transport \"fake_base\")?");
+}
+
+TEST_F(PipelineTest, LoadPipelineFileSuggestsWithItsRegistry) {
+  std::string path = ::testing::TempDir() + "/misspelled.textproto";
+  {
+    std::ofstream out(path);
+    out << "endpoint { host: \"h\" port: 1 }\ntransports { name: \"fake_base\" }\n"
+           "transports { typed_config { [type.googleapis.com/hublink.testing.fakewrapconfig] {} } "
+           "}\n";
+  }
+  auto loaded = LoadPipelineFile(path, *registry_);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_TRUE(absl::StartsWith(loaded.status().message(), path + ":3:")) << loaded.status();
+  EXPECT_TRUE(absl::EndsWith(loaded.status().message(),
+                             "did you mean [type.googleapis.com/hublink.testing.FakeWrapConfig], "
+                             "the config of transport \"fake_wrap\"?"))
+      << loaded.status();
+}
+
+TEST_F(PipelineTest, MisspelledPluginNameSuggestsTheRegisteredOne) {
+  absl::Status status = ResolveText(R"pb(
+    endpoint { host: "h" port: 1 }
+    transports { name: "fake_bsae" })pb");
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(status.message(),
+            "test.textproto: transports[0] (\"fake_bsae\"): unknown transport \"fake_bsae\"; "
+            "registered: fake_base, fake_wrap; did you mean \"fake_base\"?");
 }
 
 TEST_F(PipelineTest, PolicyIsValidated) {

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "plugins/did_you_mean.h"
 #include "plugins/status_macros.h"
 
 namespace hublink {
@@ -71,10 +72,17 @@ absl::StatusOr<const Factory*> FactoryTable<Factory>::Find(absl::string_view nam
                                                      by_name->config_type()->full_name(),
                                                      ", but typed_config is ", type_name));
     }
+    std::vector<std::string> types;
+    for (const auto& entry : by_config_type_) types.push_back(entry.first);
+    std::sort(types.begin(), types.end());
+    std::string meant = ClosestMatch(type_name, types);
     return absl::NotFoundError(
         absl::StrCat("no ", family, " plugin takes config ", type_name,
                      name.empty() ? "" : absl::StrCat(" or is named \"", name, "\""),
-                     "; registered: ", absl::StrJoin(Names(), ", ")));
+                     "; registered: ", absl::StrJoin(Names(), ", "),
+                     meant.empty() ? ""
+                                   : absl::StrCat("; did you mean ", meant, " (", family, " \"",
+                                                  by_config_type_.at(meant)->name(), "\")?")));
   }
   if (by_name != nullptr) return by_name;
   if (name.empty()) {
@@ -82,8 +90,11 @@ absl::StatusOr<const Factory*> FactoryTable<Factory>::Find(absl::string_view nam
         family,
         ": neither name nor typed_config is set; registered: ", absl::StrJoin(Names(), ", ")));
   }
-  return absl::NotFoundError(absl::StrCat("unknown ", family, " \"", name,
-                                          "\"; registered: ", absl::StrJoin(Names(), ", ")));
+  std::vector<std::string> names = Names();
+  std::string meant = ClosestMatch(name, names);
+  return absl::NotFoundError(
+      absl::StrCat("unknown ", family, " \"", name, "\"; registered: ", absl::StrJoin(names, ", "),
+                   meant.empty() ? "" : absl::StrCat("; did you mean \"", meant, "\"?")));
 }
 
 template <typename Factory>
@@ -128,6 +139,19 @@ absl::StatusOr<Registry> Registry::Builder::Build() && {
     HUBLINK_RETURN_IF_ERROR(registry.signers_.Add(std::move(factory), "signer"));
   }
   return registry;
+}
+
+std::vector<Registry::PluginInfo> Registry::Plugins() const {
+  std::vector<PluginInfo> plugins;
+  auto add = [&](const auto& table, const char* family) {
+    for (const auto& factory : table.factories()) {
+      plugins.push_back(PluginInfo{family, std::string(factory->name()), factory->config_type()});
+    }
+  };
+  add(transports_, "transport");
+  add(protocols_, "protocol");
+  add(signers_, "signer");
+  return plugins;
 }
 
 absl::StatusOr<const TransportFactory*> Registry::FindTransport(absl::string_view name,

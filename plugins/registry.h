@@ -10,7 +10,8 @@
 //
 // Build() fails when two factories of one family share a name or a config message type. A pipeline
 // refers to a plugin Envoy-style, by `name` and/or `typed_config`; lookup is by the config's type
-// URL first, then by name, and "not found" errors list every registered name.
+// URL first, then by name, and "not found" errors list every registered name (and suggest the
+// closest one: "did you mean \"websocket\"?").
 #ifndef HUBLINK_PLUGINS_REGISTRY_H_
 #define HUBLINK_PLUGINS_REGISTRY_H_
 
@@ -39,6 +40,8 @@ class FactoryTable {
   absl::StatusOr<const Factory*> Find(absl::string_view name, absl::string_view type_url,
                                       absl::string_view family) const;
   std::vector<std::string> Names() const;
+  // Every factory, in registration order.
+  const std::vector<std::shared_ptr<const Factory>>& factories() const { return factories_; }
 
  private:
   std::vector<std::shared_ptr<const Factory>> factories_;
@@ -76,6 +79,15 @@ class Registry {
   std::vector<std::string> TransportNames() const { return transports_.Names(); }
   std::vector<std::string> ProtocolNames() const { return protocols_.Names(); }
   std::vector<std::string> SignerNames() const { return signers_.Names(); }
+
+  // One registered plugin, for listings and for errors that name the plugin a config belongs to.
+  struct PluginInfo {
+    std::string family;  // "transport", "protocol" or "signer"
+    std::string name;
+    const google::protobuf::Descriptor* config_type;
+  };
+  // Every plugin: transports, then protocols, then signers, each in registration order.
+  std::vector<PluginInfo> Plugins() const;
 
  private:
   Registry() = default;

@@ -11,6 +11,7 @@
 #include <functional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -20,6 +21,15 @@
 namespace hublink {
 
 class Signer;
+
+// One handshake phase of an attempt, as a layer reported it: "dns", "tcp", "proxy", "tls", "ws",
+// "connack", or a custom plugin's own name.
+struct ConnectPhase {
+  std::string name;
+  absl::Duration duration = absl::ZeroDuration();  // so far, while !done
+  std::string detail;                              // e.g. "resumed" for a TLS session resumption
+  bool done = false;                               // false: the attempt ended inside this phase
+};
 
 class ConnectContext {
  public:
@@ -57,6 +67,38 @@ class ConnectContext {
     return loop_.Now() + server_clock_offset_.value_or(absl::ZeroDuration());
   }
 
+  // Phase timings, so the owner can show where an attempt spent its time and in which phase it
+  // failed. A layer brackets each phase of its own handshake: BeginPhase when it starts waiting on
+  // the network, EndPhase when that wait is over. Phases are kept in the order they began.
+  void BeginPhase(absl::string_view name) {
+    phases_.push_back(ConnectPhase{std::string(name)});
+    phase_started_.push_back(loop_.Now());
+  }
+  void EndPhase(absl::string_view name, absl::string_view detail = absl::string_view()) {
+    for (size_t i = phases_.size(); i-- > 0;) {
+      if (phases_[i].name != name || phases_[i].done) continue;
+      phases_[i].done = true;
+      phases_[i].duration = loop_.Now() - phase_started_[i];
+      phases_[i].detail = std::string(detail);
+      return;
+    }
+  }
+  // Every phase so far; one still open has its duration up to now.
+  std::vector<ConnectPhase> phases() const {
+    std::vector<ConnectPhase> phases = phases_;
+    absl::Time now = loop_.Now();
+    for (size_t i = 0; i < phases.size(); ++i) {
+      if (!phases[i].done) phases[i].duration = now - phase_started_[i];
+    }
+    return phases;
+  }
+
+  // Bytes the base transport moved on the wire for this attempt (what a metered link bills).
+  void CountBytesIn(size_t n) { bytes_in_ += n; }
+  void CountBytesOut(size_t n) { bytes_out_ += n; }
+  uint64_t bytes_in() const { return bytes_in_; }
+  uint64_t bytes_out() const { return bytes_out_; }
+
   void set_stage_observer(StageObserver observer) { stage_observer_ = std::move(observer); }
   void ReportStage(absl::string_view layer, absl::string_view detail) const {
     if (stage_observer_) stage_observer_(layer, detail);
@@ -71,6 +113,10 @@ class ConnectContext {
   Signer* signer_ = nullptr;
   absl::optional<absl::Duration> server_clock_offset_;
   StageObserver stage_observer_;
+  std::vector<ConnectPhase> phases_;
+  std::vector<absl::Time> phase_started_;
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
 };
 
 }  // namespace hublink

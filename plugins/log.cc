@@ -47,6 +47,35 @@ const char* LevelTag(LogLevel level) {
 
 }  // namespace
 
+std::string ReadableDuration(absl::Duration d) {
+  if (d < absl::ZeroDuration()) return absl::StrCat("-", ReadableDuration(-d));
+  if (d == absl::InfiniteDuration()) return "forever";
+  char buffer[32];
+  double ms = absl::ToDoubleMilliseconds(d);
+  if (ms < 1) {
+    std::snprintf(buffer, sizeof(buffer), "%.2g ms", ms);
+  } else if (ms < 9.95) {
+    std::snprintf(buffer, sizeof(buffer), "%.1f ms", ms);
+  } else if (ms < 999.5) {
+    std::snprintf(buffer, sizeof(buffer), "%.0f ms", ms);
+  } else if (ms < 9995) {
+    std::snprintf(buffer, sizeof(buffer), "%.2f s", ms / 1000);
+  } else if (ms < 59950) {
+    std::snprintf(buffer, sizeof(buffer), "%.1f s", ms / 1000);
+  } else {
+    int64_t seconds = absl::ToInt64Seconds(d + absl::Milliseconds(500));
+    if (seconds < 3600) {
+      std::snprintf(buffer, sizeof(buffer), "%d min %d s", static_cast<int>(seconds / 60),
+                    static_cast<int>(seconds % 60));
+    } else {
+      int64_t minutes = (seconds + 30) / 60;
+      std::snprintf(buffer, sizeof(buffer), "%lld h %d min", static_cast<long long>(minutes / 60),
+                    static_cast<int>(minutes % 60));
+    }
+  }
+  return buffer;
+}
+
 std::string FormatLogRecord(const LogRecord& record) {
   return absl::StrCat(LevelTag(record.level), "|",
                       absl::FormatTime("%Y-%m-%d %H:%M:%E3S", record.time, absl::LocalTimeZone()),

@@ -26,6 +26,10 @@ struct LogRecord {
   absl::string_view message;
 };
 
+// A duration the way people read it in a log line: "0.05 ms", "1.3 ms", "120 ms", "1.05 s",
+// "12.3 s", "2 min 5 s", "3 h 20 min" (absl::FormatDuration prints "1.0455222075s").
+std::string ReadableDuration(absl::Duration d);
+
 // Formats a record the way the default stderr sink prints it (no trailing newline).
 std::string FormatLogRecord(const LogRecord& record);
 

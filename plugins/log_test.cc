@@ -24,6 +24,20 @@ TEST(LogTest, SinkReceivesFormattedRecordsAtOrAboveTheMinimumLevel) {
   EXPECT_EQ(lines[1].substr(0, 4), "WRN|");
 }
 
+TEST(LogTest, ReadableDurationRoundsTheWayPeopleRead) {
+  EXPECT_EQ(ReadableDuration(absl::ZeroDuration()), "0 ms");
+  EXPECT_EQ(ReadableDuration(absl::Microseconds(50)), "0.05 ms");
+  EXPECT_EQ(ReadableDuration(absl::Microseconds(123)), "0.12 ms");
+  EXPECT_EQ(ReadableDuration(absl::Microseconds(1300)), "1.3 ms");
+  EXPECT_EQ(ReadableDuration(absl::Microseconds(120400)), "120 ms");
+  EXPECT_EQ(ReadableDuration(absl::Nanoseconds(1045522207)), "1.05 s");
+  EXPECT_EQ(ReadableDuration(absl::Milliseconds(12340)), "12.3 s");
+  EXPECT_EQ(ReadableDuration(absl::Seconds(125)), "2 min 5 s");
+  EXPECT_EQ(ReadableDuration(absl::Minutes(200)), "3 h 20 min");
+  EXPECT_EQ(ReadableDuration(-absl::Milliseconds(5)), "-5.0 ms");
+  EXPECT_EQ(ReadableDuration(absl::InfiniteDuration()), "forever");
+}
+
 TEST(LogTest, DroppedLinesAreNotEvaluated) {
   SetMinLogLevel(LogLevel::kWarning);
   int evaluated = 0;

@@ -88,14 +88,24 @@ std::string DescribeConnectionEvent(const ConnectionEvent& event) {
       absl::StrAppend(&text, " (session present: ", event.session_present ? 1 : 0, ")");
       break;
     case ConnectionEvent::Kind::kReconnecting:
-      absl::StrAppend(&text, " in ", absl::FormatDuration(event.delay), " (retry ", event.attempt,
-                      ")");
+      absl::StrAppend(&text, " in ", ReadableDuration(event.delay), " (retry ", event.attempt, ")");
       break;
     default:
       break;
   }
   if (!event.reason.ok()) absl::StrAppend(&text, ": ", event.reason.message());
   return text;
+}
+
+std::string DescribeConnectPhases(const std::vector<ConnectPhase>& phases) {
+  std::string text;
+  for (const ConnectPhase& phase : phases) {
+    if (!text.empty()) text += " \u00b7 ";
+    absl::StrAppend(&text, phase.name, phase.done ? " " : " failed after ",
+                    ReadableDuration(phase.duration));
+    if (!phase.detail.empty()) absl::StrAppend(&text, " (", phase.detail, ")");
+  }
+  return text.empty() ? "no phase timed" : text;
 }
 
 class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSink {
@@ -182,6 +192,25 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
   EventLoop& loop() { return loop_; }
   bool connected() const { return connected_.load(); }
   size_t pending() const { return session_->queued() + session_->inflight(); }
+
+  ClientStats stats() const {
+    ClientStats stats = stats_;
+    stats.bytes_in = bytes_in_;
+    stats.bytes_out = bytes_out_;
+    if (attempt_ != nullptr && !attempt_->finished) {
+      stats.bytes_in += attempt_->ctx->bytes_in();
+      stats.bytes_out += attempt_->ctx->bytes_out();
+    }
+    stats.messages_in = session_->publishes_received();
+    stats.messages_out = session_->publishes_sent();
+    stats.queued = session_->queued();
+    stats.inflight = session_->inflight();
+    stats.connected = connected_.load();
+    const Endpoint& current = pipeline_->stack_endpoint(stack_);
+    stats.endpoint = absl::StrCat(current.host(), ":", current.port(), " (",
+                                  pipeline_->DescribeStack(stack_), ")");
+    return stats;
+  }
 
   // Runs `fn` on the loop thread unless the client is gone by then: at once when already there (a
   // handler or completion calling back, or a caller-driven loop); from other threads through the
@@ -380,6 +409,10 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
         ever_connected_ ? ConnectionEvent::Kind::kReconnected : ConnectionEvent::Kind::kConnected,
         absl::OkStatus()};
     event.session_present = session_present;
+    if (attempt_ != nullptr) event.phases = attempt_->ctx->phases();
+    ++stats_.connects;
+    if (ever_connected_) ++stats_.reconnects;
+    stats_.last_connect = event.phases;
     ever_connected_ = true;
     Emit(event);
   }
@@ -466,6 +499,8 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
     reconnect_timer_ = 0;
     state_ = State::kConnecting;
     ++transitions_;
+    ++stats_.attempts;
+    failed_phases_.clear();
     const Endpoint& endpoint = pipeline_->stack_endpoint(stack_);
     auto attempt = std::make_unique<Attempt>(this);
     attempt->ctx = std::make_unique<ConnectContext>(loop_, endpoint.host(),
@@ -497,9 +532,12 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
       clock_offset_ = attempt->ctx->server_clock_offset();
     }
     if (attempt->opened) session_->OnLinkClosed(reason);
+    bytes_in_ += attempt->ctx->bytes_in();
+    bytes_out_ += attempt->ctx->bytes_out();
+    bool was_up = state_ == State::kUp;
+    if (!was_up) failed_phases_ = attempt->ctx->phases();
     graveyard_.push_back(std::move(attempt_));
     loop_.Post(guard_.Wrap([this] { graveyard_.clear(); }));
-    bool was_up = state_ == State::kUp;
     connected_ = false;
     HandleFailure(reason, was_up);
   }
@@ -518,6 +556,18 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
             reason.code() == absl::StatusCode::kCancelled ? absl::OkStatus() : reason});
       for (auto& done : waiters) done(absl::OkStatus());
       return;
+    }
+    if (was_up) {
+      ++stats_.losses;
+    } else {
+      ++stats_.failures;
+      const ConnectPhase* open_phase = nullptr;
+      for (const ConnectPhase& phase : failed_phases_) {
+        if (!phase.done) open_phase = &phase;
+      }
+      ++stats_.failures_by_phase[open_phase != nullptr    ? open_phase->name
+                                 : failed_phases_.empty() ? std::string("setup")
+                                                          : failed_phases_.back().name];
     }
     std::vector<ConnectionEvent> events;
     if (was_up) {
@@ -550,7 +600,9 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
                                                     failures_, " failed attempts over ",
                                                     absl::FormatDuration(now - first_failure_),
                                                     "; last error: ", reason.message()));
-      events.push_back(Stamp({ConnectionEvent::Kind::kGaveUp, gave_up}));
+      ConnectionEvent gave_up_event = Stamp({ConnectionEvent::Kind::kGaveUp, gave_up});
+      if (!was_up) gave_up_event.phases = failed_phases_;
+      events.push_back(std::move(gave_up_event));
       // A durable store keeps its messages: a later Connect() (or the next process) sends them.
       session_->FailPending(gave_up, /*keep_stored=*/file_store_ != nullptr);
       EmitAll(std::move(events));
@@ -570,6 +622,7 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
     ConnectionEvent event = Stamp({ConnectionEvent::Kind::kReconnecting, reason});
     event.delay = delay;
     event.attempt = failures_;
+    if (!was_up) event.phases = failed_phases_;
     events.push_back(std::move(event));
     EmitAll(std::move(events));
   }
@@ -599,7 +652,13 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
     if (event.kind == ConnectionEvent::Kind::kReconnecting ||
         event.kind == ConnectionEvent::Kind::kLost ||
         event.kind == ConnectionEvent::Kind::kGaveUp) {
-      HLOG(WARNING) << "client: " << endpoint << ": " << DescribeConnectionEvent(event);
+      if (options_.on_event) {
+        HLOG(DEBUG) << "client: " << endpoint << ": " << DescribeConnectionEvent(event);
+      } else {
+        HLOG(WARNING) << "client: " << endpoint << ": " << DescribeConnectionEvent(event);
+      }
+    } else if (options_.on_event) {
+      HLOG(DEBUG) << "client: " << endpoint << ": " << DescribeConnectionEvent(event);
     } else {
       HLOG(INFO) << "client: " << endpoint << ": " << DescribeConnectionEvent(event);
     }
@@ -686,6 +745,9 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
   std::vector<mqtt::Completion> disconnect_waiters_;
   mqtt::FileMessageStore* file_store_ = nullptr;  // owned by the session; null: in memory
   mqtt::Clock::TimerId flush_timer_ = 0;          // BATCH flush, on the loop's clock
+  ClientStats stats_;  // the counters kept here; stats() adds the session's and the live ones
+  uint64_t bytes_in_ = 0, bytes_out_ = 0;    // of the attempts that are over
+  std::vector<ConnectPhase> failed_phases_;  // of the attempt that just failed before CONNACK
   WeakGuard guard_;
 
  public:
@@ -814,6 +876,13 @@ std::future<size_t> Client::Pending() {
   auto promise = std::make_shared<std::promise<size_t>>();
   std::future<size_t> future = promise->get_future();
   Impl::Post(impl_, [promise](Impl& impl) { promise->set_value(impl.pending()); });
+  return future;
+}
+
+std::future<ClientStats> Client::Stats() {
+  auto promise = std::make_shared<std::promise<ClientStats>>();
+  std::future<ClientStats> future = promise->get_future();
+  Impl::Post(impl_, [promise](Impl& impl) { promise->set_value(impl.stats()); });
   return future;
 }
 

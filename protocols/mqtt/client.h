@@ -76,8 +76,10 @@
 #include <cstdint>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -119,18 +121,49 @@ struct ConnectionEvent {
   // "127.0.0.1:1883 (tcp > websocket)". With alternatives in the pipeline, an attempt that fails
   // before CONNACK moves on to the next stack; a lost connection retries the stack that worked.
   std::string endpoint;
+  // The handshake phases of the attempt this event reports, as its layers timed them
+  // (ConnectContext::BeginPhase): kConnected / kReconnected, the attempt that reached CONNACK;
+  // kReconnecting / kGaveUp after an attempt that failed before CONNACK, that attempt, whose last
+  // phase not done is where it failed. Empty for other events.
+  std::vector<ConnectPhase> phases;
 };
 
 const char* ConnectionEventKindName(ConnectionEvent::Kind kind);
-// "reconnecting in 1.2s (retry 3): tcp: 127.0.0.1:1883: connection refused"
+// "reconnecting in 1.20 s (retry 3): tcp: 127.0.0.1:1883: connection refused"
 std::string DescribeConnectionEvent(const ConnectionEvent& event);
+// One line per attempt: "dns 0.1 ms · tcp 0.2 ms · tls 1.3 ms (resumed) · ws 2.0 ms · connack
+// 0.3 ms", a failed one ending "· tls failed after 12 ms".
+std::string DescribeConnectPhases(const std::vector<ConnectPhase>& phases);
+
+// Counters of one client since Create (Client::Stats()).
+struct ClientStats {
+  uint64_t attempts = 0;    // connection attempts started
+  uint64_t connects = 0;    // attempts that reached CONNACK
+  uint64_t reconnects = 0;  // of those, the ones after a lost connection
+  uint64_t failures = 0;    // attempts that ended before CONNACK (a Disconnect() excluded)
+  // failures by the phase the attempt ended in ("dns", "tcp", "proxy", "tls", "ws", "connack", a
+  // custom layer's phase), or "setup" when it failed before any phase began (building the stack).
+  std::map<std::string, uint64_t> failures_by_phase;
+  uint64_t losses = 0;    // established connections that ended without Disconnect()
+  uint64_t bytes_in = 0;  // on the wire, as the base transport (tcp) counted them
+  uint64_t bytes_out = 0;
+  uint64_t messages_in = 0;   // PUBLISH packets received
+  uint64_t messages_out = 0;  // PUBLISH packets sent, re-sends included
+  size_t queued = 0;          // publishes waiting for a connection or a free in-flight slot
+  size_t inflight = 0;        // QoS 1/2 publishes sent and not yet acknowledged
+  bool connected = false;
+  std::string endpoint;  // where the client is connected, or where its next attempt goes
+  std::vector<ConnectPhase> last_connect;  // the phases of the latest attempt that reached CONNACK
+};
 
 class Client {
  public:
   struct Options {
     // Null: the client creates a loop and runs it on a thread of its own.
     EventLoop* loop = nullptr;
-    // Connection-state events, on the loop thread.
+    // Connection-state events, on the loop thread. The client logs every event: at DEBUG when
+    // this is set (the handler reports them its own way), else at INFO (WARNING for kLost,
+    // kReconnecting, kGaveUp).
     std::function<void(const ConnectionEvent&)> on_event;
     // Handshake milestones of every layer ("tcp", "connected ..."), on the loop thread.
     ConnectContext::StageObserver on_stage;
@@ -200,6 +233,10 @@ class Client {
   // store included). Each earlier Publish is by then recorded in the store (with
   // MqttConfig.store.file: on disk, and with sync ALWAYS durable) or has completed with its error.
   std::future<size_t> Pending();
+
+  // The client's counters, as of when the loop handles the call (bytes of the attempt in progress
+  // included).
+  std::future<ClientStats> Stats();
 
   // True between CONNACK and the loss of that connection.
   bool connected() const;

@@ -611,6 +611,96 @@ TEST(ClientTest, FailsOverToAnAlternativeStack) {
   EXPECT_TRUE(Await(client->Publish("alt/t", "x", 1)).ok());
 }
 
+std::vector<std::string> PhaseNames(const std::vector<ConnectPhase>& phases) {
+  std::vector<std::string> names;
+  for (const ConnectPhase& phase : phases) names.push_back(phase.name);
+  return names;
+}
+
+// Issue 14 part 4: each attempt's phases in its event, and the counters in Stats().
+TEST(ClientTest, ReportsEachAttemptsPhasesAndCountsWhatItDid) {
+  auto broker = Broker::Start();
+  ASSERT_NE(broker, nullptr);
+  int dead_port = *testing::PickFreePort();  // the primary stack: nothing listens there
+  std::string text = absl::StrCat(
+      "endpoint { host: \"localhost\" port: ", dead_port, " }\n", "transports { name: \"tcp\" }\n",
+      "alternatives { endpoint { host: \"127.0.0.1\" port: ", broker->ws_port(), " }\n",
+      "  transports { name: \"tcp\" } transports { name: \"websocket\" } }\n",
+      "protocol { name: \"mqtt\" typed_config { "
+      "[type.googleapis.com/hublink.protocols.MqttConfig] ",
+      "{ client_id: \"timed\" } } }\n",
+      "policy { reconnect { initial_delay { nanos: 50000000 } } }\n");
+  absl::StatusOr<Pipeline> config = ParsePipelineText(text, "test");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto resolved = ResolvedPipeline::Resolve(*config, TestRegistry());
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  Events events;
+  auto client = MakeClient(std::move(resolved).value(), &events);
+  std::future<absl::Status> subscribed =
+      client->Subscribe("timed/echo", 1, [](const mqtt::Message&) {});
+  client->Connect();
+  ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kConnected).has_value());
+  ASSERT_TRUE(Await(subscribed).ok());
+  ASSERT_TRUE(Await(client->Publish("timed/echo", "x", 1)).ok());
+
+  auto snapshot = events.Snapshot();
+  ASSERT_EQ(snapshot[0].first.kind, ConnectionEvent::Kind::kReconnecting);
+  // The refused attempt ended in its tcp phase, after resolving "localhost".
+  const std::vector<ConnectPhase>& failed = snapshot[0].first.phases;
+  ASSERT_EQ(PhaseNames(failed), (std::vector<std::string>{"dns", "tcp"}));
+  EXPECT_TRUE(failed[0].done);
+  EXPECT_FALSE(failed[1].done);
+  EXPECT_TRUE(absl::StrContains(DescribeConnectPhases(failed), "tcp failed after "))
+      << DescribeConnectPhases(failed);
+  const ConnectionEvent& connected = snapshot.back().first;
+  ASSERT_EQ(connected.kind, ConnectionEvent::Kind::kConnected);
+  ASSERT_EQ(PhaseNames(connected.phases),
+            (std::vector<std::string>{"dns", "tcp", "ws", "connack"}));
+  for (const ConnectPhase& phase : connected.phases) {
+    EXPECT_TRUE(phase.done) << phase.name;
+    EXPECT_GE(phase.duration, absl::ZeroDuration()) << phase.name;
+  }
+  std::string line = DescribeConnectPhases(connected.phases);
+  EXPECT_TRUE(absl::StartsWith(line, "dns ")) << line;
+  EXPECT_TRUE(absl::StrContains(line, " ms \u00b7 tcp ")) << line;
+
+  // The echo comes back as a received PUBLISH; wait for it to be counted.
+  ClientStats stats;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        stats = client->Stats().get();
+        return stats.messages_in >= 1;
+      },
+      absl::Seconds(10)));
+  EXPECT_EQ(stats.attempts, 2u);
+  EXPECT_EQ(stats.connects, 1u);
+  EXPECT_EQ(stats.reconnects, 0u);
+  EXPECT_EQ(stats.failures, 1u);
+  EXPECT_EQ(stats.failures_by_phase, (std::map<std::string, uint64_t>{{"tcp", 1}}));
+  EXPECT_EQ(stats.losses, 0u);
+  EXPECT_EQ(stats.messages_out, 1u);
+  EXPECT_EQ(stats.messages_in, 1u);
+  EXPECT_EQ(stats.queued, 0u);
+  EXPECT_EQ(stats.inflight, 0u);
+  EXPECT_TRUE(stats.connected);
+  // CONNECT, SUBSCRIBE, PUBLISH, PUBACK, each at least 2 bytes, in WebSocket frames.
+  EXPECT_GT(stats.bytes_out, 20u);
+  EXPECT_GT(stats.bytes_in, 20u);  // the 101 response alone is longer
+  EXPECT_EQ(PhaseNames(stats.last_connect), PhaseNames(connected.phases));
+  EXPECT_EQ(stats.endpoint, absl::StrCat("127.0.0.1:", broker->ws_port(), " (tcp > websocket)"));
+
+  // A loss is counted, and the attempt after it is a reconnect.
+  broker->Kill();
+  ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kLost).has_value());
+  ASSERT_TRUE(broker->Launch());
+  ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kReconnected).has_value());
+  stats = client->Stats().get();
+  EXPECT_EQ(stats.losses, 1u);
+  EXPECT_EQ(stats.reconnects, 1u);
+  EXPECT_EQ(stats.connects, 2u);
+  EXPECT_EQ(stats.attempts, stats.connects + stats.failures);
+}
+
 TEST(ClientTest, BackoffGrowsWhileFailingAndResetsAfterAStablePeriod) {
   auto broker = Broker::Start();
   ASSERT_NE(broker, nullptr);

@@ -297,6 +297,7 @@ void Session::OnLinkOpen(ProtocolLink& link) {
     return;
   }
   connected_client_id_ = client_id;
+  context.BeginPhase("connack");
   context.ReportStage("mqtt", absl::StrCat("CONNECT client id \"", client_id, "\""));
 }
 
@@ -563,7 +564,9 @@ absl::Status Session::HandleConnack(const Packet& packet) {
   }
   clock_->Cancel(connack_timer_);
   connack_timer_ = 0;
+  // A refused CONNACK stays the open phase: the attempt failed there.
   if (packet.return_code != 0) return ConnackError(packet.return_code, connected_client_id_);
+  link_->context().EndPhase("connack");
   // First every state change, then user code (observer, stage observer, completions), so that user
   // code sees the session as it is and may disconnect.
   state_ = State::kUp;
@@ -658,6 +661,7 @@ absl::Status Session::HandlePublish(const Packet& packet) {
     // ([MQTT-4.3.3-2]: exactly once).
     incoming_qos2_.insert(packet.packet_id);
   }
+  ++publishes_received_;
   uint64_t generation = link_generation_;
   dispatch_scratch_.clear();
   for (const auto& entry : subscriptions_) {
@@ -804,6 +808,7 @@ void Session::Pump() {
       }
     }
     if (!Write(out_)) return;
+    if (!released_.contains(seq)) ++publishes_sent_;
     resend_.pop_front();
   }
   while (!queued_.empty()) {
@@ -852,6 +857,7 @@ void Session::Pump() {
       continue;
     }
     if (!Write(out_)) return;
+    ++publishes_sent_;
     queued_.pop_front();
     queued_bytes_ -= bytes;
     if (qos == 0) {
@@ -886,6 +892,7 @@ void Session::Publish(absl::string_view topic, absl::string_view payload, uint8_
       control_.empty()) {
     out_.clear();
     if (AppendPublish({topic, payload, 0, retain, false, 0}, &out_).ok() && Write(out_)) {
+      ++publishes_sent_;
       Defer(std::move(done), absl::OkStatus());
       return;
     }

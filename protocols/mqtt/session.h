@@ -162,6 +162,10 @@ class Session : public Protocol {
   size_t queued() const { return queued_.size(); }
   size_t queued_bytes() const { return queued_bytes_; }
   const SessionOptions& options() const { return options_; }
+  // PUBLISH packets written to links (re-sends with DUP included) and received (a QoS 2
+  // re-delivery that is not handed to the application again excluded), over the session's life.
+  uint64_t publishes_sent() const { return publishes_sent_; }
+  uint64_t publishes_received() const { return publishes_received_; }
 
  private:
   enum class State { kDown, kAwaitingConnack, kUp };
@@ -244,6 +248,8 @@ class Session : public Protocol {
   // so a store that failed to record the step does not make us send the wrong packet.
   absl::flat_hash_set<uint64_t> released_;
   uint64_t next_seq_ = 1;
+  uint64_t publishes_sent_ = 0;
+  uint64_t publishes_received_ = 0;
   uint16_t next_packet_id_ = 1;
 
   // Incoming QoS 2 packet ids acknowledged with PUBREC and not yet released: duplicates are not

@@ -104,7 +104,7 @@ check "wrong secret: secret not echoed" bash -c "! grep -q d3Jvbmcgc2VjcmV0IQ== 
   --ca_file="$ca" --topic=E2EPROD001/keydev/control --count=1 --timeout=20 >"$work/sub.out" 2>"$work/sub.err" &
 sub_pid=$!
 for _ in $(seq 1 100); do
-  grep -q "CONNACK accepted" "$work/sub.err" && break
+  grep -q "hublink: connected" "$work/sub.err" && break
   sleep 0.1
 done
 for _ in $(seq 1 20); do

@@ -18,6 +18,7 @@
 #include "protocols/mqtt/mqtt.pb.h"
 #include "tools/cli/connection_flags.h"
 #include "tools/cli/flags.h"
+#include "tools/cli/metrics.h"
 
 namespace hublink {
 namespace cli {
@@ -39,6 +40,8 @@ struct CommandFlags {
   std::string outbox;  // pub: the durable store's directory
   int first_seq = 0;   // pub: {seq} of the first message
   bool message_set = false;
+  bool verbose = false;  // pub, sub: every layer's milestones and a timing line per attempt
+  int metrics_port = 0;  // sub: serve Prometheus metrics on 127.0.0.1:PORT
 };
 
 absl::StatusOr<Registry> BuiltinRegistry() {
@@ -113,14 +116,21 @@ absl::StatusOr<std::unique_ptr<Client>> MakeClient(const CommandFlags& flags,
       std::unique_ptr<ResolvedPipeline> resolved,
       ResolvedPipeline::Resolve(pipeline, registry, PipelineSource(flags.connection)));
   Client::Options options;
-  options.on_event = [&watch, &err](const ConnectionEvent& event) {
+  const bool verbose = flags.verbose;
+  options.on_event = [&watch, &err, verbose](const ConnectionEvent& event) {
+    if (verbose && !event.phases.empty()) {
+      absl::MutexLock lock(&watch.mutex());
+      err << "hublink: connect " << DescribeConnectPhases(event.phases) << "\n";
+    }
     watch.OnEvent(event, err);
     watch.Notify();
   };
-  options.on_stage = [&watch, &err](absl::string_view layer, absl::string_view detail) {
-    absl::MutexLock lock(&watch.mutex());
-    err << "hublink: " << layer << ": " << detail << "\n";
-  };
+  if (verbose) {
+    options.on_stage = [&watch, &err](absl::string_view layer, absl::string_view detail) {
+      absl::MutexLock lock(&watch.mutex());
+      err << "hublink: " << layer << ": " << detail << "\n";
+    };
+  }
   return Client::Create(std::shared_ptr<const ResolvedPipeline>(std::move(resolved)),
                         std::move(options));
 }
@@ -243,6 +253,19 @@ int Subscribe(const CommandFlags& flags, const Pipeline& pipeline, const Registr
   int received = 0;
   auto client = MakeClient(flags, pipeline, registry, watch, err);
   if (!client.ok()) return Fail(err, "sub", client.status());
+  std::unique_ptr<MetricsServer> metrics;  // after the client: stops serving before it goes
+  if (flags.metrics_port != 0) {
+    if (flags.metrics_port < 0 || flags.metrics_port > 65535) {
+      return Fail(err, "sub", absl::InvalidArgumentError("--metrics_port: not a port (1..65535)"));
+    }
+    Client* raw = client->get();
+    auto started = MetricsServer::Start("127.0.0.1", static_cast<uint16_t>(flags.metrics_port),
+                                        [raw] { return RenderPrometheus(raw->Stats().get()); });
+    if (!started.ok()) return Fail(err, "sub", started.status());
+    metrics = std::move(started).value();
+    absl::MutexLock lock(&watch.mutex());
+    err << "hublink: metrics on http://127.0.0.1:" << metrics->port() << "/metrics\n";
+  }
   for (const std::string& topic : flags.topics) {
     (*client)->Subscribe(
         topic, flags.qos,
@@ -358,6 +381,9 @@ void RegisterFlags(absl::string_view command, CommandFlags& flags, FlagParser& p
         "topic", &flags.topics,
         command == "pub" ? "topic to publish to" : "topic filter to subscribe to (repeatable)");
     parser.AddInt("qos", &flags.qos, "0, 1 or 2");
+    parser.AddBool("verbose", &flags.verbose,
+                   "(or -v) print each layer's milestones and one timing line per connection "
+                   "attempt");
   }
   if (command == "pub") {
     parser.AddString("message", &flags.message, "payload to publish");
@@ -373,6 +399,9 @@ void RegisterFlags(absl::string_view command, CommandFlags& flags, FlagParser& p
   if (command == "sub") {
     parser.AddInt("count", &flags.count, "exit after this many messages");
     parser.AddInt("timeout", &flags.timeout, "seconds to wait, then exit");
+    parser.AddInt("metrics_port", &flags.metrics_port,
+                  "serve the client's counters in Prometheus text format on "
+                  "http://127.0.0.1:PORT/metrics");
   }
   if (command == "sign") {
     parser.AddString("connid", &flags.connid, "use this 5-character connection id");
@@ -409,6 +438,10 @@ int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ost
   FlagParser parser;
   RegisterFlags(command, flags, parser);
   std::vector<std::string> rest(args.begin() + 1, args.end());
+  for (std::string& arg : rest) {
+    if (arg == "--") break;
+    if (arg == "-v") arg = "--verbose";
+  }
   for (const std::string& arg : rest) {
     if (arg == "--") break;
     if (command == "pub" && (arg == "--message" || arg.rfind("--message=", 0) == 0)) {

@@ -1,5 +1,10 @@
 #include "tools/cli/hublink_cli.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <sstream>
@@ -8,7 +13,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
+#include "plugins/log.h"
 #include "plugins/pipeline.h"
 #include "tests/test_util.h"
 
@@ -229,6 +236,125 @@ TEST_F(HublinkBrokerTest, PubOutboxAcceptsPublishesAndDrains) {
   EXPECT_EQ(empty.out, "published 0\n");
   EXPECT_EQ(Hublink({"sub", "--host=127.0.0.1", port, "--topic=o/t", outbox}).code, 2)
       << "--outbox is pub's only";
+}
+
+// Issue 14 part 4 and issue 19: one line per event (the client's own log of it stays at DEBUG),
+// and with -v each layer's milestones and one timing line per attempt.
+TEST_F(HublinkBrokerTest, VerbosePrintsATimingLinePerAttemptAndEventsPrintOnce) {
+  std::vector<std::string> logged;
+  absl::Mutex logged_mutex;
+  LogSink previous = SetLogSink([&](const LogRecord& record) {
+    absl::MutexLock lock(&logged_mutex);
+    logged.push_back(FormatLogRecord(record));
+  });
+  std::vector<std::string> args = {"pub",
+                                   "--host=127.0.0.1",
+                                   absl::StrCat("--port=", broker_->ws_port()),
+                                   "--transport=ws",
+                                   "--topic=v/t",
+                                   "--message=x",
+                                   "--qos=1"};
+  CliRun quiet = Hublink(args);
+  args.push_back("-v");
+  CliRun verbose = Hublink(args);
+  SetLogSink(previous);
+  ASSERT_EQ(quiet.code, 0) << quiet.err;
+  ASSERT_EQ(verbose.code, 0) << verbose.err;
+  EXPECT_EQ(quiet.err, "hublink: connected (session present: 0)\nhublink: disconnected\n");
+  for (const std::string& line : logged) {
+    EXPECT_FALSE(absl::StrContains(line, "connected (session present"))
+        << "printed twice: " << line;
+  }
+  std::vector<std::string> timing;
+  for (absl::string_view line : absl::StrSplit(verbose.err, '\n', absl::SkipEmpty())) {
+    if (absl::StartsWith(line, "hublink: connect ")) timing.push_back(std::string(line));
+  }
+  ASSERT_EQ(timing.size(), 1u) << verbose.err;
+  EXPECT_TRUE(absl::StartsWith(timing[0], "hublink: connect dns ")) << timing[0];
+  for (absl::string_view phase : {" ms \u00b7 tcp ", " ms \u00b7 ws ", " ms \u00b7 connack "}) {
+    EXPECT_TRUE(absl::StrContains(timing[0], phase)) << phase << " missing in " << timing[0];
+  }
+  EXPECT_TRUE(absl::StrContains(verbose.err, "hublink: websocket: upgrade 101")) << verbose.err;
+  EXPECT_FALSE(absl::StrContains(quiet.err, "upgrade 101")) << quiet.err;
+}
+
+// A failed attempt's line says in which phase it failed.
+TEST_F(HublinkBrokerTest, VerboseSaysWhereAFailedAttemptStopped) {
+  int dead = *testing::PickFreePort();
+  CliRun run = Hublink({"pub", "--host=127.0.0.1", absl::StrCat("--port=", dead), "--topic=v/t",
+                        "--message=x", "-v"});
+  EXPECT_EQ(run.code, 1);
+  EXPECT_TRUE(absl::StrContains(run.err, "hublink: connect dns ")) << run.err;
+  EXPECT_TRUE(absl::StrContains(run.err, " \u00b7 tcp failed after ")) << run.err;
+}
+
+// Reads http://127.0.0.1:port/metrics; empty when nothing answers yet.
+std::string Scrape(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const char request[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    if (send(fd, request, sizeof(request) - 1, MSG_NOSIGNAL) > 0) {
+      char buffer[4096];
+      for (ssize_t n; (n = recv(fd, buffer, sizeof(buffer), 0)) > 0;) response.append(buffer, n);
+    }
+  }
+  close(fd);
+  return response;
+}
+
+TEST_F(HublinkBrokerTest, SubServesPrometheusMetrics) {
+  int metrics_port = *testing::PickFreePort();
+  const std::string tcp_port = absl::StrCat("--port=", broker_->tcp_port());
+  CliRun sub_result;
+  std::atomic<bool> sub_done{false};
+  std::thread sub([&] {
+    sub_result =
+        Hublink({"sub", "--host=127.0.0.1", tcp_port, "--topic=m/t", "--qos=1", "--count=2",
+                 "--timeout=30", absl::StrCat("--metrics_port=", metrics_port)});
+    sub_done = true;
+  });
+  // Scraped until the client is connected, then once more after one (retained, so it arrives
+  // whenever the SUBSCRIBE lands) message has been counted; both bounded.
+  std::string scraped;
+  for (int i = 0; i < 500 && !sub_done; ++i) {
+    scraped = Scrape(metrics_port);
+    if (absl::StrContains(scraped, "\nhublink_connected 1\n")) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(absl::StrContains(scraped, "\nhublink_connected 1\n")) << scraped;
+  ASSERT_EQ(Hublink({"pub", "--host=127.0.0.1", tcp_port, "--topic=m/t", "--message=x", "--qos=1",
+                     "--retain"})
+                .code,
+            0);
+  for (int i = 0; i < 500 && !sub_done; ++i) {
+    scraped = Scrape(metrics_port);
+    if (absl::StrContains(scraped, "\nhublink_messages_received_total 1\n")) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_TRUE(absl::StartsWith(scraped, "HTTP/1.1 200 OK\r\n")) << scraped;
+  EXPECT_TRUE(absl::StrContains(scraped, "\nhublink_messages_received_total 1\n")) << scraped;
+  EXPECT_TRUE(absl::StrContains(scraped, "\nhublink_connects_total 1\n")) << scraped;
+  EXPECT_TRUE(absl::StrContains(scraped, "hublink_connect_phase_seconds{phase=\"connack\"} "))
+      << scraped;
+  // The second message ends the subscriber (--count=2).
+  for (int i = 0; i < 50 && !sub_done; ++i) {
+    Hublink({"pub", "--host=127.0.0.1", tcp_port, "--topic=m/t", "--message=y", "--qos=1"});
+    absl::SleepFor(absl::Milliseconds(50));  // pacing only; the loop ends on sub_done
+  }
+  sub.join();
+  ASSERT_EQ(sub_result.code, 0) << sub_result.err;
+  EXPECT_TRUE(absl::StrContains(
+      sub_result.err,
+      absl::StrCat("hublink: metrics on http://127.0.0.1:", metrics_port, "/metrics")))
+      << sub_result.err;
+  EXPECT_EQ(
+      Hublink({"sub", "--host=127.0.0.1", tcp_port, "--topic=m/t", "--metrics_port=70000"}).code,
+      1);
 }
 
 TEST_F(HublinkBrokerTest, SubTimesOutWithACountOfMessagesSeen) {

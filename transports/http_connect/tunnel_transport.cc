@@ -132,6 +132,7 @@ void TunnelTransport::HandshakeDone(std::string leftover, absl::string_view stag
   if (state_ != State::kHandshaking) return;
   CancelTimer();
   state_ = State::kOpen;
+  context_.EndPhase("proxy");
   context_.ReportStage(layer_, stage);
   listener_->OnOpen();
   // Bytes that came with the proxy's answer are the endpoint's (a greeting, a TLS ServerHello).
@@ -151,6 +152,8 @@ void TunnelTransport::Fail(const absl::Status& status) {
 void TunnelTransport::OnOpen() {
   if (state_ != State::kOpening) return;
   state_ = State::kHandshaking;
+  // Both proxy layers (http_connect, socks5) time as "proxy": what a user compares across them.
+  context_.BeginPhase("proxy");
   timer_ = loop_.RunAt(HandshakeDeadline(), guard_.Wrap([this] {
     timer_ = 0;
     Fail(absl::DeadlineExceededError(absl::StrCat(layer_, ": the proxy did not open the tunnel to ",

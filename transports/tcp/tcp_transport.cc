@@ -177,6 +177,7 @@ class TcpTransport : public Transport {
       return;
     }
     state_ = State::kResolving;
+    context_.BeginPhase("dns");  // ends at once for an IP literal or pinned addresses
     // The plugin's own setting wins over the pipeline's policy, which wins over the default.
     absl::Duration timeout = config_.has_connect_timeout()
                                  ? ToDuration(config_.connect_timeout())
@@ -249,7 +250,10 @@ class TcpTransport : public Transport {
         FailLater(ErrnoStatus("send", errno));
         return absl::OkStatus();
       }
-      if (n > 0) bytes.remove_prefix(static_cast<size_t>(n));
+      if (n > 0) {
+        context_.CountBytesOut(static_cast<size_t>(n));
+        bytes.remove_prefix(static_cast<size_t>(n));
+      }
       if (bytes.empty()) return absl::OkStatus();
     }
     queue_.emplace_back(bytes);
@@ -342,6 +346,8 @@ class TcpTransport : public Transport {
   }
 
   void StartConnecting() {
+    context_.EndPhase("dns");
+    context_.BeginPhase("tcp");
     state_ = State::kConnecting;
     failures_.assign(addresses_.size(), 0);
     // With one address its errors read as before the race existed: "tcp: host:port (ip): why".
@@ -437,6 +443,7 @@ class TcpTransport : public Transport {
     }
     state_ = State::kOpen;
     UpdateInterest();
+    context_.EndPhase("tcp", addresses_.size() > 1 ? current_address_ : std::string());
     context_.ReportStage("tcp", absl::StrCat("connected ", endpoint_, " (", current_address_, ")"));
     if (listener_ != nullptr) listener_->OnOpen();
   }
@@ -499,6 +506,7 @@ class TcpTransport : public Transport {
     for (int round = 0; round < 16 && fd_ >= 0; ++round) {
       ssize_t n = recv(fd_, buffer, sizeof(buffer), 0);
       if (n > 0) {
+        context_.CountBytesIn(static_cast<size_t>(n));
         if (state_ == State::kOpen || state_ == State::kDraining) {
           listener_->OnData(absl::string_view(buffer, static_cast<size_t>(n)));
         }
@@ -547,6 +555,7 @@ class TcpTransport : public Transport {
         return;
       }
       size_t sent = static_cast<size_t>(n);
+      context_.CountBytesOut(sent);
       buffered_ -= sent;
       while (sent > 0) {
         size_t left = queue_.front().size() - front_offset_;

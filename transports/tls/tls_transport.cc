@@ -613,6 +613,7 @@ class TlsTransport : public Transport, private TransportListener {
   void OnOpen() override {
     if (state_ != State::kOpeningLower) return;
     state_ = State::kHandshaking;
+    context_.BeginPhase("tls");
     absl::Duration timeout = config_.has_handshake_timeout()
                                  ? absl::Seconds(config_.handshake_timeout().seconds()) +
                                        absl::Nanoseconds(config_.handshake_timeout().nanos())
@@ -740,6 +741,7 @@ class TlsTransport : public Transport, private TransportListener {
                  : "",
         " resumed=", SSL_session_reused(ssl_.get()) ? "yes" : "no");
     HLOG(DEBUG) << "tls: " << name_ << ": " << detail;
+    context_.EndPhase("tls", SSL_session_reused(ssl_.get()) ? "resumed" : "");
     context_.ReportStage("tls", detail);
     listener_->OnOpen();
   }

@@ -241,6 +241,7 @@ class WebSocketTransport : public Transport,
   void OnOpen() override {
     if (state_ != State::kOpening) return;
     state_ = State::kUpgrading;
+    context_.BeginPhase("ws");
     absl::Time deadline;
     if (settings_.upgrade_timeout.has_value()) {
       deadline = std::min(loop_.Now() + *settings_.upgrade_timeout, context_.deadline());
@@ -338,6 +339,7 @@ class WebSocketTransport : public Transport,
     }
     std::string leftover = parser_->TakeLeftover();
     state_ = State::kOpen;
+    context_.EndPhase("ws");
     context_.ReportStage(
         "websocket",
         absl::StrCat("upgrade 101 GET ", settings_.path,

@@ -21,6 +21,10 @@
 // paths (connection refused, connect timeout, reset by the peer, Open() twice with the same or
 // another listener, Close() twice, Close() while opening) and requires exactly one OnClosed on
 // each, with the code docs/errors.md gives.
+//
+// A wrapping plugin should also run under a wrapping layer, so that a real state machine above it
+// depends on what it hands up and down: TlsOverPluginTarget (tests/tls_conformance_peer.h) runs the
+// same cases over tcp > plugin > tls.
 #ifndef HUBLINK_TESTS_CONFORMANCE_H_
 #define HUBLINK_TESTS_CONFORMANCE_H_
 

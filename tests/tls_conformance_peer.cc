@@ -120,11 +120,11 @@ class TlsConformancePeer : public ConformancePeer {
   std::string pipeline_text() const override {
     return absl::StrFormat(
         "endpoint { host: \"127.0.0.1\" port: %d }\n"
-        "transports { name: \"tcp\" }\n"
+        "transports { name: \"tcp\" }\n%s\n"
         "transports { name: \"tls\" typed_config { "
         "[type.googleapis.com/hublink.transports.TlsConfig] "
         "{ ca_file: \"%s\" } } }\n%s\n",
-        port_, ca_file_, options_.upper_transports);
+        port_, options_.lower_transports, ca_file_, options_.upper_transports);
   }
   int closed_connections() override { return closed_.load(); }
 
@@ -229,6 +229,22 @@ ConformanceTarget TlsConformanceTarget() {
             RegisterTlsTransport(builder);
           },
           [] { return StartTlsConformancePeer(); }};
+}
+
+ConformanceTarget TlsOverPluginTarget(std::string name,
+                                      std::function<void(Registry::Builder&)> register_plugins,
+                                      std::string plugin_transports) {
+  return {std::move(name),
+          [register_plugins = std::move(register_plugins)](Registry::Builder& builder) {
+            RegisterTcpTransport(builder);
+            register_plugins(builder);
+            RegisterTlsTransport(builder);
+          },
+          [plugin_transports = std::move(plugin_transports)] {
+            TlsConformancePeerOptions options;
+            options.lower_transports = plugin_transports;
+            return StartTlsConformancePeer(std::move(options));
+          }};
 }
 
 }  // namespace testing

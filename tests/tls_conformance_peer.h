@@ -41,17 +41,36 @@ struct TlsConformancePeerOptions {
   // Text-format transports appended after the tls one in pipeline_text(), e.g.
   // "transports { name: \"websocket\" }".
   std::string upper_transports;
+  // Text-format transports between tcp and tls in pipeline_text(): a plugin under test that the
+  // TLS bytes pass through on their way to this server (TlsOverPluginTarget).
+  std::string lower_transports;
   // ALPN protocols the server accepts (the first one the client offers wins); empty = no ALPN.
   std::vector<std::string> alpn;
 };
 
-// The pipeline reaches it as tcp > tls (ca_file = the throwaway CA; the certificate names 127.0.0.1
-// and localhost) > upper_transports, endpoint 127.0.0.1:<port>.
+// The pipeline reaches it as tcp > lower_transports > tls (ca_file = the throwaway CA; the
+// certificate names 127.0.0.1 and localhost) > upper_transports, endpoint 127.0.0.1:<port>.
 absl::StatusOr<std::unique_ptr<ConformancePeer>> StartTlsConformancePeer(
     TlsConformancePeerOptions options = TlsConformancePeerOptions());
 
 // tcp > tls against StartTlsConformancePeer(), with RegisterTcpTransport + RegisterTlsTransport.
 ConformanceTarget TlsConformanceTarget();
+
+// The conformance cases for a plugin under a wrapping layer: tcp > `plugin_transports` > tls
+// against StartTlsConformancePeer(), so that a real state machine above the plugin (TLS: a
+// handshake, records split anywhere, close_notify) depends on what the plugin hands up and down.
+// `register_plugins` registers the plugin; tcp and tls are added. The TLS bytes must reach this
+// peer unchanged, which holds for layers that pass bytes through (a tap, a meter, a shaper); a
+// plugin that reframes the stream needs a peer that undoes it. E.g. in a plugin's test:
+//   INSTANTIATE_TEST_SUITE_P(
+//       Tap, TransportConformanceTest,
+//       ::testing::Values(TapTarget(),
+//                         TlsOverPluginTarget("TcpTapTls", acme::RegisterTapTransport,
+//                                             "transports { name: \"tap\" }")),
+//       TargetName);
+ConformanceTarget TlsOverPluginTarget(std::string name,
+                                      std::function<void(Registry::Builder&)> register_plugins,
+                                      std::string plugin_transports);
 
 }  // namespace testing
 }  // namespace hublink

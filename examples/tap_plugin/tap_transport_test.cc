@@ -2,6 +2,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/conformance.h"
+#include "tests/tls_conformance_peer.h"
 #include "transports/tcp/tcp_transport.h"
 
 namespace hublink {
@@ -36,7 +37,15 @@ ConformanceTarget TapTarget() {
           }};
 }
 
-INSTANTIATE_TEST_SUITE_P(Tap, TransportConformanceTest, ::testing::Values(TapTarget()), TargetName);
+// tcp > tap, and tcp > tap > tls: the same cases with TLS over the tap, which must then hand the
+// handshake, records split anywhere and close_notify through unchanged, both ways.
+INSTANTIATE_TEST_SUITE_P(
+    Tap, TransportConformanceTest,
+    ::testing::Values(TapTarget(), TlsOverPluginTarget("TcpTapTls", acme::RegisterTapTransport,
+                                                       "transports { typed_config { "
+                                                       "[type.googleapis.com/acme.tap."
+                                                       "TapConfig] { label: \"t\" } } }")),
+    TargetName);
 
 }  // namespace
 }  // namespace testing

@@ -13,7 +13,12 @@
 namespace hublink {
 namespace testing {
 
-absl::StatusOr<std::string> ExampleAsComment(absl::string_view program, absl::string_view name) {
+namespace {
+
+enum class Shown { kComment, kMarkdown };
+
+absl::StatusOr<std::string> ExampleLines(absl::string_view program, absl::string_view name,
+                                         Shown shown_as) {
   const std::string begin = absl::StrCat("// [", name, " example begins]");
   const std::string end = absl::StrCat("// [", name, " example ends]");
   std::vector<std::string> shown;
@@ -29,7 +34,12 @@ absl::StatusOr<std::string> ExampleAsComment(absl::string_view program, absl::st
       ended = inside;
       break;
     }
-    if (inside) shown.push_back(line.empty() ? "//" : absl::StrCat("// ", line));
+    if (!inside) continue;
+    if (shown_as == Shown::kComment) {
+      shown.push_back(line.empty() ? "//" : absl::StrCat("// ", line));
+    } else {
+      shown.push_back(std::string(absl::StartsWith(line, "  ") ? line.substr(2) : line));
+    }
   }
   if (!ended || shown.empty()) {
     return absl::NotFoundError(absl::StrCat("no lines between \"", begin, "\" and \"", end, "\""));
@@ -37,14 +47,14 @@ absl::StatusOr<std::string> ExampleAsComment(absl::string_view program, absl::st
   return absl::StrJoin(shown, "\n");
 }
 
-::testing::AssertionResult HeaderShowsExample(const std::string& header_path,
-                                              const std::string& program_path,
-                                              absl::string_view name) {
+::testing::AssertionResult ShowsExample(const std::string& header_path,
+                                        const std::string& program_path, absl::string_view name,
+                                        Shown shown_as) {
   absl::StatusOr<std::string> header = ReadFile(header_path);
   if (!header.ok()) return ::testing::AssertionFailure() << header.status();
   absl::StatusOr<std::string> program = ReadFile(program_path);
   if (!program.ok()) return ::testing::AssertionFailure() << program.status();
-  absl::StatusOr<std::string> shown = ExampleAsComment(*program, name);
+  absl::StatusOr<std::string> shown = ExampleLines(*program, name, shown_as);
   if (!shown.ok()) return ::testing::AssertionFailure() << program_path << ": " << shown.status();
   if (absl::StrContains(absl::StrCat("\n", *header), absl::StrCat("\n", *shown, "\n"))) {
     return ::testing::AssertionSuccess();
@@ -64,6 +74,28 @@ absl::StatusOr<std::string> ExampleAsComment(absl::string_view program, absl::st
     }
   }
   return ::testing::AssertionFailure() << header_path << " does not show " << program_path;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ExampleAsComment(absl::string_view program, absl::string_view name) {
+  return ExampleLines(program, name, Shown::kComment);
+}
+
+absl::StatusOr<std::string> ExampleAsMarkdown(absl::string_view program, absl::string_view name) {
+  return ExampleLines(program, name, Shown::kMarkdown);
+}
+
+::testing::AssertionResult HeaderShowsExample(const std::string& header_path,
+                                              const std::string& program_path,
+                                              absl::string_view name) {
+  return ShowsExample(header_path, program_path, name, Shown::kComment);
+}
+
+::testing::AssertionResult DocShowsExample(const std::string& doc_path,
+                                           const std::string& program_path,
+                                           absl::string_view name) {
+  return ShowsExample(doc_path, program_path, name, Shown::kMarkdown);
 }
 
 ExampleRun RunExample(const std::string& binary, const std::vector<std::string>& args) {

@@ -90,6 +90,9 @@ class HublinkSoakConnection : public SoakConnection {
         case Kind::kDisconnected:
           kind = "disconnected";
           break;
+        case Kind::kReturning:
+          kind = "returning";
+          break;
       }
       listener->OnEvent(kind, DescribeConnectionEvent(event));
     };

@@ -169,8 +169,50 @@ uint32_t DefaultPort(ProfileOptions::Transport transport) {
   }
 }
 
+namespace {
+
+// AUTO: the TLS pipeline, with WSS (and, when allowed, WS) as alternatives, each on its default
+// port and with its own budget.
+absl::StatusOr<Pipeline> BuildAutoPipeline(const DeviceInfo& info, const ProfileOptions& options) {
+  if (options.port() != 0) {
+    return absl::InvalidArgumentError(
+        "port: transport AUTO tries each documented port in turn (8883, 443, 80); a port "
+        "override needs one transport");
+  }
+  ProfileOptions stack_options = options;
+  stack_options.set_allow_plain_websocket(false);
+  stack_options.set_transport(ProfileOptions::TLS);
+  HUBLINK_ASSIGN_OR_RETURN(Pipeline pipeline, BuildPipeline(info, stack_options));
+  const absl::Duration kConnectBudget = absl::Seconds(5);
+  const absl::Duration kHandshakeBudget = absl::Seconds(10);
+  auto set = [](google::protobuf::Duration* d, absl::Duration value) {
+    d->set_seconds(absl::ToInt64Seconds(value));
+  };
+  set(pipeline.mutable_policy()->mutable_connect_timeout(), kConnectBudget);
+  set(pipeline.mutable_policy()->mutable_handshake_timeout(), kHandshakeBudget);
+  std::vector<ProfileOptions::Transport> fallbacks = {ProfileOptions::WSS};
+  if (options.allow_plain_websocket()) fallbacks.push_back(ProfileOptions::WS);
+  for (ProfileOptions::Transport transport : fallbacks) {
+    stack_options.set_transport(transport);
+    HUBLINK_ASSIGN_OR_RETURN(Pipeline fallback, BuildPipeline(info, stack_options));
+    Stack* stack = pipeline.add_alternatives();
+    *stack->mutable_endpoint() = fallback.endpoint();
+    *stack->mutable_transports() = fallback.transports();
+    set(stack->mutable_connect_timeout(), kConnectBudget);
+    set(stack->mutable_handshake_timeout(), kHandshakeBudget);
+  }
+  return pipeline;
+}
+
+}  // namespace
+
 absl::StatusOr<Pipeline> BuildPipeline(const DeviceInfo& info, const ProfileOptions& options) {
   HUBLINK_RETURN_IF_ERROR(ValidateDeviceInfo(info));
+  if (options.transport() == ProfileOptions::AUTO) return BuildAutoPipeline(info, options);
+  if (options.allow_plain_websocket()) {
+    return absl::InvalidArgumentError(
+        "allow_plain_websocket: only means something with transport AUTO");
+  }
   const bool key_device = absl::AsciiStrToUpper(info.auth_mode()) == "KEY";
   const ProfileOptions::Transport transport = options.transport();
 

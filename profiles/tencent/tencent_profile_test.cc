@@ -102,6 +102,53 @@ TEST(TencentProfileTest, TransportChoicesAndOverrides) {
   EXPECT_EQ(hmac.identity().ttl().seconds(), 3600);
 }
 
+// Issue 14 part 3: AUTO offers the documented ports in turn, each with its own budget, and plain
+// WS only when asked.
+TEST(TencentProfileTest, AutoOffersTlsThenWssAndPlainWsOnlyWhenAllowed) {
+  DeviceInfo info = *ParseDeviceInfo(kKeyDevice, "d");
+  ProfileOptions options;
+  options.set_transport(ProfileOptions::AUTO);
+  auto automatic = BuildPipeline(info, options);
+  ASSERT_TRUE(automatic.ok()) << automatic.status();
+  EXPECT_EQ(automatic->endpoint().host(), "7CN3UQ4VGT.iotcloud.tencentdevices.com");
+  EXPECT_EQ(automatic->endpoint().port(), 8883u);
+  EXPECT_EQ(Names(*automatic), (std::vector<std::string>{"tcp", "tls"}));
+  EXPECT_EQ(automatic->policy().connect_timeout().seconds(), 5);
+  EXPECT_EQ(automatic->policy().handshake_timeout().seconds(), 10);
+  ASSERT_EQ(automatic->alternatives_size(), 1);
+  const Stack& wss = automatic->alternatives(0);
+  EXPECT_EQ(wss.endpoint().host(), "7CN3UQ4VGT.ap-guangzhou.iothub.tencentdevices.com");
+  EXPECT_EQ(wss.endpoint().port(), 443u);
+  ASSERT_EQ(wss.transports_size(), 3);
+  EXPECT_EQ(wss.transports(1).name(), "tls");
+  EXPECT_EQ(wss.transports(2).name(), "websocket");
+  EXPECT_EQ(wss.connect_timeout().seconds(), 5);
+  EXPECT_EQ(wss.handshake_timeout().seconds(), 10);
+  transports::TlsConfig tls_config;
+  ASSERT_TRUE(wss.transports(1).typed_config().UnpackTo(&tls_config));
+  EXPECT_FALSE(tls_config.has_psk()) << "PSK is for 8883 only";
+
+  options.set_allow_plain_websocket(true);
+  auto with_ws = BuildPipeline(info, options);
+  ASSERT_TRUE(with_ws.ok()) << with_ws.status();
+  ASSERT_EQ(with_ws->alternatives_size(), 2);
+  EXPECT_EQ(with_ws->alternatives(1).endpoint().port(), 80u);
+  ASSERT_EQ(with_ws->alternatives(1).transports_size(), 2);
+  EXPECT_EQ(with_ws->alternatives(1).transports(1).name(), "websocket");
+
+  options.set_port(1234);
+  auto with_port = BuildPipeline(info, options);
+  ASSERT_FALSE(with_port.ok());
+  EXPECT_TRUE(absl::StrContains(with_port.status().message(), "AUTO tries each documented port"))
+      << with_port.status();
+  options.set_port(0);
+  options.set_transport(ProfileOptions::WSS);
+  auto plain_without_auto = BuildPipeline(info, options);
+  ASSERT_FALSE(plain_without_auto.ok());
+  EXPECT_TRUE(absl::StrContains(plain_without_auto.status().message(), "allow_plain_websocket"))
+      << plain_without_auto.status();
+}
+
 TEST(TencentProfileTest, RegionsMapToTheirDomains) {
   DeviceInfo info = *ParseDeviceInfo(kKeyDevice, "d");
   info.set_region("us-east");

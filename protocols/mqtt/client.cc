@@ -1,15 +1,22 @@
 #include "protocols/mqtt/client.h"
 
+#include <stdio.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <mutex>
 #include <random>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "plugins/log.h"
+#include "plugins/read_file.h"
 #include "plugins/status_macros.h"
 #include "plugins/weak_guard.h"
 #include "protocols/mqtt/file_store/file_store.h"
@@ -76,6 +83,8 @@ const char* ConnectionEventKindName(ConnectionEvent::Kind kind) {
       return "gave up";
     case ConnectionEvent::Kind::kDisconnected:
       return "disconnected";
+    case ConnectionEvent::Kind::kReturning:
+      return "returning to the primary stack";
   }
   return "?";
 }
@@ -136,6 +145,10 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
     max_attempts_ = r.max_attempts();
     give_up_after_ = DurationOr(r.has_give_up_after(), r.give_up_after(), absl::ZeroDuration());
     next_delay_ = initial_delay_;
+    reprobe_interval_ =
+        DurationOr(policy.has_reprobe_interval(), policy.reprobe_interval(), absl::Minutes(15));
+    state_file_ = policy.state_file();
+    if (pipeline_->stack_count() > 1) LoadRememberedStack();
     session_->set_observer(this);
     if (options_.clock != nullptr) session_->set_clock(*options_.clock);
   }
@@ -252,6 +265,7 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
     want_connected_ = true;
     if (state_ != State::kIdle) return;
     permanent_error_ = absl::OkStatus();
+    returning_ = false;
     failures_ = 0;
     next_delay_ = initial_delay_;
     StartAttempt();
@@ -375,6 +389,9 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
     want_connected_ = false;
     clock_.Cancel(reconnect_timer_);
     reconnect_timer_ = 0;
+    clock_.Cancel(reprobe_timer_);
+    reprobe_timer_ = 0;
+    probe_.reset();  // not inside its callback: Teardown runs from the client's destructor
     if (attempt_ != nullptr) {
       if (state_ == State::kUp) session_->Disconnect();  // best effort: DISCONNECT is on its way
       attempt_->finished = true;
@@ -410,6 +427,10 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
         absl::OkStatus()};
     event.session_present = session_present;
     if (attempt_ != nullptr) event.phases = attempt_->ctx->phases();
+    if (pipeline_->stack_count() > 1) {
+      RememberStack();
+      if (stack_ != 0) ArmReprobe();
+    }
     ++stats_.connects;
     if (ever_connected_) ++stats_.reconnects;
     stats_.last_connect = event.phases;
@@ -505,8 +526,7 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
     auto attempt = std::make_unique<Attempt>(this);
     attempt->ctx = std::make_unique<ConnectContext>(loop_, endpoint.host(),
                                                     static_cast<uint16_t>(endpoint.port()));
-    attempt->ctx->set_deadline(loop_.Now() + handshake_timeout_);
-    if (connect_timeout_) attempt->ctx->set_connect_timeout(*connect_timeout_);
+    SetBudget(*attempt->ctx, stack_);
     attempt->ctx->set_signer(pipeline_->signer());
     if (clock_offset_) attempt->ctx->set_server_clock_offset(*clock_offset_);
     if (options_.on_stage) attempt->ctx->set_stage_observer(options_.on_stage);
@@ -532,6 +552,7 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
       clock_offset_ = attempt->ctx->server_clock_offset();
     }
     if (attempt->opened) session_->OnLinkClosed(reason);
+    StopReprobe();
     bytes_in_ += attempt->ctx->bytes_in();
     bytes_out_ += attempt->ctx->bytes_out();
     bool was_up = state_ == State::kUp;
@@ -570,6 +591,15 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
                                                           : failed_phases_.back().name];
     }
     std::vector<ConnectionEvent> events;
+    if (was_up && returning_ && reason.ok()) {
+      // Our own DISCONNECT after a re-probe reached the primary stack: straight there, no backoff.
+      returning_ = false;
+      --stats_.losses;
+      stack_ = 0;
+      StartAttempt();
+      return;
+    }
+    returning_ = false;
     if (was_up) {
       events.push_back(Stamp({ConnectionEvent::Kind::kLost, reason}));
       if (now - up_since_ >= stable_after_) {
@@ -625,6 +655,157 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
     if (!was_up) event.phases = failed_phases_;
     events.push_back(std::move(event));
     EmitAll(std::move(events));
+  }
+
+  // The stack's own budget (Stack.connect_timeout / handshake_timeout), else the policy's.
+  void SetBudget(ConnectContext& ctx, int stack) {
+    absl::Duration handshake = handshake_timeout_;
+    absl::optional<absl::Duration> connect = connect_timeout_;
+    if (stack > 0) {
+      const Stack& alternative = pipeline_->config().alternatives(stack - 1);
+      if (alternative.has_handshake_timeout()) {
+        handshake = ToDuration(alternative.handshake_timeout());
+      }
+      if (alternative.has_connect_timeout()) connect = ToDuration(alternative.connect_timeout());
+    }
+    ctx.set_deadline(loop_.Now() + handshake);
+    if (connect) ctx.set_connect_timeout(*connect);
+  }
+
+  // What the state file says about a stack: its place and what it is, so a file written for other
+  // stacks (the pipeline was edited) is not applied to the wrong one.
+  std::string StackFingerprint(int stack) const {
+    const Endpoint& endpoint = pipeline_->stack_endpoint(stack);
+    return absl::StrCat(endpoint.host(), ":", endpoint.port(), " (",
+                        pipeline_->DescribeStack(stack), ")");
+  }
+
+  // Create: start on the stack that last reached CONNACK, as the state file remembers it.
+  void LoadRememberedStack() {
+    if (state_file_.empty()) return;
+    absl::StatusOr<std::string> text = ReadFileContents(state_file_, "client state", 4096);
+    if (!text.ok()) {
+      if (text.status().code() != absl::StatusCode::kNotFound) {
+        HLOG(WARNING) << "client: " << text.status().message() << "; starting on the primary stack";
+      }
+      return;
+    }
+    std::vector<std::string> lines = absl::StrSplit(*text, '\n');
+    int stack = -1;
+    if (lines.size() < 2 || !absl::SimpleAtoi(lines[0], &stack) || stack < 0 ||
+        stack >= pipeline_->stack_count() || lines[1] != StackFingerprint(stack)) {
+      HLOG(WARNING) << "client: " << state_file_
+                    << ": names a stack this pipeline does not have (edited since?); starting on "
+                       "the primary stack";
+      return;
+    }
+    stack_ = stack;
+    remembered_stack_ = stack;
+    if (stack != 0) {
+      HLOG(INFO) << "client: starting on " << StackFingerprint(stack)
+                 << ", the stack that last reached CONNACK (" << state_file_ << ")";
+    }
+  }
+
+  // CONNACK: the stack that worked is where the next connection (and, with a state file, the next
+  // process) starts.
+  void RememberStack() {
+    if (remembered_stack_ == stack_) return;
+    if (remembered_stack_ >= 0 || stack_ != 0) {
+      HLOG(INFO) << "client: now using " << StackFingerprint(stack_)
+                 << (stack_ == 0 ? " (the primary stack)" : " (an alternative stack)");
+    }
+    remembered_stack_ = stack_;
+    if (state_file_.empty()) return;
+    // Written whole to a temporary file, then renamed over the old one: a crash leaves one or the
+    // other, never half of each.
+    std::string temporary = absl::StrCat(state_file_, ".tmp");
+    std::string text = absl::StrCat(stack_, "\n", StackFingerprint(stack_), "\n");
+    FILE* file = fopen(temporary.c_str(), "w");
+    bool written = file != nullptr && fwrite(text.data(), 1, text.size(), file) == text.size();
+    if (file != nullptr) written = fclose(file) == 0 && written;
+    if (!written || rename(temporary.c_str(), state_file_.c_str()) != 0) {
+      HLOG(WARNING) << "client: " << state_file_
+                    << ": cannot record the stack in use: " << strerror(errno);
+      remove(temporary.c_str());
+    }
+  }
+
+  // A connection attempt of the primary stack's transports only (no MQTT, so the working session
+  // is left alone): did the network that refused it come back?
+  struct Probe : public TransportListener {
+    explicit Probe(Impl* impl) : impl(impl) {}
+    ~Probe() override { transport.reset(); }  // before the context it uses
+    void OnOpen() override { impl->ProbeDone(this, absl::OkStatus()); }
+    void OnData(absl::string_view) override {}
+    void OnClosed(const absl::Status& status) override {
+      impl->ProbeDone(this,
+                      status.ok() ? absl::UnavailableError("closed during the handshake") : status);
+    }
+    Impl* impl;
+    std::unique_ptr<ConnectContext> ctx;
+    std::unique_ptr<Transport> transport;
+  };
+
+  void ArmReprobe() {
+    StopReprobe();
+    if (reprobe_interval_ <= absl::ZeroDuration()) return;
+    reprobe_timer_ = clock_.RunAfter(reprobe_interval_, guard_.Wrap([this] {
+      reprobe_timer_ = 0;
+      StartProbe();
+    }));
+  }
+
+  void StopReprobe() {
+    clock_.Cancel(reprobe_timer_);
+    reprobe_timer_ = 0;
+    if (probe_ != nullptr) RetireProbe();
+  }
+
+  // Destroyed from the loop, never inside its own callback.
+  void RetireProbe() {
+    std::shared_ptr<Probe> probe = std::move(probe_);
+    loop_.Post([probe] {});
+  }
+
+  void StartProbe() {
+    if (state_ != State::kUp || stack_ == 0 || probe_ != nullptr) return;
+    const Endpoint& endpoint = pipeline_->stack_endpoint(0);
+    auto probe = std::make_shared<Probe>(this);
+    probe->ctx = std::make_unique<ConnectContext>(loop_, endpoint.host(),
+                                                  static_cast<uint16_t>(endpoint.port()));
+    SetBudget(*probe->ctx, 0);
+    probe->ctx->set_signer(pipeline_->signer());
+    if (clock_offset_) probe->ctx->set_server_clock_offset(*clock_offset_);
+    absl::StatusOr<std::unique_ptr<Transport>> top = pipeline_->CreateStack(*probe->ctx, 0);
+    if (!top.ok()) {
+      HLOG(INFO) << "client: re-probe of " << StackFingerprint(0) << ": " << top.status().message();
+      ArmReprobe();
+      return;
+    }
+    probe->transport = std::move(top).value();
+    probe_ = probe;
+    HLOG(DEBUG) << "client: re-probing " << StackFingerprint(0);
+    probe_->transport->Open(probe_.get());
+  }
+
+  void ProbeDone(Probe* probe, const absl::Status& status) {
+    if (probe != probe_.get()) return;
+    RetireProbe();
+    if (state_ != State::kUp || stack_ == 0 || !want_connected_) return;
+    if (!status.ok()) {
+      HLOG(INFO) << "client: re-probe of " << StackFingerprint(0) << " failed, staying on "
+                 << StackFingerprint(stack_) << ": " << status.message();
+      ArmReprobe();
+      return;
+    }
+    returning_ = true;
+    ConnectionEvent event{ConnectionEvent::Kind::kReturning, absl::OkStatus()};
+    event.endpoint = StackFingerprint(0);
+    HLOG(INFO) << "client: re-probe reached " << StackFingerprint(0) << "; leaving "
+               << StackFingerprint(stack_);
+    session_->Disconnect();  // FinishAttempt then connects on stack 0 (HandleFailure)
+    Emit(std::move(event));
   }
 
   // Emits `events` in order while nothing changes the client's state; one that does (a handler
@@ -745,7 +926,13 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
   std::vector<mqtt::Completion> disconnect_waiters_;
   mqtt::FileMessageStore* file_store_ = nullptr;  // owned by the session; null: in memory
   mqtt::Clock::TimerId flush_timer_ = 0;          // BATCH flush, on the loop's clock
-  ClientStats stats_;  // the counters kept here; stats() adds the session's and the live ones
+  ClientStats stats_;       // the counters kept here; stats() adds the session's and the live ones
+  std::string state_file_;  // policy.state_file
+  absl::Duration reprobe_interval_;  // policy.reprobe_interval
+  int remembered_stack_ = -1;        // the stack that last reached CONNACK (-1: none yet)
+  mqtt::Clock::TimerId reprobe_timer_ = 0;
+  std::shared_ptr<Probe> probe_;  // the re-probe in progress
+  bool returning_ = false;        // our DISCONNECT is moving the connection to the primary stack
   uint64_t bytes_in_ = 0, bytes_out_ = 0;    // of the attempts that are over
   std::vector<ConnectPhase> failed_phases_;  // of the attempt that just failed before CONNACK
   WeakGuard guard_;

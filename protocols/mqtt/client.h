@@ -109,6 +109,10 @@ struct ConnectionEvent {
     // from the next client on the store).
     kGaveUp,
     kDisconnected,  // Disconnect() finished
+    // Connected on an alternative stack, a re-probe (policy.reprobe_interval) got through the
+    // primary one: the client sends DISCONNECT and connects there (`endpoint`); kReconnected
+    // follows, or the usual kReconnecting when that attempt fails.
+    kReturning,
   };
   Kind kind;
   absl::Status reason;

@@ -701,6 +701,113 @@ TEST(ClientTest, ReportsEachAttemptsPhasesAndCountsWhatItDid) {
   EXPECT_EQ(stats.attempts, stats.connects + stats.failures);
 }
 
+// A pipeline whose primary stack is tcp to `primary_port` and whose alternative is websocket to
+// `alternative_port`, with `policy` added.
+std::shared_ptr<const ResolvedPipeline> FallbackPipeline(int primary_port, int alternative_port,
+                                                         absl::string_view policy) {
+  std::string text = absl::StrCat(
+      "endpoint { host: \"127.0.0.1\" port: ", primary_port, " }\n",
+      "transports { name: \"tcp\" }\n",
+      "alternatives { endpoint { host: \"127.0.0.1\" port: ", alternative_port, " }\n",
+      "  transports { name: \"tcp\" } transports { name: \"websocket\" } }\n",
+      "protocol { name: \"mqtt\" typed_config { "
+      "[type.googleapis.com/hublink.protocols.MqttConfig] { client_id: \"fallback\" } } }\n",
+      "policy { reconnect { initial_delay { nanos: 50000000 } } ", policy, " }\n");
+  absl::StatusOr<Pipeline> config = ParsePipelineText(text, "test");
+  EXPECT_TRUE(config.ok()) << config.status();
+  auto resolved = ResolvedPipeline::Resolve(*config, TestRegistry());
+  EXPECT_TRUE(resolved.ok()) << resolved.status();
+  return std::shared_ptr<const ResolvedPipeline>(std::move(resolved).value());
+}
+
+// Issue 14 part 3: the stack that reached CONNACK is where the next process starts.
+TEST(ClientTest, RemembersTheStackThatWorkedAcrossRestarts) {
+  auto broker = Broker::Start();
+  ASSERT_NE(broker, nullptr);
+  int dead_port = *testing::PickFreePort();
+  std::string state = absl::StrCat(testing::TempDir(), "/stack_state_", getpid());
+  std::string policy = absl::StrCat("state_file: \"", state, "\"");
+  const std::string alternative =
+      absl::StrCat("127.0.0.1:", broker->ws_port(), " (tcp > websocket)");
+  {
+    Events events;
+    auto client = MakeClient(FallbackPipeline(dead_port, broker->ws_port(), policy), &events);
+    client->Connect();
+    ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kConnected).has_value());
+    EXPECT_EQ(events.Snapshot()[0].first.kind, ConnectionEvent::Kind::kReconnecting);
+  }
+  absl::StatusOr<std::string> recorded = testing::ReadFile(state);
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  EXPECT_EQ(*recorded, absl::StrCat("1\n", alternative, "\n"));
+  {
+    // The next process goes straight to the stack that worked: no refused attempt first.
+    Events events;
+    auto client = MakeClient(FallbackPipeline(dead_port, broker->ws_port(), policy), &events);
+    client->Connect();
+    ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kConnected).has_value());
+    auto snapshot = events.Snapshot();
+    EXPECT_EQ(snapshot[0].first.kind, ConnectionEvent::Kind::kConnected);
+    EXPECT_EQ(snapshot[0].first.endpoint, alternative);
+    EXPECT_EQ(client->Stats().get().failures, 0u);
+  }
+  {
+    // A state file written for other stacks (the pipeline was edited) is not applied.
+    int other_port = *testing::PickFreePort();
+    Events events;
+    auto client = MakeClient(FallbackPipeline(dead_port, other_port, policy), &events);
+    client->Connect();
+    ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kReconnecting).has_value());
+    EXPECT_EQ(events.Snapshot()[0].first.endpoint,
+              absl::StrCat("127.0.0.1:", other_port, " (tcp > websocket)"))
+        << "the first attempt went to the primary stack, then moved on";
+  }
+}
+
+// Issue 14 part 3: connected on the alternative, the client re-probes the primary now and then
+// and moves back once it answers.
+TEST(ClientTest, ReprobesThePrimaryAndReturnsWhenItAnswers) {
+  auto alternative = Broker::Start();
+  ASSERT_NE(alternative, nullptr);
+  auto primary = Broker::Start();
+  ASSERT_NE(primary, nullptr);
+  primary->Kill();  // its port is known; nothing listens there until Launch()
+  DrivenClient c(FallbackPipeline(primary->port(), alternative->ws_port(),
+                                  "reprobe_interval { seconds: 10 }"));
+  c.client().Connect();
+  ASSERT_TRUE(c.WaitFor(ConnectionEvent::Kind::kReconnecting));
+  c.AdvanceToNextTimer();
+  ASSERT_TRUE(c.WaitFor(ConnectionEvent::Kind::kConnected));
+  const std::string primary_stack = absl::StrCat("127.0.0.1:", primary->port(), " (tcp)");
+  // Still down at the first re-probe: the client stays where it is.
+  c.AdvanceToNextTimer();
+  ASSERT_TRUE(c.RunUntil([&] { return c.clock().pending() >= 2; }))
+      << "the next re-probe (besides the keep-alive) was not armed after a failed one";
+  EXPECT_EQ(c.Count(ConnectionEvent::Kind::kReturning), 0);
+  EXPECT_TRUE(c.client().connected());
+  ASSERT_TRUE(primary->Launch());
+  // The keep-alive ping is due before the next re-probe: run timers until the client returns.
+  for (int i = 0; i < 4 && c.Count(ConnectionEvent::Kind::kReturning) == 0; ++i) {
+    c.AdvanceToNextTimer();
+    c.RunUntil([&] { return c.Count(ConnectionEvent::Kind::kReturning) > 0; },
+               absl::Milliseconds(500));
+  }
+  ASSERT_EQ(c.Count(ConnectionEvent::Kind::kReturning), 1);
+  ASSERT_TRUE(c.WaitFor(ConnectionEvent::Kind::kReconnected));
+  const ConnectionEvent& returning = c.events()[c.events().size() - 2].first;
+  EXPECT_EQ(returning.kind, ConnectionEvent::Kind::kReturning);
+  EXPECT_EQ(returning.endpoint, primary_stack);
+  EXPECT_EQ(c.events().back().first.endpoint, primary_stack);
+  EXPECT_EQ(c.Count(ConnectionEvent::Kind::kLost), 0) << "a planned move is not a loss";
+  std::future<ClientStats> stats_future = c.client().Stats();
+  ASSERT_TRUE(c.RunUntil(
+      [&] { return stats_future.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }));
+  ClientStats stats = stats_future.get();
+  EXPECT_EQ(stats.losses, 0u);
+  EXPECT_EQ(stats.endpoint, primary_stack);
+  std::future<absl::Status> published = c.client().Publish("fallback/t", "x", 1);
+  EXPECT_TRUE(c.Await(published).ok());
+}
+
 TEST(ClientTest, BackoffGrowsWhileFailingAndResetsAfterAStablePeriod) {
   auto broker = Broker::Start();
   ASSERT_NE(broker, nullptr);

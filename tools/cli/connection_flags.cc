@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <vector>
 
 #include "absl/random/random.h"
 #include "absl/strings/ascii.h"
@@ -27,13 +28,24 @@ absl::StatusOr<ProfileOptions::Transport> ParseTransport(const std::string& name
   if (lower == "ws") return ProfileOptions::WS;
   if (lower == "tls") return ProfileOptions::TLS;
   if (lower == "tcp") return ProfileOptions::TCP;
+  if (lower == "auto") return ProfileOptions::AUTO;
   return absl::InvalidArgumentError(
-      absl::StrCat("--transport: \"", name, "\" is not one of wss, ws, tls, tcp"));
+      absl::StrCat("--transport: \"", name, "\" is not one of wss, ws, tls, tcp, auto"));
 }
 
 // Applies --ca_file/--insecure to every "tls" layer and the MQTT credential flags to the protocol.
 absl::Status ApplyOverrides(const ConnectionFlags& flags, Pipeline& pipeline) {
+  // --host, --ca_file and --insecure speak of the service, so they hold for every stack; a port
+  // belongs to one stack.
   if (!flags.host.empty()) pipeline.mutable_endpoint()->set_host(flags.host);
+  for (Stack& alternative : *pipeline.mutable_alternatives()) {
+    if (!flags.host.empty()) alternative.mutable_endpoint()->set_host(flags.host);
+  }
+  if (flags.port != 0 && pipeline.alternatives_size() > 0) {
+    return absl::InvalidArgumentError(
+        "--port: the pipeline has alternative stacks (--transport=auto), each on its own port; "
+        "give one --transport to override the port");
+  }
   if (flags.port != 0) {
     if (flags.port < 0 || flags.port > 65535) {
       return absl::InvalidArgumentError(absl::StrCat("--port: ", flags.port, " is not a port"));
@@ -41,7 +53,13 @@ absl::Status ApplyOverrides(const ConnectionFlags& flags, Pipeline& pipeline) {
     pipeline.mutable_endpoint()->set_port(flags.port);
   }
   bool any_tls = false;
-  for (PluginConfig& layer : *pipeline.mutable_transports()) {
+  std::vector<PluginConfig*> layers;
+  for (PluginConfig& layer : *pipeline.mutable_transports()) layers.push_back(&layer);
+  for (Stack& alternative : *pipeline.mutable_alternatives()) {
+    for (PluginConfig& layer : *alternative.mutable_transports()) layers.push_back(&layer);
+  }
+  for (PluginConfig* layer_pointer : layers) {
+    PluginConfig& layer = *layer_pointer;
     transports::TlsConfig tls;
     bool is_tls = layer.typed_config().Is<transports::TlsConfig>() ||
                   (!layer.has_typed_config() && layer.name() == "tls");
@@ -94,7 +112,14 @@ absl::StatusOr<absl::optional<ProxyUrl>> ProxyFor(const ConnectionFlags& flags,
 void ConnectionFlags::Register(FlagParser& parser) {
   parser.AddString("pipeline", &pipeline, "pipeline file (text format, or .json)");
   parser.AddString("device_info", &device_info, "Tencent C SDK device_info.json");
-  parser.AddString("transport", &transport, "wss (default with --device_info), ws, tls or tcp");
+  parser.AddString("transport", &transport,
+                   "wss (default with --device_info), ws, tls, tcp, or auto (--device_info: TLS "
+                   "8883, then WSS 443, remembering which worked)");
+  parser.AddBool("allow_plain_fallback", &allow_plain_fallback,
+                 "with --transport=auto: try unencrypted WS on port 80 last");
+  parser.AddString("state_file", &state_file,
+                   "remember in FILE which of the pipeline's stacks last reached CONNACK, and "
+                   "start there next time");
   parser.AddString("host", &host, "override the broker host");
   parser.AddInt("port", &port, "override the broker port");
   parser.AddString("ca_file", &ca_file,
@@ -141,6 +166,7 @@ absl::StatusOr<Pipeline> BuildPipeline(const ConnectionFlags& flags, tencent::De
     if (!flags.sdkappid.empty()) options.set_sdkappid(flags.sdkappid);
     if (flags.signature_ttl > 0) options.set_signature_ttl_seconds(flags.signature_ttl);
     if (flags.keep_alive > 0) options.set_keep_alive_seconds(flags.keep_alive);
+    options.set_allow_plain_websocket(flags.allow_plain_fallback);
     auto built = tencent::BuildPipeline(info, options);
     if (!built.ok()) return Annotate(built.status(), flags.device_info);
     pipeline = *std::move(built);
@@ -153,6 +179,10 @@ absl::StatusOr<Pipeline> BuildPipeline(const ConnectionFlags& flags, tencent::De
     ProfileOptions::Transport transport = ProfileOptions::TCP;
     if (!flags.transport.empty()) {
       HUBLINK_ASSIGN_OR_RETURN(transport, ParseTransport(flags.transport));
+    }
+    if (transport == ProfileOptions::AUTO) {
+      return absl::InvalidArgumentError(
+          "--transport=auto: only with --device_info (a plain broker's ports are not known)");
     }
     pipeline.add_transports()->set_name("tcp");
     if (transport == ProfileOptions::TLS || transport == ProfileOptions::WSS) {
@@ -169,6 +199,10 @@ absl::StatusOr<Pipeline> BuildPipeline(const ConnectionFlags& flags, tencent::De
     pipeline.mutable_protocol()->set_name("mqtt");
     pipeline.mutable_protocol()->mutable_typed_config()->PackFrom(mqtt);
   }
+  if (flags.allow_plain_fallback && flags.transport != "auto") {
+    return absl::InvalidArgumentError("--allow_plain_fallback: only with --transport=auto");
+  }
+  if (!flags.state_file.empty()) pipeline.mutable_policy()->set_state_file(flags.state_file);
   HUBLINK_RETURN_IF_ERROR(ApplyOverrides(flags, pipeline));
   HUBLINK_ASSIGN_OR_RETURN(absl::optional<ProxyUrl> proxy, ProxyFor(flags, pipeline));
   if (proxy.has_value()) HUBLINK_RETURN_IF_ERROR(InsertProxy(*proxy, pipeline));

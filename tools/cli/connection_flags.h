@@ -41,6 +41,8 @@ struct ConnectionFlags {
   // kProxyUnset: not given (the environment decides); "": no proxy.
   std::string proxy = kProxyUnset;
   bool no_proxy = false;
+  bool allow_plain_fallback = false;  // --transport=auto: WS 80 last
+  std::string state_file;             // policy.state_file
 
   static constexpr const char* kProxyUnset = "\x01unset";
   void Register(FlagParser& parser);

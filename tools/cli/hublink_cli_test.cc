@@ -12,6 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
@@ -98,6 +99,46 @@ TEST(HublinkCliTest, DumpPipelineWritesAFileThatLoadsBack) {
   EXPECT_TRUE(absl::StrContains(again.out, "108eac8bd80d3f25b6799504dcd094ba5bfb2f91;hmacsha1"));
 }
 
+// Issue 14 part 3: --transport=auto offers TLS 8883 then WSS 443 (WS 80 only when allowed), and
+// --host/--ca_file apply to every stack.
+TEST(HublinkCliTest, TransportAutoDumpsEveryStack) {
+  std::string device = WorkedExampleDevice();
+  CliRun run = Hublink({"pub", "--device_info=" + device, "--transport=auto", "--host=127.0.0.1",
+                        "--ca_file=/tmp/hub-ca.pem", "--state_file=/tmp/stack.state", "--topic=t",
+                        "--message=m", "--dump_pipeline=-"});
+  ASSERT_EQ(run.code, 0) << run.err;
+  absl::StatusOr<Pipeline> dumped = ParsePipelineText(run.out, "dump");
+  ASSERT_TRUE(dumped.ok()) << dumped.status() << "\n" << run.out;
+  EXPECT_EQ(dumped->endpoint().port(), 8883u);
+  EXPECT_EQ(dumped->endpoint().host(), "127.0.0.1");
+  EXPECT_EQ(dumped->policy().state_file(), "/tmp/stack.state");
+  ASSERT_EQ(dumped->alternatives_size(), 1);
+  EXPECT_EQ(dumped->alternatives(0).endpoint().host(), "127.0.0.1");
+  EXPECT_EQ(dumped->alternatives(0).endpoint().port(), 443u);
+  EXPECT_TRUE(absl::StrContains(run.out, "/tmp/hub-ca.pem")) << run.out;
+
+  CliRun plain =
+      Hublink({"pub", "--device_info=" + device, "--transport=auto", "--allow_plain_fallback",
+               "--topic=t", "--message=m", "--dump_pipeline=-"});
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  dumped = ParsePipelineText(plain.out, "dump");
+  ASSERT_TRUE(dumped.ok()) << dumped.status();
+  ASSERT_EQ(dumped->alternatives_size(), 2);
+  EXPECT_EQ(dumped->alternatives(1).endpoint().port(), 80u);
+
+  for (const std::vector<std::string>& wrong :
+       std::vector<std::vector<std::string>>{{"pub", "--device_info=" + device, "--transport=auto",
+                                              "--port=1", "--topic=t", "--message=m"},
+                                             {"pub", "--device_info=" + device, "--transport=wss",
+                                              "--allow_plain_fallback", "--topic=t", "--message=m"},
+                                             {"pub", "--host=127.0.0.1", "--port=1883",
+                                              "--transport=auto", "--topic=t", "--message=m"}}) {
+    CliRun refused = Hublink(wrong);
+    EXPECT_EQ(refused.code, 1) << absl::StrJoin(wrong, " ");
+    EXPECT_FALSE(refused.err.empty());
+  }
+}
+
 TEST(HublinkCliTest, UsageErrorsExitTwoAndFailuresExitOne) {
   EXPECT_EQ(Hublink({}).code, 2);
   CliRun unknown = Hublink({"publish"});
@@ -110,7 +151,7 @@ TEST(HublinkCliTest, UsageErrorsExitTwoAndFailuresExitOne) {
       Hublink({"sign", "--device_info=" + WorkedExampleDevice(), "--transport=quic"});
   EXPECT_EQ(bad_transport.code, 1);
   EXPECT_EQ(bad_transport.err,
-            "hublink sign: --transport: \"quic\" is not one of wss, ws, tls, tcp\n");
+            "hublink sign: --transport: \"quic\" is not one of wss, ws, tls, tcp, auto\n");
   CliRun nowhere = Hublink({"pub", "--topic=t", "--message=m"});
   EXPECT_EQ(nowhere.code, 1);
   EXPECT_TRUE(absl::StrContains(nowhere.err, "say where to connect")) << nowhere.err;

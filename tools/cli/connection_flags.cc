@@ -144,13 +144,14 @@ std::string PipelineSource(const ConnectionFlags& flags) {
   return "command-line flags";
 }
 
-absl::StatusOr<Pipeline> BuildPipeline(const ConnectionFlags& flags, tencent::DeviceInfo* device) {
+absl::StatusOr<Pipeline> BuildPipeline(const ConnectionFlags& flags, tencent::DeviceInfo* device,
+                                       const Registry* registry) {
   if (!flags.pipeline.empty() && !flags.device_info.empty()) {
     return absl::InvalidArgumentError("give --pipeline or --device_info, not both");
   }
   Pipeline pipeline;
   if (!flags.pipeline.empty()) {
-    HUBLINK_ASSIGN_OR_RETURN(pipeline, ReadPipelineFile(flags.pipeline));
+    HUBLINK_ASSIGN_OR_RETURN(pipeline, ReadPipelineFile(flags.pipeline, registry));
     if (!flags.transport.empty()) {
       return absl::InvalidArgumentError(
           "--transport: the pipeline file already says which transports to use");

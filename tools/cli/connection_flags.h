@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "plugins/pipeline.pb.h"
+#include "plugins/registry.h"
 #include "profiles/tencent/tencent_profile.h"
 #include "tools/cli/flags.h"
 
@@ -49,9 +50,11 @@ struct ConnectionFlags {
 };
 
 // The pipeline the flags describe. With --device_info, `device` (when non-null) receives the parsed
-// device info. Errors name the flag or file at fault.
+// device info. Errors name the flag or file at fault; with `registry`, an unknown config type in a
+// --pipeline file is matched against its plugins ("did you mean ...", which plugin).
 absl::StatusOr<Pipeline> BuildPipeline(const ConnectionFlags& flags,
-                                       tencent::DeviceInfo* device = nullptr);
+                                       tencent::DeviceInfo* device = nullptr,
+                                       const Registry* registry = nullptr);
 
 // The name every error about the pipeline carries: the --pipeline file, the --device_info file it
 // was made from, or "command-line flags".

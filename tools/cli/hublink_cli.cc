@@ -44,9 +44,11 @@ struct CommandFlags {
   int metrics_port = 0;  // sub: serve Prometheus metrics on 127.0.0.1:PORT
 };
 
-absl::StatusOr<Registry> BuiltinRegistry() {
+absl::StatusOr<Registry> MakeRegistry(
+    const std::function<void(Registry::Builder&)>& register_plugins) {
   Registry::Builder builder;
   RegisterBuiltinPlugins(builder);
+  if (register_plugins) register_plugins(builder);
   return std::move(builder).Build();
 }
 
@@ -340,10 +342,16 @@ int Sign(const CommandFlags& flags, const Pipeline& pipeline, const Registry& re
 }
 
 int ListPlugins(const Registry& registry, std::ostream& out) {
-  auto row = [&out](absl::string_view name, const google::protobuf::Descriptor* type,
-                    absl::string_view note) {
+  // One column for the config types, two spaces past the longest name of any family.
+  size_t width = 0;
+  for (const std::vector<std::string>& names :
+       {registry.TransportNames(), registry.ProtocolNames(), registry.SignerNames()}) {
+    for (const std::string& name : names) width = std::max(width, name.size() + 2);
+  }
+  auto row = [&out, width](absl::string_view name, const google::protobuf::Descriptor* type,
+                           absl::string_view note) {
     std::string padded(name);
-    padded.resize(std::max<size_t>(padded.size() + 1, 12), ' ');
+    padded.resize(width, ' ');
     out << "  " << padded << type->full_name() << note << "\n";
   };
   out << "transports:\n";
@@ -425,6 +433,11 @@ std::string Usage() {
 }  // namespace
 
 int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  return RunHublink(args, out, err, nullptr);
+}
+
+int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
+               const std::function<void(Registry::Builder&)>& register_plugins) {
   if (args.empty() || args[0] == "--help" || args[0] == "help") {
     (args.empty() ? err : out) << Usage();
     return args.empty() ? 2 : 0;
@@ -467,11 +480,11 @@ int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ost
   if (flags.qos < 0 || flags.qos > 2) {
     return Fail(err, command, absl::InvalidArgumentError("--qos: must be 0, 1 or 2"));
   }
-  absl::StatusOr<Registry> registry = BuiltinRegistry();
+  absl::StatusOr<Registry> registry = MakeRegistry(register_plugins);
   if (!registry.ok()) return Fail(err, command, registry.status());
   if (command == "plugins") return ListPlugins(*registry, out);
 
-  absl::StatusOr<Pipeline> pipeline = BuildPipeline(flags.connection);
+  absl::StatusOr<Pipeline> pipeline = BuildPipeline(flags.connection, nullptr, &*registry);
   if (!pipeline.ok()) return Fail(err, command, pipeline.status());
   if (!flags.dump_pipeline.empty()) {
     absl::Status written = WritePipeline(*pipeline, flags.dump_pipeline, out, &flags.connection);

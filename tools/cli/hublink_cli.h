@@ -11,15 +11,29 @@
 #ifndef HUBLINK_TOOLS_CLI_HUBLINK_CLI_H_
 #define HUBLINK_TOOLS_CLI_HUBLINK_CLI_H_
 
+#include <functional>
 #include <ostream>
 #include <string>
 #include <vector>
+
+#include "plugins/registry.h"
 
 namespace hublink {
 namespace cli {
 
 // `args` excludes the program name. Output goes to `out`; errors and events to `err`.
 int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+// The same CLI with plugins of one's own next to the built-in ones: `register_plugins` adds them
+// to the registry every command uses (`hublink plugins` lists them, pipelines name them). A main()
+// of three lines makes one's own `hublink` binary (docs/plugin-authoring.md):
+//
+//   int main(int argc, char** argv) {
+//     return hublink::cli::RunHublink({argv + 1, argv + argc}, std::cout, std::cerr,
+//                                     [](hublink::Registry::Builder& b) { RegisterMyPlugins(b); });
+//   }
+int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
+               const std::function<void(Registry::Builder&)>& register_plugins);
 
 }  // namespace cli
 }  // namespace hublink

@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "examples/tap_plugin/tap_transport.h"
 #include "gtest/gtest.h"
 #include "plugins/log.h"
 #include "plugins/pipeline.h"
@@ -76,11 +77,48 @@ TEST(HublinkCliTest, SignWithoutFixedPartsUsesAFreshConnidAndTheSdksNeverExpiry)
 TEST(HublinkCliTest, PluginsListsEveryFamily) {
   CliRun run = Hublink({"plugins"});
   ASSERT_EQ(run.code, 0) << run.err;
+  // The config types line up in one column, even after the longest name ("http_connect").
+  size_t column = std::string::npos;
+  for (absl::string_view line : absl::StrSplit(run.out, '\n', absl::SkipEmpty())) {
+    if (!absl::StartsWith(line, "  ")) continue;
+    size_t at = line.find("hublink.");
+    ASSERT_NE(at, absl::string_view::npos) << line;
+    if (column == std::string::npos) column = at;
+    EXPECT_EQ(at, column) << line;
+  }
   for (absl::string_view expected :
        {"transports:", "tcp", "hublink.transports.TcpConfig  (base)", "tls", "websocket",
         "protocols:", "mqtt", "hublink.protocols.MqttConfig", "signers:", "hmac", "rsa"}) {
     EXPECT_TRUE(absl::StrContains(run.out, expected)) << expected << " missing in\n" << run.out;
   }
+}
+
+// Issue 19: one's own CLI binary with extra plugins (RunHublink with a registration callback).
+TEST(HublinkCliTest, RegistrationCallbackAddsPluginsToEveryCommand) {
+  std::ostringstream out, err;
+  int code = RunHublink({"plugins"}, out, err,
+                        [](Registry::Builder& builder) { acme::RegisterTapTransport(builder); });
+  ASSERT_EQ(code, 0) << err.str();
+  EXPECT_TRUE(absl::StrContains(out.str(), "  tap ")) << out.str();
+  // A pipeline file naming the plugin resolves in every command that reads one.
+  std::string path = absl::StrCat(testing::TempDir(), "/tap_pipeline.textproto");
+  ASSERT_TRUE(testing::WriteFile(path, R"(endpoint { host: "127.0.0.1" port: 1883 }
+transports { name: "tcp" }
+transports { name: "tap" }
+protocol { name: "mqtt" }
+)")
+                  .ok());
+  std::ostringstream dumped, dump_err;
+  ASSERT_EQ(
+      RunHublink({"pub", "--pipeline=" + path, "--topic=t", "--message=m", "--dump_pipeline=-"},
+                 dumped, dump_err,
+                 [](Registry::Builder& builder) { acme::RegisterTapTransport(builder); }),
+      0)
+      << dump_err.str();
+  std::ostringstream sign_out, sign_err;
+  EXPECT_EQ(RunHublink({"sign", "--pipeline=" + path}, sign_out, sign_err), 1)
+      << "without the callback the built-in CLI does not know \"tap\"";
+  EXPECT_TRUE(absl::StrContains(sign_err.str(), "tap")) << sign_err.str();
 }
 
 TEST(HublinkCliTest, DumpPipelineWritesAFileThatLoadsBack) {

@@ -978,9 +978,10 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(
 }
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Create(const Pipeline& config,
-                                                       const Registry& registry, Options options) {
+                                                       const Registry& registry, Options options,
+                                                       absl::string_view source) {
   absl::StatusOr<std::unique_ptr<ResolvedPipeline>> resolved =
-      ResolvedPipeline::Resolve(config, registry);
+      ResolvedPipeline::Resolve(config, registry, source);
   if (!resolved.ok()) return resolved.status();
   return Create(std::shared_ptr<const ResolvedPipeline>(std::move(resolved).value()),
                 std::move(options));

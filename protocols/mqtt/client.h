@@ -196,9 +196,11 @@ class Client {
       std::shared_ptr<const ResolvedPipeline> pipeline) {
     return Create(std::move(pipeline), Options());
   }
-  // Resolves `config` against `registry` first.
+  // Resolves `config` against `registry` first; its errors start with `source` (the file the
+  // config came from, so that "device.textproto: transports[1] ..." says where to look).
   static absl::StatusOr<std::unique_ptr<Client>> Create(const Pipeline& config,
-                                                        const Registry& registry, Options options);
+                                                        const Registry& registry, Options options,
+                                                        absl::string_view source = "pipeline");
 
   // Abandons the connection (after a best-effort DISCONNECT) and resolves every pending completion
   // with kCancelled.

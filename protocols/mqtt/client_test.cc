@@ -611,6 +611,20 @@ TEST(ClientTest, FailsOverToAnAlternativeStack) {
   EXPECT_TRUE(Await(client->Publish("alt/t", "x", 1)).ok());
 }
 
+// Issue 19: errors from Create(config, registry, ...) name the file the config came from.
+TEST(ClientTest, CreateFromAConfigNamesItsSourceInErrors) {
+  absl::StatusOr<Pipeline> config = ParsePipelineText(
+      "endpoint { host: \"127.0.0.1\" port: 1883 }\n"
+      "transports { name: \"tcp\" } transports { name: \"websockt\" }\n"
+      "protocol { name: \"mqtt\" }\n",
+      "device.textproto");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto client = Client::Create(*config, TestRegistry(), Client::Options(), "device.textproto");
+  ASSERT_FALSE(client.ok());
+  EXPECT_TRUE(absl::StartsWith(client.status().message(), "device.textproto: transports[1]"))
+      << client.status();
+}
+
 std::vector<std::string> PhaseNames(const std::vector<ConnectPhase>& phases) {
   std::vector<std::string> names;
   for (const ConnectPhase& phase : phases) names.push_back(phase.name);

@@ -580,24 +580,32 @@ TEST(ClientTest, GivesUpAfterTheConfiguredTime) {
   EXPECT_FALSE(c.client().connected());
 }
 
+// A pipeline whose primary stack is tcp to `primary_host`:`primary_port` and whose alternative is
+// websocket to 127.0.0.1:`alternative_port`, with `policy` added.
+std::shared_ptr<const ResolvedPipeline> FallbackPipeline(absl::string_view primary_host,
+                                                         int primary_port, int alternative_port,
+                                                         absl::string_view policy = "") {
+  std::string text = absl::StrCat(
+      "endpoint { host: \"", primary_host, "\" port: ", primary_port, " }\n",
+      "transports { name: \"tcp\" }\n",
+      "alternatives { endpoint { host: \"127.0.0.1\" port: ", alternative_port, " }\n",
+      "  transports { name: \"tcp\" } transports { name: \"websocket\" } }\n",
+      "protocol { name: \"mqtt\" typed_config { "
+      "[type.googleapis.com/hublink.protocols.MqttConfig] { client_id: \"fallback\" } } }\n",
+      "policy { reconnect { initial_delay { nanos: 50000000 } } ", policy, " }\n");
+  absl::StatusOr<Pipeline> config = ParsePipelineText(text, "test");
+  EXPECT_TRUE(config.ok()) << config.status();
+  auto resolved = ResolvedPipeline::Resolve(*config, TestRegistry());
+  EXPECT_TRUE(resolved.ok()) << resolved.status();
+  return std::shared_ptr<const ResolvedPipeline>(std::move(resolved).value());
+}
+
 TEST(ClientTest, FailsOverToAnAlternativeStack) {
   auto broker = Broker::Start();
   ASSERT_NE(broker, nullptr);
   int dead_port = *testing::PickFreePort();  // the primary stack: nothing listens there
-  std::string text = absl::StrCat(
-      "endpoint { host: \"127.0.0.1\" port: ", dead_port, " }\n", "transports { name: \"tcp\" }\n",
-      "alternatives { endpoint { host: \"127.0.0.1\" port: ", broker->ws_port(), " }\n",
-      "  transports { name: \"tcp\" } transports { name: \"websocket\" } }\n",
-      "protocol { name: \"mqtt\" typed_config { "
-      "[type.googleapis.com/hublink.protocols.MqttConfig] ",
-      "{ client_id: \"alt\" } } }\n",
-      "policy { reconnect { initial_delay { nanos: 50000000 } } }\n");
-  absl::StatusOr<Pipeline> config = ParsePipelineText(text, "test");
-  ASSERT_TRUE(config.ok()) << config.status();
-  auto resolved = ResolvedPipeline::Resolve(*config, TestRegistry());
-  ASSERT_TRUE(resolved.ok()) << resolved.status();
   Events events;
-  auto client = MakeClient(std::move(resolved).value(), &events);
+  auto client = MakeClient(FallbackPipeline("127.0.0.1", dead_port, broker->ws_port()), &events);
   client->Connect();
   ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kConnected).has_value());
   auto snapshot = events.Snapshot();
@@ -636,20 +644,8 @@ TEST(ClientTest, ReportsEachAttemptsPhasesAndCountsWhatItDid) {
   auto broker = Broker::Start();
   ASSERT_NE(broker, nullptr);
   int dead_port = *testing::PickFreePort();  // the primary stack: nothing listens there
-  std::string text = absl::StrCat(
-      "endpoint { host: \"localhost\" port: ", dead_port, " }\n", "transports { name: \"tcp\" }\n",
-      "alternatives { endpoint { host: \"127.0.0.1\" port: ", broker->ws_port(), " }\n",
-      "  transports { name: \"tcp\" } transports { name: \"websocket\" } }\n",
-      "protocol { name: \"mqtt\" typed_config { "
-      "[type.googleapis.com/hublink.protocols.MqttConfig] ",
-      "{ client_id: \"timed\" } } }\n",
-      "policy { reconnect { initial_delay { nanos: 50000000 } } }\n");
-  absl::StatusOr<Pipeline> config = ParsePipelineText(text, "test");
-  ASSERT_TRUE(config.ok()) << config.status();
-  auto resolved = ResolvedPipeline::Resolve(*config, TestRegistry());
-  ASSERT_TRUE(resolved.ok()) << resolved.status();
   Events events;
-  auto client = MakeClient(std::move(resolved).value(), &events);
+  auto client = MakeClient(FallbackPipeline("localhost", dead_port, broker->ws_port()), &events);
   std::future<absl::Status> subscribed =
       client->Subscribe("timed/echo", 1, [](const mqtt::Message&) {});
   client->Connect();
@@ -715,25 +711,6 @@ TEST(ClientTest, ReportsEachAttemptsPhasesAndCountsWhatItDid) {
   EXPECT_EQ(stats.attempts, stats.connects + stats.failures);
 }
 
-// A pipeline whose primary stack is tcp to `primary_port` and whose alternative is websocket to
-// `alternative_port`, with `policy` added.
-std::shared_ptr<const ResolvedPipeline> FallbackPipeline(int primary_port, int alternative_port,
-                                                         absl::string_view policy) {
-  std::string text = absl::StrCat(
-      "endpoint { host: \"127.0.0.1\" port: ", primary_port, " }\n",
-      "transports { name: \"tcp\" }\n",
-      "alternatives { endpoint { host: \"127.0.0.1\" port: ", alternative_port, " }\n",
-      "  transports { name: \"tcp\" } transports { name: \"websocket\" } }\n",
-      "protocol { name: \"mqtt\" typed_config { "
-      "[type.googleapis.com/hublink.protocols.MqttConfig] { client_id: \"fallback\" } } }\n",
-      "policy { reconnect { initial_delay { nanos: 50000000 } } ", policy, " }\n");
-  absl::StatusOr<Pipeline> config = ParsePipelineText(text, "test");
-  EXPECT_TRUE(config.ok()) << config.status();
-  auto resolved = ResolvedPipeline::Resolve(*config, TestRegistry());
-  EXPECT_TRUE(resolved.ok()) << resolved.status();
-  return std::shared_ptr<const ResolvedPipeline>(std::move(resolved).value());
-}
-
 // Issue 14 part 3: the stack that reached CONNACK is where the next process starts.
 TEST(ClientTest, RemembersTheStackThatWorkedAcrossRestarts) {
   auto broker = Broker::Start();
@@ -745,7 +722,8 @@ TEST(ClientTest, RemembersTheStackThatWorkedAcrossRestarts) {
       absl::StrCat("127.0.0.1:", broker->ws_port(), " (tcp > websocket)");
   {
     Events events;
-    auto client = MakeClient(FallbackPipeline(dead_port, broker->ws_port(), policy), &events);
+    auto client =
+        MakeClient(FallbackPipeline("127.0.0.1", dead_port, broker->ws_port(), policy), &events);
     client->Connect();
     ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kConnected).has_value());
     EXPECT_EQ(events.Snapshot()[0].first.kind, ConnectionEvent::Kind::kReconnecting);
@@ -756,7 +734,8 @@ TEST(ClientTest, RemembersTheStackThatWorkedAcrossRestarts) {
   {
     // The next process goes straight to the stack that worked: no refused attempt first.
     Events events;
-    auto client = MakeClient(FallbackPipeline(dead_port, broker->ws_port(), policy), &events);
+    auto client =
+        MakeClient(FallbackPipeline("127.0.0.1", dead_port, broker->ws_port(), policy), &events);
     client->Connect();
     ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kConnected).has_value());
     auto snapshot = events.Snapshot();
@@ -768,7 +747,7 @@ TEST(ClientTest, RemembersTheStackThatWorkedAcrossRestarts) {
     // A state file written for other stacks (the pipeline was edited) is not applied.
     int other_port = *testing::PickFreePort();
     Events events;
-    auto client = MakeClient(FallbackPipeline(dead_port, other_port, policy), &events);
+    auto client = MakeClient(FallbackPipeline("127.0.0.1", dead_port, other_port, policy), &events);
     client->Connect();
     ASSERT_TRUE(events.WaitFor(ConnectionEvent::Kind::kReconnecting).has_value());
     EXPECT_EQ(events.Snapshot()[0].first.endpoint,
@@ -785,7 +764,7 @@ TEST(ClientTest, ReprobesThePrimaryAndReturnsWhenItAnswers) {
   auto primary = Broker::Start();
   ASSERT_NE(primary, nullptr);
   primary->Kill();  // its port is known; nothing listens there until Launch()
-  DrivenClient c(FallbackPipeline(primary->port(), alternative->ws_port(),
+  DrivenClient c(FallbackPipeline("127.0.0.1", primary->port(), alternative->ws_port(),
                                   "reprobe_interval { seconds: 10 }"));
   c.client().Connect();
   ASSERT_TRUE(c.WaitFor(ConnectionEvent::Kind::kReconnecting));

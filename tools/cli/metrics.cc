@@ -57,37 +57,49 @@ bool WriteAll(int fd, absl::string_view bytes) {
 
 std::string RenderPrometheus(const ClientStats& stats) {
   std::string out;
-  Metric(out, "hublink_connect_attempts_total", "counter", "Connection attempts started.");
-  Sample(out, "hublink_connect_attempts_total", stats.attempts);
-  Metric(out, "hublink_connects_total", "counter", "Attempts that reached CONNACK.");
-  Sample(out, "hublink_connects_total", stats.connects);
-  Metric(out, "hublink_reconnects_total", "counter",
-         "Attempts that reached CONNACK after a lost connection.");
-  Sample(out, "hublink_reconnects_total", stats.reconnects);
+  // One sample each: name, type, help, value.
+  struct Single {
+    const char* name;
+    const char* type;
+    const char* help;
+    uint64_t value;
+  };
+  const Single before_failures[] = {
+      {"hublink_connect_attempts_total", "counter", "Connection attempts started.", stats.attempts},
+      {"hublink_connects_total", "counter", "Attempts that reached CONNACK.", stats.connects},
+      {"hublink_reconnects_total", "counter",
+       "Attempts that reached CONNACK after a lost connection.", stats.reconnects},
+  };
+  const Single after_failures[] = {
+      {"hublink_connection_losses_total", "counter",
+       "Established connections that ended without a disconnect request.", stats.losses},
+      {"hublink_bytes_received_total", "counter", "Bytes read from the network.", stats.bytes_in},
+      {"hublink_bytes_sent_total", "counter", "Bytes written to the network.", stats.bytes_out},
+      {"hublink_messages_received_total", "counter", "PUBLISH packets received.",
+       stats.messages_in},
+      {"hublink_messages_sent_total", "counter", "PUBLISH packets sent, re-sends included.",
+       stats.messages_out},
+      {"hublink_queued_messages", "gauge",
+       "Publishes waiting for a connection or an in-flight slot.", stats.queued},
+      {"hublink_inflight_messages", "gauge", "QoS 1/2 publishes not yet acknowledged.",
+       stats.inflight},
+      {"hublink_connected", "gauge", "1 while the client has a CONNACK'ed connection.",
+       stats.connected ? 1u : 0u},
+  };
+  for (const Single& single : before_failures) {
+    Metric(out, single.name, single.type, single.help);
+    Sample(out, single.name, single.value);
+  }
   Metric(out, "hublink_connect_failures_total", "counter",
          "Attempts that failed before CONNACK, by the phase they failed in.");
   for (const auto& failures : stats.failures_by_phase) {
     absl::StrAppend(&out, "hublink_connect_failures_total{phase=\"", LabelValue(failures.first),
                     "\"} ", failures.second, "\n");
   }
-  Metric(out, "hublink_connection_losses_total", "counter",
-         "Established connections that ended without a disconnect request.");
-  Sample(out, "hublink_connection_losses_total", stats.losses);
-  Metric(out, "hublink_bytes_received_total", "counter", "Bytes read from the network.");
-  Sample(out, "hublink_bytes_received_total", stats.bytes_in);
-  Metric(out, "hublink_bytes_sent_total", "counter", "Bytes written to the network.");
-  Sample(out, "hublink_bytes_sent_total", stats.bytes_out);
-  Metric(out, "hublink_messages_received_total", "counter", "PUBLISH packets received.");
-  Sample(out, "hublink_messages_received_total", stats.messages_in);
-  Metric(out, "hublink_messages_sent_total", "counter", "PUBLISH packets sent, re-sends included.");
-  Sample(out, "hublink_messages_sent_total", stats.messages_out);
-  Metric(out, "hublink_queued_messages", "gauge",
-         "Publishes waiting for a connection or an in-flight slot.");
-  Sample(out, "hublink_queued_messages", stats.queued);
-  Metric(out, "hublink_inflight_messages", "gauge", "QoS 1/2 publishes not yet acknowledged.");
-  Sample(out, "hublink_inflight_messages", stats.inflight);
-  Metric(out, "hublink_connected", "gauge", "1 while the client has a CONNACK'ed connection.");
-  Sample(out, "hublink_connected", stats.connected ? 1 : 0);
+  for (const Single& single : after_failures) {
+    Metric(out, single.name, single.type, single.help);
+    Sample(out, single.name, single.value);
+  }
   Metric(out, "hublink_connect_phase_seconds", "gauge",
          "How long each phase of the latest successful connect took.");
   for (const ConnectPhase& phase : stats.last_connect) {

@@ -569,6 +569,48 @@ TEST_F(SessionTest, OfflineQueueDropsOldestOrRejectsNew) {
   EXPECT_EQ(session().queued(), 3u);
 }
 
+// A link that went silent (it takes no more bytes) must not let QoS 0 publishes pile up: they wait
+// in the same bounded queue as QoS 1/2, and what does not fit completes with kResourceExhausted
+// naming the limit, so a publisher that waits on completions is held back (issue 15).
+TEST_F(SessionTest, Qos0OnALinkThatTakesNoBytesStaysWithinTheQueueLimits) {
+  options_.max_queued_bytes = 10000;
+  for (QueueOverflow overflow : {QueueOverflow::kDropOldest, QueueOverflow::kRejectNew}) {
+    SCOPED_TRACE(overflow == QueueOverflow::kDropOldest ? "drop oldest" : "reject new");
+    options_.overflow = overflow;
+    session_.reset();
+    Open();
+    Connack();
+    link_->refuse_writes = true;
+    const std::string payload(2000, 'p');
+    int ok = 0;
+    std::vector<absl::Status> refused;
+    for (int i = 0; i < 50; ++i) {
+      session().Publish("t", payload, 0, false, [&](const absl::Status& s) {
+        if (s.ok()) {
+          ++ok;
+        } else {
+          refused.push_back(s);
+        }
+      });
+      ASSERT_LE(session().queued_bytes(), options_.max_queued_bytes);
+    }
+    EXPECT_EQ(ok, 0);
+    EXPECT_EQ(session().queued(), 4u);  // 4 x 2001 bytes fit in 10000
+    ASSERT_EQ(refused.size(), 46u);
+    for (const absl::Status& s : refused) {
+      EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+      EXPECT_NE(s.message().find("offline queue full"), std::string::npos) << s;
+    }
+    EXPECT_TRUE(TakeSent().empty());
+    // The link takes bytes again: what was kept goes out, in order, and completes.
+    link_->refuse_writes = false;
+    session().OnLinkWritable();
+    EXPECT_EQ(ok, 4);
+    EXPECT_EQ(TakeSent().size(), 4u);
+    EXPECT_EQ(session().queued_bytes(), 0u);
+  }
+}
+
 TEST_F(SessionTest, MaxPacketSizeBothDirections) {
   options_.max_packet_size = 4096;
   Open();
@@ -1212,6 +1254,59 @@ TEST_F(SessionTest, ReplaceStoreRecoversItsMessagesAndOnlyBeforeUse) {
   EXPECT_EQ(sent[0].payload, "recovered");
   EXPECT_EQ(sent[1].payload, "later");
   EXPECT_EQ(session().store().Find(42)->payload, "later") << "sequence numbers continue";
+}
+
+// Tencent IoT Hub (MQTT 3.1.1) drops the connection on QoS 2, retain or a will; the profile says so
+// in MqttConfig.broker and the session refuses them before anything reaches the wire.
+TEST_F(SessionTest, PublishesBeyondTheBrokersCapabilitiesFailAtOnceNamingTheBroker) {
+  protocols::MqttConfig config;
+  config.mutable_broker()->set_name("Tencent IoT Hub");
+  config.mutable_broker()->set_max_qos(1);
+  config.mutable_broker()->set_retain_available(false);
+  absl::StatusOr<SessionOptions> options = SessionOptionsFromConfig(config);
+  ASSERT_TRUE(options.ok()) << options.status();
+  options_ = *options;
+  Open();
+  Connack();
+  std::vector<absl::Status> done(4, absl::UnknownError("pending"));
+  session().Publish("t/2", "two", 2, false, [&](const absl::Status& s) { done[0] = s; });
+  session().Publish("t/r", "kept", 0, true, [&](const absl::Status& s) { done[1] = s; });
+  session().Subscribe(
+      "t/#", 2, [](const Message&) {}, [&](const absl::Status& s) { done[2] = s; });
+  session().Publish("t/1", "one", 1, false, [&](const absl::Status& s) { done[3] = s; });
+  std::vector<Sent> sent = TakeSent();
+  ASSERT_EQ(sent.size(), 1u) << "only the QoS 1 publish goes out";
+  EXPECT_EQ(sent[0].qos, 1);
+  EXPECT_EQ(done[0].code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(done[0].message(),
+            "mqtt: the broker (Tencent IoT Hub) does not support QoS 2; use QoS 1 or lower");
+  EXPECT_EQ(done[1].code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(done[1].message(),
+            "mqtt: the broker (Tencent IoT Hub) does not support retained messages");
+  EXPECT_EQ(done[2].code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(done[3].code(), absl::StatusCode::kUnknown) << "waits for PUBACK";
+}
+
+TEST(SessionOptions, BrokerCapabilities) {
+  protocols::MqttConfig config;
+  absl::StatusOr<SessionOptions> o = SessionOptionsFromConfig(config);
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->max_qos, 2);
+  EXPECT_TRUE(o->retain_available);
+  EXPECT_EQ(o->broker, "the broker");
+  config.mutable_will()->set_topic("dev/gone");
+  config.mutable_broker()->set_will_available(true);
+  EXPECT_TRUE(SessionOptionsFromConfig(config).ok());
+  config.mutable_broker()->set_will_available(false);
+  EXPECT_EQ(SessionOptionsFromConfig(config).status().message(),
+            "mqtt: will: the broker does not support will messages; remove it");
+  config.mutable_broker()->set_name("Tencent IoT Hub");
+  EXPECT_EQ(SessionOptionsFromConfig(config).status().message(),
+            "mqtt: will: the broker (Tencent IoT Hub) does not support will messages; remove it");
+  config.clear_will();
+  config.mutable_broker()->set_max_qos(3);
+  EXPECT_EQ(SessionOptionsFromConfig(config).status().message(),
+            "mqtt: broker.max_qos: 3 is not 0..2");
 }
 
 TEST(SessionOptions, ConfigValidation) {

@@ -64,13 +64,11 @@ std::string RenderPrometheus(const ClientStats& stats) {
     const char* help;
     uint64_t value;
   };
-  const Single before_failures[] = {
+  const Single singles[] = {
       {"hublink_connect_attempts_total", "counter", "Connection attempts started.", stats.attempts},
       {"hublink_connects_total", "counter", "Attempts that reached CONNACK.", stats.connects},
       {"hublink_reconnects_total", "counter",
        "Attempts that reached CONNACK after a lost connection.", stats.reconnects},
-  };
-  const Single after_failures[] = {
       {"hublink_connection_losses_total", "counter",
        "Established connections that ended without a disconnect request.", stats.losses},
       {"hublink_bytes_received_total", "counter", "Bytes read from the network.", stats.bytes_in},
@@ -86,19 +84,19 @@ std::string RenderPrometheus(const ClientStats& stats) {
       {"hublink_connected", "gauge", "1 while the client has a CONNACK'ed connection.",
        stats.connected ? 1u : 0u},
   };
-  for (const Single& single : before_failures) {
-    Metric(out, single.name, single.type, single.help);
-    Sample(out, single.name, single.value);
-  }
-  Metric(out, "hublink_connect_failures_total", "counter",
-         "Attempts that failed before CONNACK, by the phase they failed in.");
-  for (const auto& failures : stats.failures_by_phase) {
-    absl::StrAppend(&out, "hublink_connect_failures_total{phase=\"", LabelValue(failures.first),
-                    "\"} ", failures.second, "\n");
-  }
-  for (const Single& single : after_failures) {
-    Metric(out, single.name, single.type, single.help);
-    Sample(out, single.name, single.value);
+  // The failures, labelled by phase, come right after the three connect counters.
+  constexpr size_t kFailuresAfter = 3;
+  for (size_t i = 0; i < sizeof(singles) / sizeof(singles[0]); ++i) {
+    if (i == kFailuresAfter) {
+      Metric(out, "hublink_connect_failures_total", "counter",
+             "Attempts that failed before CONNACK, by the phase they failed in.");
+      for (const auto& failures : stats.failures_by_phase) {
+        absl::StrAppend(&out, "hublink_connect_failures_total{phase=\"", LabelValue(failures.first),
+                        "\"} ", failures.second, "\n");
+      }
+    }
+    Metric(out, singles[i].name, singles[i].type, singles[i].help);
+    Sample(out, singles[i].name, singles[i].value);
   }
   Metric(out, "hublink_connect_phase_seconds", "gauge",
          "How long each phase of the latest successful connect took.");

@@ -423,12 +423,8 @@ absl::StatusOr<std::unique_ptr<ResolvedPipeline>> ResolvedPipeline::Resolve(
   std::unique_ptr<ResolvedPipeline> resolved(new ResolvedPipeline());
   resolved->config_ = config;
 
-  if (!config.plugin_libraries().empty()) {
-    return fail(
-        absl::UnimplementedError("plugin_libraries: loading plugins from shared objects is not "
-                                 "supported yet; register them in "
-                                 "code with their Register function"));
-  }
+  // plugin_libraries are not loaded here: a Registry is immutable, so the program loads them while
+  // it builds `registry` (plugins/plugin_library.h), before parsing and resolving.
   auto resolve_stack = [&](const Endpoint& endpoint,
                            const pb::RepeatedPtrField<PluginConfig>& transports,
                            absl::string_view prefix) -> absl::Status {

@@ -13,6 +13,7 @@
 #include "auth/tencent_credentials.h"
 #include "plugins/builtin.h"
 #include "plugins/pipeline.h"
+#include "plugins/plugin_library.h"
 #include "plugins/status_macros.h"
 #include "protocols/mqtt/client.h"
 #include "protocols/mqtt/mqtt.pb.h"
@@ -42,14 +43,44 @@ struct CommandFlags {
   bool message_set = false;
   bool verbose = false;  // pub, sub: every layer's milestones and a timing line per attempt
   int metrics_port = 0;  // sub: serve Prometheus metrics on 127.0.0.1:PORT
+  std::vector<std::string> plugin_paths;  // every command: --plugin=PATH shared objects
 };
 
+// The shared objects to load: the pipeline file's plugin_libraries, then --plugin flags.
+absl::StatusOr<std::vector<PluginLibrary>> PluginLibraries(const CommandFlags& flags,
+                                                           const std::string& pipeline_path) {
+  std::vector<PluginLibrary> libraries;
+  if (!pipeline_path.empty()) {
+    HUBLINK_ASSIGN_OR_RETURN(libraries, ReadPluginLibraries(pipeline_path));
+  }
+  for (const std::string& path : flags.plugin_paths) {
+    libraries.push_back(PluginLibraryFromPath(path));
+  }
+  return libraries;
+}
+
+// The built-ins, the caller's own plugins, then the shared objects' (plugins/plugin_library.h:
+// the registry is built once the libraries are known, since it is immutable afterwards).
 absl::StatusOr<Registry> MakeRegistry(
-    const std::function<void(Registry::Builder&)>& register_plugins) {
-  Registry::Builder builder;
-  RegisterBuiltinPlugins(builder);
-  if (register_plugins) register_plugins(builder);
-  return std::move(builder).Build();
+    const std::function<void(Registry::Builder&)>& register_plugins,
+    const std::vector<PluginLibrary>& libraries) {
+  return BuildRegistryWithLibraries(
+      [&register_plugins](Registry::Builder& builder) {
+        RegisterBuiltinPlugins(builder);
+        if (register_plugins) register_plugins(builder);
+      },
+      libraries);
+}
+
+// --plugin libraries join the pipeline's own, so a dumped pipeline loads them by itself.
+void AddFlagLibraries(const CommandFlags& flags, Pipeline& pipeline) {
+  for (const std::string& path : flags.plugin_paths) {
+    bool listed = false;
+    for (const PluginLibrary& library : pipeline.plugin_libraries()) {
+      listed = listed || library.path() == path;
+    }
+    if (!listed) *pipeline.add_plugin_libraries() = PluginLibraryFromPath(path);
+  }
 }
 
 // Connection state shared with the client's loop thread.
@@ -204,7 +235,39 @@ int Publish(const CommandFlags& flags, const Pipeline& pipeline_in, const Regist
   if (!client.ok()) return Fail(err, "pub", client.status());
   (*client)->Connect();
   const bool numbered = flags.message.find("{seq}") != std::string::npos;
+  // Client::Publish copies every message into a hand-off queue the loop drains, and nothing bounds
+  // that queue: a loop faster than the link (one gone silent) grew it to 516 MB for 200,000 x 2 KB
+  // (issue 15). So keep at most a window of publishes outstanding, in messages and bytes: wait for
+  // completions (or, with an outbox, where completions wait for the broker, for the loop to have
+  // stored the earlier ones), and stop at the first failure. The session's own queue is bounded by
+  // MqttConfig.offline_queue and the transports' by their limits.
+  constexpr size_t kWindowMessages = 1024;
+  constexpr size_t kWindowBytes = 4 << 20;
+  const size_t message_bytes = flags.topics[0].size() + flags.message.size() + 16;
+  const int window = static_cast<int>(
+      std::max<size_t>(1, std::min(kWindowMessages, kWindowBytes / message_bytes)));
+  const absl::Duration timeout = absl::Seconds(flags.timeout > 0 ? flags.timeout : 30);
+  int issued = 0;
+  absl::Status paced;
   for (int i = 0; i < count; ++i) {
+    if (!flags.outbox.empty()) {
+      if (i > 0 && i % window == 0) (*client)->Pending().wait();
+    } else {
+      paced = watch.Wait([&] { return i - completed < window || !first_error.ok(); },
+                         absl::Now() + timeout);
+      if (paced.code() == absl::StatusCode::kDeadlineExceeded) {
+        absl::MutexLock lock(&watch.mutex());
+        paced = absl::DeadlineExceededError(absl::StrCat(
+            "timed out with ", completed, " of ", count, " publishes done: none completed for ",
+            absl::FormatDuration(timeout), " with ", i - completed,
+            " outstanding: the connection takes no bytes (is the broker reading?)"));
+      }
+    }
+    {
+      absl::MutexLock lock(&watch.mutex());
+      if (!first_error.ok()) break;
+    }
+    if (!paced.ok()) break;
     std::string message =
         numbered ? absl::StrReplaceAll(
                        flags.message,
@@ -219,6 +282,7 @@ int Publish(const CommandFlags& flags, const Pipeline& pipeline_in, const Regist
                          }
                          watch.Notify();
                        });
+    ++issued;
   }
   if (!flags.outbox.empty()) {
     // Every publish above is now in the store (fdatasync'ed) or failed: what a caller may forget.
@@ -229,10 +293,13 @@ int Publish(const CommandFlags& flags, const Pipeline& pipeline_in, const Regist
       out.flush();
     }
   }
-  absl::Time deadline = absl::Now() + absl::Seconds(flags.timeout > 0 ? flags.timeout : 30);
-  absl::Status waited =
-      watch.Wait([&] { return completed == count || !first_error.ok(); }, deadline);
-  if (waited.code() == absl::StatusCode::kDeadlineExceeded) {
+  absl::Status waited = paced;
+  if (waited.ok()) {
+    waited =
+        watch.Wait([&] { return completed == issued || !first_error.ok(); }, absl::Now() + timeout);
+  }
+  if (waited.code() == absl::StatusCode::kDeadlineExceeded && paced.ok()) {
+    absl::MutexLock lock(&watch.mutex());
     waited = absl::DeadlineExceededError(
         absl::StrCat("timed out with ", completed, " of ", count, " publishes done"));
   }
@@ -382,6 +449,9 @@ absl::string_view Summary(absl::string_view command) {
 // Each command takes the flags it uses and no others, so `--help` lists only those and a flag
 // meant for another command is a usage error instead of being silently ignored.
 void RegisterFlags(absl::string_view command, CommandFlags& flags, FlagParser& parser) {
+  parser.AddList("plugin", &flags.plugin_paths,
+                 "load plugins from this shared object (repeatable; see "
+                 "docs/plugin-authoring.md)");
   if (command == "plugins") return;
   flags.connection.Register(parser);
   if (command == "pub" || command == "sub") {
@@ -480,12 +550,16 @@ int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ost
   if (flags.qos < 0 || flags.qos > 2) {
     return Fail(err, command, absl::InvalidArgumentError("--qos: must be 0, 1 or 2"));
   }
-  absl::StatusOr<Registry> registry = MakeRegistry(register_plugins);
+  absl::StatusOr<std::vector<PluginLibrary>> libraries =
+      PluginLibraries(flags, flags.connection.pipeline);
+  if (!libraries.ok()) return Fail(err, command, libraries.status());
+  absl::StatusOr<Registry> registry = MakeRegistry(register_plugins, *libraries);
   if (!registry.ok()) return Fail(err, command, registry.status());
   if (command == "plugins") return ListPlugins(*registry, out);
 
   absl::StatusOr<Pipeline> pipeline = BuildPipeline(flags.connection, nullptr, &*registry);
   if (!pipeline.ok()) return Fail(err, command, pipeline.status());
+  AddFlagLibraries(flags, *pipeline);
   if (!flags.dump_pipeline.empty()) {
     absl::Status written = WritePipeline(*pipeline, flags.dump_pipeline, out, &flags.connection);
     return written.ok() ? 0 : Fail(err, command, written);

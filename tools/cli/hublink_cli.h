@@ -6,7 +6,9 @@
 //   hublink sign --device_info=FILE [--connid=a1B2c] [--expiry=1700000000]
 //   hublink plugins
 // Every command takes the connection flags of connection_flags.h and --dump_pipeline=FILE|- (write
-// the pipeline it would use, then exit). Exit code 0 on success, 1 on any failure (message on
+// the pipeline it would use, then exit). Every command, `plugins` too, takes --plugin=PATH
+// (repeatable): a shared object of plugins, loaded with the pipeline file's plugin_libraries before
+// the registry is built (plugins/plugin_library.h); a dumped pipeline lists it in plugin_libraries. Exit code 0 on success, 1 on any failure (message on
 // stderr), 2 for bad usage.
 #ifndef HUBLINK_TOOLS_CLI_HUBLINK_CLI_H_
 #define HUBLINK_TOOLS_CLI_HUBLINK_CLI_H_

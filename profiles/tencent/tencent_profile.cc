@@ -265,6 +265,13 @@ absl::StatusOr<Pipeline> BuildPipeline(const DeviceInfo& info, const ProfileOpti
   mqtt.mutable_keep_alive()->set_seconds(options.keep_alive_seconds() ? options.keep_alive_seconds()
                                                                       : 120);
   mqtt.set_clean_session(true);
+  // The hub speaks MQTT 3.1.1 without QoS 2, retained or will messages (the SDK refuses QoS 2 in
+  // IOT_MQTT_Publish/Subscribe and has no will or retain option); it drops the connection on them,
+  // so hublink refuses them up front with an error that names the hub.
+  mqtt.mutable_broker()->set_name("Tencent IoT Hub");
+  mqtt.mutable_broker()->set_max_qos(1);
+  mqtt.mutable_broker()->set_retain_available(false);
+  mqtt.mutable_broker()->set_will_available(false);
   pipeline.mutable_protocol()->set_name("mqtt");
   pipeline.mutable_protocol()->mutable_typed_config()->PackFrom(mqtt);
 

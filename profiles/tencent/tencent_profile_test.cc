@@ -52,6 +52,11 @@ TEST(TencentProfileTest, KeyDeviceDefaultsToVerifiedWssOn443WithHmac) {
   ASSERT_TRUE(pipeline->protocol().typed_config().UnpackTo(&mqtt));
   EXPECT_EQ(mqtt.client_id(), "7CN3UQ4VGTtest1");
   EXPECT_EQ(mqtt.keep_alive().seconds(), 120);
+  // The hub has no QoS 2, retain or will: the profile says so, and the session refuses them.
+  EXPECT_EQ(mqtt.broker().name(), "Tencent IoT Hub");
+  EXPECT_EQ(mqtt.broker().max_qos(), 1u);
+  EXPECT_FALSE(mqtt.broker().retain_available());
+  EXPECT_FALSE(mqtt.broker().will_available());
   EXPECT_EQ(pipeline->signer().name(), "hmac");
   auth::HmacSignerConfig hmac;
   ASSERT_TRUE(pipeline->signer().typed_config().UnpackTo(&hmac));

@@ -74,6 +74,17 @@ absl::StatusOr<SessionOptions> SessionOptionsFromConfig(const protocols::MqttCon
   o.overflow = queue.overflow() == protocols::MqttConfig::OfflineQueue::REJECT_NEW
                    ? QueueOverflow::kRejectNew
                    : QueueOverflow::kDropOldest;
+  const auto& broker = config.broker();
+  if (!broker.name().empty()) o.broker = absl::StrCat("the broker (", broker.name(), ")");
+  if (broker.has_max_qos()) {
+    if (broker.max_qos() > 2)
+      return invalid("broker.max_qos", absl::StrCat(broker.max_qos(), " is not 0..2"));
+    o.max_qos = static_cast<uint8_t>(broker.max_qos());
+  }
+  o.retain_available = !broker.has_retain_available() || broker.retain_available();
+  if (config.has_will() && broker.has_will_available() && !broker.will_available()) {
+    return invalid("will", absl::StrCat(o.broker, " does not support will messages; remove it"));
+  }
   if (config.has_will()) {
     absl::Status topic = ValidateTopicName(config.will().topic());
     if (!topic.ok()) return invalid("will.topic", topic.message());
@@ -870,6 +881,19 @@ void Session::Pump() {
   }
 }
 
+absl::Status Session::CheckBrokerSupports(uint8_t qos, bool retain) const {
+  if (qos > options_.max_qos) {
+    return absl::InvalidArgumentError(absl::StrCat("mqtt: ", options_.broker,
+                                                   " does not support QoS ", qos, "; use QoS ",
+                                                   options_.max_qos, " or lower"));
+  }
+  if (retain && !options_.retain_available) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("mqtt: ", options_.broker, " does not support retained messages"));
+  }
+  return absl::OkStatus();
+}
+
 void Session::Publish(absl::string_view topic, absl::string_view payload, uint8_t qos, bool retain,
                       Completion done) {
   Scope scope(*this);
@@ -877,6 +901,7 @@ void Session::Publish(absl::string_view topic, absl::string_view payload, uint8_
   if (valid.ok() && qos > 2) {
     valid = absl::InvalidArgumentError(absl::StrCat("mqtt: QoS ", qos, " is not 0, 1 or 2"));
   }
+  if (valid.ok()) valid = CheckBrokerSupports(qos, retain);
   size_t size = PublishPacketSize(topic.size(), payload.size(), qos);
   if (valid.ok() && size > options_.max_packet_size) {
     valid = absl::InvalidArgumentError(absl::StrCat("mqtt: PUBLISH to \"", topic, "\" would be ",
@@ -961,6 +986,7 @@ void Session::Subscribe(absl::string_view filter, uint8_t qos, MessageHandler ha
   if (valid.ok() && qos > 2) {
     valid = absl::InvalidArgumentError(absl::StrCat("mqtt: QoS ", qos, " is not 0, 1 or 2"));
   }
+  if (valid.ok()) valid = CheckBrokerSupports(qos, false);
   if (!valid.ok()) {
     Defer(std::move(done), valid);
     return;

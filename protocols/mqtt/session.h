@@ -81,6 +81,11 @@ struct SessionOptions {
   // MqttConfig.store.file when set: the durable store hublink::Client opens (the session itself
   // uses whatever store it is given).
   absl::optional<FileStoreConfig> file_store;
+  // MqttConfig.broker: what the broker supports. Publishes (and subscriptions) beyond it fail at
+  // once with kInvalidArgument naming `broker` ("the broker (Tencent IoT Hub)").
+  std::string broker = "the broker";
+  uint8_t max_qos = 2;
+  bool retain_available = true;
 };
 
 // Validates `config` (kInvalidArgument naming the field) and applies defaults.
@@ -194,6 +199,8 @@ class Session : public Protocol {
   absl::Status HandlePacket(const Packet& packet);
   absl::Status HandleConnack(const Packet& packet);
   absl::Status HandlePublish(const Packet& packet);
+  // kInvalidArgument when the QoS or retain flag is beyond SessionOptions' broker capabilities.
+  absl::Status CheckBrokerSupports(uint8_t qos, bool retain) const;
   absl::Status HandleSuback(const Packet& packet);
   void Fail(const absl::Status& status);
   bool Write(absl::string_view bytes);

@@ -392,6 +392,7 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
     clock_.Cancel(reprobe_timer_);
     reprobe_timer_ = 0;
     probe_.reset();  // not inside its callback: Teardown runs from the client's destructor
+    retired_probes_.clear();
     if (attempt_ != nullptr) {
       if (state_ == State::kUp) session_->Disconnect();  // best effort: DISCONNECT is on its way
       attempt_->finished = true;
@@ -762,16 +763,16 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
     if (probe_ != nullptr) RetireProbe();
   }
 
-  // Destroyed from the loop, never inside its own callback.
+  // Destroyed from the loop, never inside its own callback (like the attempts' graveyard).
   void RetireProbe() {
-    std::shared_ptr<Probe> probe = std::move(probe_);
-    loop_.Post([probe] {});
+    retired_probes_.push_back(std::move(probe_));
+    loop_.Post(guard_.Wrap([this] { retired_probes_.clear(); }));
   }
 
   void StartProbe() {
     if (state_ != State::kUp || stack_ == 0 || probe_ != nullptr) return;
     const Endpoint& endpoint = pipeline_->stack_endpoint(0);
-    auto probe = std::make_shared<Probe>(this);
+    auto probe = std::make_unique<Probe>(this);
     probe->ctx = std::make_unique<ConnectContext>(loop_, endpoint.host(),
                                                   static_cast<uint16_t>(endpoint.port()));
     SetBudget(*probe->ctx, 0);
@@ -784,7 +785,7 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
       return;
     }
     probe->transport = std::move(top).value();
-    probe_ = probe;
+    probe_ = std::move(probe);
     HLOG(DEBUG) << "client: re-probing " << StackFingerprint(0);
     probe_->transport->Open(probe_.get());
   }
@@ -931,8 +932,9 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
   absl::Duration reprobe_interval_;  // policy.reprobe_interval
   int remembered_stack_ = -1;        // the stack that last reached CONNACK (-1: none yet)
   mqtt::Clock::TimerId reprobe_timer_ = 0;
-  std::shared_ptr<Probe> probe_;  // the re-probe in progress
-  bool returning_ = false;        // our DISCONNECT is moving the connection to the primary stack
+  std::unique_ptr<Probe> probe_;  // the re-probe in progress
+  std::vector<std::unique_ptr<Probe>> retired_probes_;
+  bool returning_ = false;  // our DISCONNECT is moving the connection to the primary stack
   uint64_t bytes_in_ = 0, bytes_out_ = 0;    // of the attempts that are over
   std::vector<ConnectPhase> failed_phases_;  // of the attempt that just failed before CONNACK
   WeakGuard guard_;

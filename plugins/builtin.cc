@@ -5,6 +5,7 @@
 
 #include "auth/hmac/hmac_signer.h"
 #include "auth/rsa/rsa_signer.h"
+#include "protocols/http/http_protocol.h"
 #include "protocols/mqtt/mqtt_protocol.h"
 #include "transports/http_connect/http_connect_transport.h"
 #include "transports/socks5/socks5_transport.h"
@@ -21,6 +22,7 @@ void RegisterBuiltinPlugins(Registry::Builder& builder) {
   RegisterHttpConnectTransport(builder);
   RegisterSocks5Transport(builder);
   RegisterMqttProtocol(builder);
+  RegisterHttpProtocol(builder);
   RegisterHmacSigner(builder);
   RegisterRsaSigner(builder);
 }

@@ -14,7 +14,7 @@ TEST(BuiltinTest, EveryBuiltinPluginIsRegisteredOnce) {
   ASSERT_TRUE(registry.ok()) << registry.status();
   EXPECT_EQ(registry->TransportNames(),
             (std::vector<std::string>{"http_connect", "socks5", "tcp", "tls", "websocket"}));
-  EXPECT_EQ(registry->ProtocolNames(), (std::vector<std::string>{"mqtt"}));
+  EXPECT_EQ(registry->ProtocolNames(), (std::vector<std::string>{"http", "mqtt"}));
   EXPECT_EQ(registry->SignerNames(), (std::vector<std::string>{"hmac", "rsa"}));
   EXPECT_EQ((*registry->FindTransport("tcp"))->kind(), TransportFactory::Kind::kBase);
   EXPECT_EQ((*registry->FindTransport("tls"))->kind(), TransportFactory::Kind::kWrapping);

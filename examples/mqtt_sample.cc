@@ -17,6 +17,7 @@
 #include "plugins/builtin.h"
 #include "plugins/log.h"
 #include "plugins/pipeline.h"
+#include "plugins/plugin_library.h"
 #include "profiles/tencent/tencent_profile.h"
 #include "profiles/tencent/time_sync.h"
 #include "protocols/mqtt/client.h"
@@ -63,8 +64,11 @@ int main(int argc, char** argv) {
   int expect_messages = 0;
   int interval_ms = 1000;
   std::string dump_pipeline;
+  std::vector<std::string> plugin_paths;
   hublink::cli::FlagParser parser;
   connection.Register(parser);
+  parser.AddList("plugin", &plugin_paths,
+                 "load plugins from this shared object (repeatable; docs/plugin-authoring.md)");
   parser.AddBool("loop", &loop_forever, "keep publishing until interrupted (or --count)");
   parser.AddInt("count", &count, "how many messages to publish (with --loop: 0 = unlimited)");
   parser.AddInt("interval_ms", &interval_ms, "pause between publishes (the SDK sample's ~1 s)");
@@ -84,11 +88,33 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // The registry comes first: it is immutable once built, and the --plugin shared objects must be
+  // loaded into it before the pipeline names their plugins (plugins/plugin_library.h).
+  std::vector<hublink::PluginLibrary> libraries;
+  for (const std::string& path : plugin_paths) {
+    libraries.push_back(hublink::PluginLibraryFromPath(path));
+  }
+  absl::StatusOr<hublink::Registry> registry =
+      hublink::BuildRegistryWithLibraries(hublink::RegisterBuiltinPlugins, libraries);
+  if (!registry.ok()) {
+    HLOG(ERROR) << registry.status().message();
+    return 1;
+  }
+
   hublink::tencent::DeviceInfo device;
-  absl::StatusOr<hublink::Pipeline> pipeline = hublink::cli::BuildPipeline(connection, &device);
+  absl::StatusOr<hublink::Pipeline> pipeline =
+      hublink::cli::BuildPipeline(connection, &device, &*registry);
   if (!pipeline.ok()) {
     HLOG(ERROR) << pipeline.status().message();
     return 1;
+  }
+  // A dumped pipeline loads the --plugin libraries by itself.
+  for (const std::string& path : plugin_paths) {
+    bool listed = false;
+    for (const hublink::PluginLibrary& library : pipeline->plugin_libraries()) {
+      listed = listed || library.path() == path;
+    }
+    if (!listed) *pipeline->add_plugin_libraries() = hublink::PluginLibraryFromPath(path);
   }
   if (!dump_pipeline.empty()) {
     absl::Status written =
@@ -102,13 +128,6 @@ int main(int argc, char** argv) {
   HLOG(INFO) << "Product_ID: " << device.product_id() << ", Device_Name: " << device.device_name()
              << ", auth_mode: " << device.auth_mode();
 
-  hublink::Registry::Builder builder;
-  hublink::RegisterBuiltinPlugins(builder);
-  absl::StatusOr<hublink::Registry> registry = std::move(builder).Build();
-  if (!registry.ok()) {
-    HLOG(ERROR) << registry.status().message();
-    return 1;
-  }
   auto resolved = hublink::ResolvedPipeline::Resolve(*pipeline, *registry,
                                                      hublink::cli::PipelineSource(connection));
   if (!resolved.ok()) {

@@ -109,8 +109,10 @@ typedef struct HublinkPluginAbi {
 #define HUBLINK_PLUGIN_ABSL_LTS 0
 #endif
 
-// The descriptor of the code that includes this header, as compiled.
-inline HublinkPluginAbi HublinkThisPluginAbi() {
+// The descriptor of the code that includes this header, as compiled. `static`, not just inline:
+// an inline function has one definition per process, and the host exports its own (-rdynamic), so
+// a library's call would bind to the host's copy and report the host's ABI as its own.
+static inline HublinkPluginAbi HublinkThisPluginAbi() {
   HublinkPluginAbi abi;
   memset(&abi, 0, sizeof(abi));
   abi.struct_size = sizeof(HublinkPluginAbi);
@@ -129,8 +131,8 @@ inline HublinkPluginAbi HublinkThisPluginAbi() {
 // True when a library compiled as `plugin` may register into a host compiled as `host`. The
 // compiler version may differ (the Itanium C++ ABI is stable across GCC and Clang releases); the
 // standard library, Abseil, protobuf and hublink's plugin ABI may not.
-inline bool HublinkPluginAbiCompatible(const HublinkPluginAbi& host,
-                                       const HublinkPluginAbi& plugin) {
+static inline bool HublinkPluginAbiCompatible(const HublinkPluginAbi& host,
+                                              const HublinkPluginAbi& plugin) {
   // A descriptor shorter than ours comes from an older layout: its later fields are unknown.
   if (host.struct_size < sizeof(HublinkPluginAbi) ||
       plugin.struct_size < sizeof(HublinkPluginAbi)) {

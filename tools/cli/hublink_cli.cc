@@ -19,13 +19,14 @@
 #include "protocols/mqtt/mqtt.pb.h"
 #include "tools/cli/connection_flags.h"
 #include "tools/cli/flags.h"
+#include "tools/cli/fleet.h"
 #include "tools/cli/metrics.h"
 
 namespace hublink {
 namespace cli {
 namespace {
 
-constexpr const char* kCommands[] = {"pub", "sub", "sign", "plugins"};
+constexpr const char* kCommands[] = {"pub", "sub", "sign", "plugins", "fleet"};
 
 struct CommandFlags {
   ConnectionFlags connection;
@@ -443,6 +444,7 @@ absl::string_view Summary(absl::string_view command) {
   if (command == "pub") return "publish --message to --topic (--count times)";
   if (command == "sub") return "print \"topic payload\" for each message on --topic (repeatable)";
   if (command == "sign") return "print the client id, username and password a device would send";
+  if (command == "fleet") return "many clients at once: connect, publish, summarize";
   return "list the registered plugins";
 }
 
@@ -491,7 +493,7 @@ void RegisterFlags(absl::string_view command, CommandFlags& flags, FlagParser& p
 
 std::string Usage() {
   std::string usage =
-      "usage: hublink pub|sub|sign|plugins [flags]   (hublink COMMAND --help: its flags)\n";
+      "usage: hublink pub|sub|sign|plugins|fleet [flags]   (hublink COMMAND --help: its flags)\n";
   for (const char* command : kCommands) {
     std::string padded(command);
     padded.resize(9, ' ');
@@ -517,6 +519,8 @@ int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ost
     err << "hublink: unknown command \"" << command << "\"\n" << Usage();
     return 2;
   }
+  if (command == "fleet")
+    return RunFleet({args.begin() + 1, args.end()}, out, err, register_plugins);
   CommandFlags flags;
   FlagParser parser;
   RegisterFlags(command, flags, parser);

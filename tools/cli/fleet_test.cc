@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
 
@@ -19,6 +20,7 @@ namespace {
 using ::hublink::testing::ListenOnLoopback;
 using ::hublink::testing::LoopbackListener;
 using ::hublink::testing::MosquittoBroker;
+using ::hublink::testing::PickFreePort;
 using ::hublink::testing::ReadFile;
 using ::hublink::testing::RunCommand;
 using ::hublink::testing::TempDir;
@@ -226,6 +228,52 @@ TEST(FleetTest, TwoShardProcessesCoverDisjointIdentitiesAndMerge) {
   ASSERT_TRUE(text.ok()) << text.status();
   EXPECT_NE(text->find("fleet merged from 2: 60 of 60 clients connected"), std::string::npos)
       << *text;
+}
+
+// 20 devices made by `local_hub.sh register-many` connect to the local hub over WSS, each signing
+// its own credentials, and publish to their own data topic (which the hub's ACL allows).
+TEST(FleetTest, RegisteredDevicesConnectToTheLocalHubOverWss) {
+  const std::string dir = absl::StrCat(TempDir(), "/local_hub");
+  std::string base = absl::StrCat("tools/local_hub/local_hub.sh --dir ", dir,
+                                  " --plugin tools/local_hub/hub_plugin.so");
+  int wss_port = 0;
+  for (const char* flag : {" --mqtt-port ", " --ws-port ", " --wss-port "}) {
+    absl::StatusOr<int> port = PickFreePort();
+    ASSERT_TRUE(port.ok()) << port.status();
+    absl::StrAppend(&base, flag, *port);
+    wss_port = *port;
+  }
+  absl::StatusOr<std::string> started = RunCommand(base + " start 2>&1");
+  ASSERT_TRUE(started.ok()) << started.status();
+  // Stopped by its own script, which kills only the PID it recorded.
+  struct Stop {
+    std::string base;
+    ~Stop() { (void)RunCommand(base + " stop >/dev/null 2>&1"); }
+  } stop{base};
+  const std::string devices = absl::StrCat(dir, "/fleet_devices");
+  absl::StatusOr<std::string> registered =
+      RunCommand(absl::StrCat(base, " register-many FLEETT 20 ", devices, " 2>&1"));
+  ASSERT_TRUE(registered.ok()) << registered.status();
+
+  std::ostringstream out, err;
+  int code =
+      RunFleet({absl::StrCat("--devices_dir=", devices), "--transport=wss", "--host=127.0.0.1",
+                absl::StrCat("--port=", wss_port), absl::StrCat("--ca_file=", dir, "/tls/ca.crt"),
+                "--threads=2", "--connect_rate=100", "--interval=300ms", "--qos=1", "--duration=1s",
+                "--json"},
+               out, err, nullptr);
+  ASSERT_EQ(code, 0) << err.str() << out.str();
+  absl::StatusOr<FleetSummary> summary = FleetSummaryFromJson(out.str(), "stdout");
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->clients, 20);
+  EXPECT_EQ(summary->connected, 20);
+  EXPECT_GE(summary->messages_sent, 20);
+  EXPECT_EQ(summary->messages_acked, summary->messages_sent);
+  EXPECT_EQ(summary->failures, 0);
+  std::multiset<std::string> ids = ConnectedIds(absl::StrCat(dir, "/mosquitto.log"));
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(ids.count(absl::StrFormat("FLEETTfleet%05d", i)), 1u) << i;
+  }
 }
 
 }  // namespace

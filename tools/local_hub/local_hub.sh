@@ -14,10 +14,14 @@ commands:
   status                         whether it runs, and how to connect (exit 0 running, 3 stopped)
   register-key PID DN [SECRET]   register a KEY device (random secret unless given); writes its device_info.json
   register-cert PID DN           register a CERT device: RSA key + certificate signed by the local CA
+  register-many PID N DIR [PREFIX]
+                                 register N KEY devices PREFIX00000.. (default prefix "fleet") and write
+                                 their device_info.json files into DIR (for hublink fleet --devices_dir=DIR)
   console-pub TOPIC MESSAGE [mosquitto_pub args]
                                  publish as the console account, the way the cloud console sends a downlink
   console-sub TOPIC [mosquitto_sub args]
                                  subscribe as the console account (sees what devices publish)
+  shadow-desire PID DN JSON      set desired state in a device's shadow, as the console (the device gets a delta)
 
 options (each also read from the environment variable shown):
   --dir DIR        LOCAL_HUB_DIR        state dir (default: <repo>/.local_hub)
@@ -86,6 +90,8 @@ conf="$state_dir/mosquitto.conf"
 pid_file="$state_dir/mosquitto.pid"
 log_file="$state_dir/mosquitto.log"
 ports_file="$state_dir/ports.env"
+shadow_pid_file="$state_dir/shadow_service.pid"
+shadow_log_file="$state_dir/shadow_service.log"
 console_user="console"
 console_password_file="$state_dir/console.password"
 
@@ -290,11 +296,73 @@ EOF
     rm -f "$ports_file"
     exit 1
   fi
+  stop_shadow_service
+  if ! start_shadow_service "$pid"; then
+    kill "$pid" 2>/dev/null || true
+    rm -f "$ports_file"
+    exit 1
+  fi
   print_info "$pid"
+}
+
+# The shadow service (shadow_service.py, a console-account client that keeps each device's shadow
+# document) beside the broker. Optional: without the script or python3-paho-mqtt the hub runs without
+# a shadow and says so.
+shadow_service_pid() {
+  [[ -f "$shadow_pid_file" ]] || return 1
+  local pid
+  pid="$(cat "$shadow_pid_file")"
+  [[ "$pid" =~ ^[0-9]+$ && -r "/proc/$pid/cmdline" ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "shadow_service.py" || return 1
+  echo "$pid"
+}
+
+start_shadow_service() {
+  local hub_pid="$1" script="$script_dir/shadow_service.py" python="" candidate i
+  if [[ ! -f "$script" ]]; then
+    echo "local_hub: no shadow service ($script not found)"
+    return 0
+  fi
+  for candidate in /usr/bin/python3 python3; do
+    if "$candidate" -c 'import paho.mqtt.client' 2>/dev/null; then
+      python="$candidate"
+      break
+    fi
+  done
+  if [[ -z "$python" ]]; then
+    echo "local_hub: no shadow service (needs python3 with paho-mqtt: tools/bootstrap.sh)"
+    return 0
+  fi
+  local ready="$state_dir/shadow_service.ready"
+  rm -f "$ready"
+  "$python" "$script" --port "$mqtt_port" --username "$console_user" \
+    --password-file "$console_password_file" --hub-pid "$hub_pid" --ready-file "$ready" \
+    >>"$shadow_log_file" 2>&1 </dev/null &
+  echo "$!" >"$shadow_pid_file"
+  for ((i = 0; i < 100; i++)); do
+    [[ -f "$ready" ]] && return 0
+    shadow_service_pid >/dev/null || break
+    sleep 0.1
+  done
+  echo "local_hub: the shadow service did not come up; see $shadow_log_file" >&2
+  return 1
+}
+
+stop_shadow_service() {
+  local pid i
+  pid="$(shadow_service_pid)" || { rm -f "$shadow_pid_file"; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    [[ -e "/proc/$pid" ]] || break
+    sleep 0.1
+  done
+  [[ -e "/proc/$pid" ]] && kill -KILL "$pid" 2>/dev/null
+  rm -f "$shadow_pid_file"
 }
 
 cmd_stop() {
   local pid i
+  stop_shadow_service
   if ! pid="$(running_pid)"; then
     echo "local_hub: not running"
     rm -f "$pid_file" "$ports_file"
@@ -411,6 +479,46 @@ EOF
   echo "  connect to the local hub, not the region's host: see 'local_hub.sh status' for ports and the CA file"
 }
 
+# N KEY devices at once, for `hublink fleet --devices_dir=DIR`: one pass over the registry to check the
+# names, one read of /dev/urandom for the secrets, one append to the registry (the hub re-reads it once).
+cmd_register_many() {
+  (($# == 3 || $# == 4)) || die "usage: register-many PID N DIR [PREFIX]"
+  local pid="$1" count="$2" out_dir="$3" prefix="${4:-fleet}"
+  [[ "$count" =~ ^[0-9]+$ ]] && ((count >= 1 && count <= 1000000)) ||
+    die "N must be a whole number from 1 to 1000000: '$count'"
+  [[ "$pid" =~ ^[A-Za-z0-9]{1,10}$ ]] || die "productId must be 1-10 characters of [A-Za-z0-9]: '$pid'"
+  # Zero-padded so that the files sort in index order (identity i of the fleet is device i).
+  local width=${#count}
+  ((width >= 5)) || width=5
+  [[ "$prefix" =~ ^[A-Za-z0-9._:@-]*$ ]] && ((${#prefix} + width <= 48)) ||
+    die "PREFIX must be of [A-Za-z0-9._:@-] and leave room for $width digits in 48: '$prefix'"
+  ensure_registry
+  local clash
+  clash="$(awk -v pid="$pid" -v prefix="$prefix" -v count="$count" -v width="$width" '
+    BEGIN { for (i = 0; i < count; i++) want[sprintf("%s%s%0*d", pid, prefix, width, i)] = 1 }
+    ($1 == "KEY" || $1 == "CERT") && (($2 $3) in want) { print $2 "/" $3; exit }' "$registry")"
+  [[ -z "$clash" ]] || die "device $clash is already registered (see $registry); use another PREFIX or PID"
+  (
+    umask 077
+    mkdir -p "$out_dir"
+    local i=0 secret dn entries=""
+    # 18 random bytes are 24 base64 characters without padding, so one stream splits into secrets.
+    while IFS= read -r secret && ((i < count)); do
+      printf -v dn '%s%0*d' "$prefix" "$width" "$i"
+      printf '{\n  "auth_mode": "KEY",\n  "region": "china",\n  "productId": "%s",\n  "deviceName": "%s",\n  "key_deviceinfo": {\n    "deviceSecret": "%s"\n  }\n}\n' \
+        "$pid" "$dn" "$secret" >"$out_dir/${pid}_${dn}.json"
+      entries+="KEY $pid $dn $secret"$'\n'
+      i=$((i + 1))
+    done < <(head -c $((18 * count)) /dev/urandom | base64 -w 24)
+    ((i == count)) || die "made only $i of $count secrets"
+    printf '%s' "$entries" >>"$registry"
+  )
+  echo "local_hub: registered $count KEY devices $pid/${prefix}$(printf '%0*d' "$width" 0).." \
+    "$pid/${prefix}$(printf '%0*d' "$width" $((count - 1))); device_info.json files in $out_dir"
+  echo "  e.g. hublink fleet --devices_dir=$out_dir --transport=wss --host=127.0.0.1 --port=<wss port>" \
+    "--ca_file=$tls_dir/ca.crt (local_hub.sh status shows the ports)"
+}
+
 console_client() {
   local tool="$1"
   shift
@@ -427,6 +535,7 @@ case "$command" in
   status) cmd_status ;;
   register-key) cmd_register_key "$@" ;;
   register-cert) cmd_register_cert "$@" ;;
+  register-many) cmd_register_many "$@" ;;
   console-pub)
     (($# >= 2)) || die "usage: console-pub TOPIC MESSAGE [mosquitto_pub args]"
     topic="$1" message="$2"
@@ -439,6 +548,13 @@ case "$command" in
     topic="$1"
     shift
     console_client mosquitto_sub -v -t "$topic" "$@"
+    ;;
+  shadow-desire)
+    (($# == 3)) || die "usage: shadow-desire PID DN JSON"
+    shadow_service_pid >/dev/null || die "the shadow service is not running (see $shadow_log_file)"
+    console_client mosquitto_pub -q 0 -t "\$shadow/operation/$1/$2" \
+      -m "{\"type\":\"update\",\"state\":{\"desired\":$3},\"version\":0,\"clientToken\":\"console-$$\"}"
+    echo "local_hub: desired $3 sent to the shadow of $1/$2"
     ;;
   *) usage >&2; die "unknown command '$command'" ;;
 esac

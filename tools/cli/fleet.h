@@ -58,7 +58,11 @@ struct FleetSummary {
   int64_t failed = 0;         // never reached CONNACK
   double connect_wall_s = 0;  // first Connect() to the last client's first CONNACK
   double duration_s = 0;      // the publishing phase, after every client connected
-  int64_t messages_sent = 0;
+  int64_t messages_sent = 0;  // all of them: clients publish from their first CONNACK on
+  // Of those, the ones sent during the publishing phase (`duration_s`): messages per second and
+  // CPU per message are counted over that phase only, when the whole fleet is up.
+  int64_t hold_messages = 0;
+  double cpu_hold_s = 0;
   int64_t messages_acked = 0;  // completions without error (QoS 0: handed to the transport)
   int64_t publish_errors = 0;
   int64_t messages_received = 0;

@@ -128,6 +128,8 @@ TEST(FleetTest, TwoHundredClientsOnTwoLoopsConnectAndGetEveryPublishAcked) {
   EXPECT_EQ(summary->ack_us.count(), static_cast<uint64_t>(summary->messages_acked));
   EXPECT_GT(summary->rss_after_kib, 0);
   EXPECT_GT(summary->cpu_total_s, 0);
+  EXPECT_GT(summary->hold_messages, 0);
+  EXPECT_LE(summary->hold_messages, summary->messages_sent);
   // Every line of the JSON the user reads is there.
   for (const char* key :
        {"\"connect_rate_per_s\"", "\"p50_ms\"", "\"p90_ms\"", "\"p99_ms\"", "\"messages_per_s\"",

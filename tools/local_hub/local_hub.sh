@@ -21,6 +21,10 @@ commands:
                                  publish as the console account, the way the cloud console sends a downlink
   console-sub TOPIC [mosquitto_sub args]
                                  subscribe as the console account (sees what devices publish)
+  register-product PID [SECRET]  open product PID to dynamic registration; prints its product secret
+  https-start [PORT]             start the HTTPS side (dynamic registration, firmware/) on 127.0.0.1:PORT
+                                 (default LOCAL_HUB_HTTPS_PORT or 18444; 0 picks a free port)
+  https-stop                     stop it
   shadow-desire PID DN JSON      set desired state in a device's shadow, as the console (the device gets a delta)
 
 options (each also read from the environment variable shown):
@@ -529,12 +533,107 @@ console_client() {
     -P "$(cat "$console_password_file")" "$@"
 }
 
+# The HTTPS side (https_server.py): dynamic registration against products.txt, firmware from firmware/.
+products_file="$state_dir/products.txt"
+https_pid_file="$state_dir/https.pid"
+https_port_file="$state_dir/https.port"
+
+https_running_pid() {
+  [[ -f "$https_pid_file" ]] || return 1
+  local pid
+  pid="$(cat "$https_pid_file")"
+  [[ "$pid" =~ ^[0-9]+$ && -r "/proc/$pid/cmdline" ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "--products $products_file " || return 1
+  echo "$pid"
+}
+
+cmd_register_product() {
+  (($# == 1 || $# == 2)) || die "usage: register-product PID [SECRET]"
+  local pid="$1" secret="${2:-}"
+  [[ "$pid" =~ ^[A-Za-z0-9]{1,10}$ ]] || die "productId must be 1-10 characters of [A-Za-z0-9]: '$pid'"
+  if [[ -f "$products_file" ]] && awk -v p="$pid" '$1 == "PRODUCT" && $2 == p { f = 1 } END { exit !f }' "$products_file"; then
+    die "product $pid is registered already (see $products_file)"
+  fi
+  need openssl
+  if [[ -z "$secret" ]]; then
+    secret="$(openssl rand -base64 48 | tr -dc 'A-Za-z0-9' | cut -c1-24)"
+  fi
+  # The reply's AES key is the secret's first 16 characters; the hub makes secrets of 24.
+  [[ "$secret" =~ ^[A-Za-z0-9]{16,64}$ ]] || die "the product secret must be 16-64 characters of [A-Za-z0-9]"
+  (
+    umask 077
+    [[ -f "$products_file" ]] || echo "# PRODUCT <productId> <product secret>: products open to dynamic registration" >"$products_file"
+    echo "PRODUCT $pid $secret" >>"$products_file"
+  )
+  echo "local_hub: product $pid may register devices dynamically (POST /device/register, see https-start)" >&2
+  echo "$secret"
+}
+
+cmd_https_start() {
+  (($# <= 1)) || die "usage: https-start [PORT]"
+  local port="${1:-${LOCAL_HUB_HTTPS_PORT:-18444}}" pid i
+  [[ "$port" =~ ^[0-9]+$ ]] && ((port <= 65535)) || die "bad port '$port'"
+  if pid="$(https_running_pid)"; then
+    echo "local_hub: https already running (pid $pid) on 127.0.0.1:$(cat "$https_port_file")"
+    return 0
+  fi
+  need python3
+  ensure_ca
+  ensure_registry
+  mkdir -p "$state_dir/firmware"
+  touch "$products_file"
+  rm -f "$https_port_file"
+  python3 "$script_dir/https_server.py" --cert "$tls_dir/server.crt" --key "$tls_dir/server.key" \
+    --registry "$registry" --products "$products_file" --firmware-dir "$state_dir/firmware" \
+    --port "$port" --port-file "$https_port_file" </dev/null >>"$state_dir/https.log" 2>&1 &
+  pid=$!
+  echo "$pid" >"$https_pid_file"
+  # Listening once it wrote its port: up to ~10 s.
+  for ((i = 0; i < 100; i++)); do
+    [[ -s "$https_port_file" ]] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ ! -s "$https_port_file" ]]; then
+    kill "$pid" 2>/dev/null || true
+    rm -f "$https_pid_file"
+    tail -n 20 "$state_dir/https.log" >&2 || true
+    die "the HTTPS server did not start; see $state_dir/https.log"
+  fi
+  local bound
+  bound="$(tr -d '[:space:]' <"$https_port_file")"
+  echo "local hub https: pid $pid on https://localhost:$bound/ (CA file $tls_dir/ca.crt)"
+  echo "  dynamic registration  POST /device/register  (products: $products_file)"
+  echo "  firmware              GET /firmware/<name>   (files in $state_dir/firmware/, Range supported)"
+  echo "  log                   $state_dir/https.log"
+}
+
+cmd_https_stop() {
+  local pid i
+  if ! pid="$(https_running_pid)"; then
+    echo "local_hub: https not running"
+    rm -f "$https_pid_file" "$https_port_file"
+    return 0
+  fi
+  kill -TERM "$pid"
+  for ((i = 0; i < 50; i++)); do
+    [[ -e "/proc/$pid" ]] || break
+    sleep 0.1
+  done
+  if [[ -e "/proc/$pid" ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
+  rm -f "$https_pid_file" "$https_port_file"
+  echo "local_hub: https stopped (pid $pid)"
+}
+
 case "$command" in
   start) (($# == 0)) || die "start takes no arguments"; cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
   register-key) cmd_register_key "$@" ;;
   register-cert) cmd_register_cert "$@" ;;
+  register-product) cmd_register_product "$@" ;;
+  https-start) cmd_https_start "$@" ;;
+  https-stop) cmd_https_stop ;;
   register-many) cmd_register_many "$@" ;;
   console-pub)
     (($# >= 2)) || die "usage: console-pub TOPIC MESSAGE [mosquitto_pub args]"

@@ -299,7 +299,8 @@ void Session::OnLinkOpen(ProtocolLink& link) {
     Fail(encoded);
     return;
   }
-  bool written = Write(out_);
+  // Straight to the link, never through the batch: the buffer holding the password is wiped below.
+  bool written = WriteNow(out_);
   // The buffer held the password; do not leave it lying in reused memory.
   std::fill(out_.begin(), out_.end(), '\0');
   std::fill(password.begin(), password.end(), '\0');
@@ -313,6 +314,76 @@ void Session::OnLinkOpen(ProtocolLink& link) {
 }
 
 bool Session::Write(absl::string_view bytes) {
+  if (link_ == nullptr || closing_) return false;
+  if (!options_.coalesce_writes) return WriteNow(bytes);
+  // The link asked us to wait for OnLinkWritable: nothing more joins the batch until then, so what
+  // the session holds beyond the link stays under kMaxBatch plus one packet.
+  if (batch_stuck_) return false;
+  if (batch_.size() + bytes.size() > kMaxBatch) {
+    if (!FlushBatch()) return false;
+    // A big packet goes as it is: copying it into the batch would buy nothing.
+    if (bytes.size() >= kMaxBatch) return WriteNow(bytes);
+  }
+  if (!flush_posted_) {
+    // Flushed after the rest of this loop turn's events: every packet they produce (a drained
+    // batch of publishes, the PUBACKs for one read) goes down as one write, one TLS record, one
+    // WebSocket frame, one send(). Nothing waits for a later event.
+    flush_posted_ = true;
+    link_->context().loop().Post(guard_.Wrap([this] {
+      flush_posted_ = false;
+      if (link_ != nullptr && !closing_) FlushBatch();
+    }));
+  }
+  batch_.append(bytes.data(), bytes.size());
+  last_sent_ = clock_->Now();
+  return true;
+}
+
+bool Session::FlushBatch() {
+  if (batch_.empty()) return true;
+  if (link_ == nullptr || closing_) {
+    DropBatch();
+    return false;
+  }
+  absl::Status status = link_->Write(batch_);
+  if (status.ok()) {
+    batch_stuck_ = false;
+    if (batch_has_ping_) NotePingWritten();
+    batch_has_ping_ = false;
+    batch_.clear();
+    return true;
+  }
+  if (status.code() == absl::StatusCode::kResourceExhausted) {
+    // Kept whole (the transport queued none of it) until OnLinkWritable.
+    batch_stuck_ = true;
+    return false;
+  }
+  // The link is failing; its close follows. QoS 1/2 messages in the batch are still in flight and
+  // go out again on the next link.
+  HLOG(DEBUG) << "mqtt: write failed: " << status;
+  DropBatch();
+  return false;
+}
+
+void Session::DropBatch() {
+  batch_.clear();
+  batch_stuck_ = false;
+  batch_has_ping_ = false;
+}
+
+void Session::NotePingWritten() {
+  ping_written_ = true;
+  ping_written_at_ = clock_->Now();
+}
+
+bool Session::WriteNow(absl::string_view bytes) {
+  if (link_ == nullptr || closing_) return false;
+  // Whatever the batch holds was produced first.
+  if (!FlushBatch()) return false;
+  return LinkWrite(bytes);
+}
+
+bool Session::LinkWrite(absl::string_view bytes) {
   if (link_ == nullptr || closing_) return false;
   absl::Status status = link_->Write(bytes);
   if (status.ok()) {
@@ -331,13 +402,7 @@ constexpr char kPingreqByte = '\xC0';
 
 void Session::SendControl(absl::string_view bytes) {
   if (link_ == nullptr || closing_) return;
-  if (control_.empty() && Write(bytes)) {
-    if (!bytes.empty() && bytes[0] == kPingreqByte) {
-      ping_written_ = true;
-      ping_written_at_ = clock_->Now();
-    }
-    return;
-  }
+  if (control_.empty() && WriteControl(bytes)) return;
   control_.emplace_back(bytes);
   control_bytes_ += bytes.size();
   // Acknowledgements are bounded by the broker's window and SUBSCRIBEs by the application; this
@@ -350,13 +415,30 @@ void Session::SendControl(absl::string_view bytes) {
   }
 }
 
+bool Session::WriteControl(absl::string_view bytes) {
+  bool ping = !bytes.empty() && bytes[0] == kPingreqByte;
+  if (batch_stuck_) {
+    // Control packets go ahead of data (see control_): past a batch the link refused, straight to
+    // the link, as they pass queued publishes. A PINGREQ then shows whether the link takes bytes.
+    if (!LinkWrite(bytes)) return false;
+    if (ping) NotePingWritten();
+    return true;
+  }
+  if (!Write(bytes)) return false;
+  if (ping) {
+    // A PINGREQ in the batch reaches the link when the batch does.
+    if (!batch_.empty()) {
+      batch_has_ping_ = true;
+    } else {
+      NotePingWritten();
+    }
+  }
+  return true;
+}
+
 bool Session::FlushControl() {
   while (!control_.empty()) {
-    if (!Write(control_.front())) return false;
-    if (control_.front()[0] == kPingreqByte) {
-      ping_written_ = true;
-      ping_written_at_ = clock_->Now();
-    }
+    if (!WriteControl(control_.front())) return false;
     control_bytes_ -= control_.front().size();
     control_.pop_front();
   }
@@ -413,6 +495,7 @@ void Session::OnLinkData(absl::string_view bytes) {
 
 void Session::OnLinkWritable() {
   Scope scope(*this);
+  if (batch_stuck_ && !FlushBatch()) return;
   Pump();
 }
 
@@ -438,6 +521,7 @@ void Session::OnLinkClosed(const absl::Status& status) {
   state_ = State::kDown;
   closing_ = false;
   connack_seen_ = false;
+  DropBatch();
   ping_outstanding_ = false;
   ping_written_ = false;
   decoder_.Reset();
@@ -1032,7 +1116,7 @@ void Session::Disconnect() {
   FlushControl();
   out_.clear();
   AppendDisconnect(&out_);
-  Write(out_);
+  WriteNow(out_);  // after the batch, before the close
   closing_ = true;
   clock_->Cancel(keep_alive_timer_);
   keep_alive_timer_ = 0;
@@ -1095,7 +1179,7 @@ void Session::OnKeepAliveTimer() {
   // Any byte received after our PINGREQ left counts as an answer (a busy broker's PINGRESP may
   // queue behind data). Not while it is held back by backpressure, nor while the transports still
   // hold unsent bytes: a broker that sends but does not read is no working link.
-  size_t unsent = link_ != nullptr ? link_->BufferedBytes() : 0;
+  size_t unsent = link_ != nullptr ? link_->BufferedBytes() + batch_.size() : 0;
   if (ping_outstanding_ && ping_written_ && last_received_ > ping_written_at_ && unsent == 0) {
     ping_outstanding_ = false;
   }

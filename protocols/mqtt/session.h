@@ -54,7 +54,8 @@ struct Message {
 };
 
 using MessageHandler = std::function<void(const Message&)>;
-// Resolved once: OK when the QoS flow completed (QoS 0: handed to the transport; QoS 1: PUBACK; QoS
+// Resolved once: OK when the QoS flow completed (QoS 0: handed to the transport, or with
+// coalesce_writes to the batch the transport gets at the end of this loop turn; QoS 1: PUBACK; QoS
 // 2: PUBCOMP; SUBSCRIBE: SUBACK granted), otherwise why not: kAborted when the outcome is unknown
 // (a QoS 2 message released with PUBREL whose session the broker dropped), the MessageStore's own
 // status when it could not record a step of the flow (the message's flow ends there).
@@ -75,6 +76,9 @@ struct SessionOptions {
   size_t max_queued_messages = 100000;
   size_t max_queued_bytes = 64 << 20;
   QueueOverflow overflow = QueueOverflow::kDropOldest;
+  // Packets written in one loop turn go down as one write at the end of the turn (a task posted on
+  // the link's loop), up to Session::kMaxBatch bytes per write. Off: one link write per packet.
+  bool coalesce_writes = true;
   absl::optional<Will> will;
   // When no handshake deadline is on the link's ConnectContext: how long to wait for CONNACK.
   absl::Duration connack_timeout = absl::Seconds(20);
@@ -159,6 +163,8 @@ class Session : public Protocol {
   // Consecutive links that must end on the same oversize PUBLISH before it is reported as permanent
   // (SessionObserver::OnPermanentError).
   static constexpr int kOversizeLoopLinks = 3;
+  // The most a coalesced write holds (SessionOptions::coalesce_writes).
+  static constexpr size_t kMaxBatch = 64 << 10;
 
   bool up() const { return state_ == State::kUp; }
   size_t inflight() const { return outgoing_ids_.size(); }
@@ -203,7 +209,23 @@ class Session : public Protocol {
   absl::Status CheckBrokerSupports(uint8_t qos, bool retain) const;
   absl::Status HandleSuback(const Packet& packet);
   void Fail(const absl::Status& status);
+  // A packet for the link: appended to the batch (coalesce_writes), else written now. False when
+  // the link takes no bytes (backpressure: the caller keeps the packet and waits for
+  // OnLinkWritable) or is gone.
   bool Write(absl::string_view bytes);
+  // Straight to the link, after whatever the batch holds: CONNECT (its buffer is wiped), DISCONNECT
+  // (the close follows), packets of kMaxBatch bytes or more.
+  bool WriteNow(absl::string_view bytes);
+  // One link Write(), the batch left alone.
+  bool LinkWrite(absl::string_view bytes);
+  // Hands the batch to the link in one write; false when the link refused it (kept, batch_stuck_)
+  // or failed (dropped).
+  bool FlushBatch();
+  void DropBatch();
+  void NotePingWritten();
+  // A control packet: into the batch, or past a batch the link refused straight to the link.
+  // Notes when a PINGREQ reached the link.
+  bool WriteControl(absl::string_view bytes);
   // A control packet: written now when nothing waits ahead of it, else queued (never dropped).
   void SendControl(absl::string_view bytes);
   // Writes queued control packets; true when none is left.
@@ -237,6 +259,11 @@ class Session : public Protocol {
   bool closing_ = false;  // we asked the link to close; ignore further input
   Decoder decoder_;
   std::string out_;  // reused encode buffer
+  // Packets written this loop turn, handed to the link in one write at its end (coalesce_writes).
+  std::string batch_;
+  bool batch_stuck_ = false;     // the link refused the batch: wait for OnLinkWritable
+  bool batch_has_ping_ = false;  // a PINGREQ is in the batch
+  bool flush_posted_ = false;
 
   // Outgoing publishes, by sequence number; the messages themselves live in store_.
   // Queued publishes with their topic + payload bytes (kept here: a store that drops a message

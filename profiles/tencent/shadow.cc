@@ -1,10 +1,14 @@
 #include "profiles/tencent/shadow.h"
 
+#include <algorithm>
+#include <cmath>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -39,9 +43,58 @@ absl::StatusOr<Value> ParseJson(absl::string_view json) {
   return value;
 }
 
+// Compact JSON with object keys sorted, so that output and tests do not depend on the order a
+// protobuf map iterates in.
+void AppendJson(const Value& value, std::string* out) {
+  switch (value.kind_case()) {
+    case Value::kStructValue: {
+      std::vector<const std::string*> keys;
+      for (const auto& [key, unused] : value.struct_value().fields()) keys.push_back(&key);
+      std::sort(keys.begin(), keys.end(),
+                [](const std::string* a, const std::string* b) { return *a < *b; });
+      out->push_back('{');
+      for (size_t i = 0; i < keys.size(); ++i) {
+        if (i > 0) out->push_back(',');
+        absl::StrAppend(out, Quote(*keys[i]), ":");
+        AppendJson(value.struct_value().fields().at(*keys[i]), out);
+      }
+      out->push_back('}');
+      return;
+    }
+    case Value::kListValue: {
+      out->push_back('[');
+      for (int i = 0; i < value.list_value().values_size(); ++i) {
+        if (i > 0) out->push_back(',');
+        AppendJson(value.list_value().values(i), out);
+      }
+      out->push_back(']');
+      return;
+    }
+    case Value::kStringValue:
+      absl::StrAppend(out, Quote(value.string_value()));
+      return;
+    case Value::kNumberValue: {
+      double d = value.number_value();
+      // Integers (versions, timestamps) print as integers; others with round-trip precision.
+      if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9007199254740992.0) {
+        absl::StrAppend(out, static_cast<int64_t>(d));
+      } else {
+        absl::StrAppend(out, absl::StrFormat("%.17g", d));
+      }
+      return;
+    }
+    case Value::kBoolValue:
+      absl::StrAppend(out, value.bool_value() ? "true" : "false");
+      return;
+    default:
+      absl::StrAppend(out, "null");
+      return;
+  }
+}
+
 std::string ToJson(const Value& value) {
   std::string out;
-  if (!google::protobuf::util::MessageToJsonString(value, &out).ok()) return "null";
+  AppendJson(value, &out);
   return out;
 }
 

@@ -50,8 +50,16 @@ TEST(ShadowPayloadTest, ParsesTheDocumentedGetReply) {
   EXPECT_EQ(message->client_token, "clientToken");
   EXPECT_EQ(message->timestamp, 1514967088);
   EXPECT_EQ(message->version, 1);
-  EXPECT_EQ(message->state_json, R"({"reported":{"temperature":27},"desired":{"temperature":25},)"
-                                 R"("delta":{"temperature":25}})");
+  // Keys sorted, whatever order they came in.
+  EXPECT_EQ(message->state_json, R"({"delta":{"temperature":25},"desired":{"temperature":25},)"
+                                 R"("reported":{"temperature":27}})");
+  auto mixed = ParseShadowMessage(
+      R"({"type":"get","payload":{"state":{"reported":{"s":"a\"b","f":1.5,"b":true,"n":null,)"
+      R"("l":[1,"x"]}},"version":2}})");
+  ASSERT_TRUE(mixed.ok()) << mixed.status();
+  EXPECT_EQ(mixed->payload_json,
+            R"({"state":{"reported":{"b":true,"f":1.5,"l":[1,"x"],"n":null,"s":"a\"b"}},)"
+            R"("version":2})");
   EXPECT_EQ(ParseShadowMessage("[]").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ParseShadowMessage(R"({"result":0})").status().code(),
             absl::StatusCode::kInvalidArgument);

@@ -21,12 +21,13 @@
 #include "tools/cli/flags.h"
 #include "tools/cli/fleet.h"
 #include "tools/cli/metrics.h"
+#include "tools/cli/shadow_command.h"
 
 namespace hublink {
 namespace cli {
 namespace {
 
-constexpr const char* kCommands[] = {"pub", "sub", "sign", "plugins", "fleet"};
+constexpr const char* kCommands[] = {"pub", "sub", "sign", "plugins", "fleet", "shadow"};
 
 struct CommandFlags {
   ConnectionFlags connection;
@@ -445,6 +446,7 @@ absl::string_view Summary(absl::string_view command) {
   if (command == "sub") return "print \"topic payload\" for each message on --topic (repeatable)";
   if (command == "sign") return "print the client id, username and password a device would send";
   if (command == "fleet") return "many clients at once: connect, publish, summarize";
+  if (command == "shadow") return "get|update|delete a Tencent device's shadow (JSON on stdout)";
   return "list the registered plugins";
 }
 
@@ -493,7 +495,8 @@ void RegisterFlags(absl::string_view command, CommandFlags& flags, FlagParser& p
 
 std::string Usage() {
   std::string usage =
-      "usage: hublink pub|sub|sign|plugins|fleet [flags]   (hublink COMMAND --help: its flags)\n";
+      "usage: hublink pub|sub|sign|plugins|fleet|shadow [flags]   (hublink COMMAND --help: its "
+      "flags)\n";
   for (const char* command : kCommands) {
     std::string padded(command);
     padded.resize(9, ' ');
@@ -521,6 +524,8 @@ int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ost
   }
   if (command == "fleet")
     return RunFleet({args.begin() + 1, args.end()}, out, err, register_plugins);
+  if (command == "shadow")
+    return RunShadow({args.begin() + 1, args.end()}, out, err, register_plugins);
   CommandFlags flags;
   FlagParser parser;
   RegisterFlags(command, flags, parser);

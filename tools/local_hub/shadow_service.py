@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""The local hub's device shadow: a document store with versions and deltas, like IoT Hub's.
+
+Runs beside mosquitto (local_hub.sh start starts it, stop ends it), connected as the console account: it
+subscribes to every device's $shadow/operation/<pid>/<dn> and answers on $shadow/operation/result/<pid>/<dn>.
+
+  get     -> {"type":"get","result":0,"timestamp":s,"clientToken":..,"payload":{"state":{"reported":{..},
+             "desired":{..},"delta":{..}},"version":N,"timestamp":s}} (desired/delta only when not empty)
+  update  -> "state": {"reported": {..}, "desired": {..}} merged key by key (a null value removes the key, a
+             null "reported"/"desired" clears that part); "version": N > 0 must equal the document's version,
+             otherwise result 5005 with payload {"version": <current>} and nothing changes; 0 skips the check.
+             Each applied update adds 1 to the version. Reply: the same envelope with the whole state.
+  delete  -> the document is emptied (version still grows).
+  A change of "desired" that leaves a difference with "reported" pushes
+             {"type":"delta","timestamp":s,"payload":{"state":{<desired keys that differ>},"version":N}}.
+
+The console changes a desired state the same way (local_hub.sh shadow-desire PID DN JSON publishes an update
+with "state": {"desired": JSON}); the hub's answer goes to the device's result topic under a clientToken the
+device does not know, which a device ignores. Documents live in memory only, for the hub's lifetime.
+Result 5005 for a version conflict is this emulation's choice: the code IoT Hub uses is not documented.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import paho.mqtt.client as mqtt
+
+VERSION_CONFLICT = 5005
+BAD_REQUEST = 5001
+
+
+class Document:
+    def __init__(self):
+        self.reported = {}
+        self.desired = {}
+        self.version = 0
+        self.timestamp = 0
+
+    def delta(self):
+        return {k: v for k, v in self.desired.items() if self.reported.get(k) != v}
+
+    def state(self):
+        state = {"reported": self.reported}
+        if self.desired:
+            state["desired"] = self.desired
+        delta = self.delta()
+        if delta:
+            state["delta"] = delta
+        return state
+
+    def payload(self):
+        return {"state": self.state(), "version": self.version, "timestamp": self.timestamp}
+
+
+def merge(target, change):
+    """Applies one part of an update ("reported" or "desired"); returns the new dict."""
+    if change is None:
+        return {}
+    merged = dict(target)
+    for key, value in change.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+class ShadowService:
+    def __init__(self, args):
+        self.args = args
+        self.documents = {}
+        self.client = mqtt.Client(client_id="hub-shadow-service", clean_session=True, protocol=mqtt.MQTTv311)
+        self.client.username_pw_set(args.username, args.password)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+        self.subscribed = False
+
+    def _on_connect(self, client, userdata, flags, rc):
+        if rc != 0:
+            print(f"shadow service: CONNECT refused ({mqtt.connack_string(rc)})", file=sys.stderr, flush=True)
+            return
+        # After every (re)connect: the subscription is not kept across a clean session.
+        client.subscribe("$shadow/operation/+/+", qos=0)
+
+    def _on_subscribe(self, client, userdata, mid, granted):
+        if not self.subscribed and self.args.ready_file:
+            with open(self.args.ready_file, "w") as f:
+                f.write("ready\n")
+        self.subscribed = True
+
+    def _reply(self, pid, dn, body):
+        self.client.publish(f"$shadow/operation/result/{pid}/{dn}", json.dumps(body, separators=(",", ":")), qos=0)
+
+    def _on_message(self, client, userdata, msg):
+        parts = msg.topic.split("/")
+        if len(parts) != 4:
+            return
+        pid, dn = parts[2], parts[3]
+        try:
+            request = json.loads(msg.payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            print(f"shadow service: {msg.topic}: not JSON; ignored", file=sys.stderr, flush=True)
+            return
+        if not isinstance(request, dict):
+            return
+        kind = request.get("type")
+        token = request.get("clientToken", "")
+        now = int(time.time())
+        doc = self.documents.setdefault((pid, dn), Document())
+        reply = {"type": kind, "result": 0, "timestamp": now, "clientToken": token}
+        if kind == "get":
+            reply["payload"] = doc.payload()
+        elif kind == "delete":
+            doc.reported, doc.desired = {}, {}
+            doc.version += 1
+            doc.timestamp = now
+            reply["payload"] = {"version": doc.version}
+        elif kind == "update":
+            state = request.get("state")
+            version = request.get("version", 0)
+            if not isinstance(state, dict) or not isinstance(version, int):
+                reply["result"] = BAD_REQUEST
+            elif version > 0 and version != doc.version:
+                reply["result"] = VERSION_CONFLICT
+                reply["payload"] = {"version": doc.version}
+            else:
+                if "reported" in state:
+                    doc.reported = merge(doc.reported, state["reported"])
+                if "desired" in state:
+                    doc.desired = merge(doc.desired, state["desired"])
+                doc.version += 1
+                doc.timestamp = now
+                reply["payload"] = doc.payload()
+                delta = doc.delta()
+                if "desired" in state and state["desired"] is not None and delta:
+                    self._reply(pid, dn, {"type": "delta", "timestamp": now,
+                                          "payload": {"state": delta, "version": doc.version}})
+        else:
+            return  # not a shadow operation
+        self._reply(pid, dn, reply)
+        print(f"shadow service: {pid}/{dn} {kind} -> result {reply['result']}, version {doc.version}", flush=True)
+
+    def run(self):
+        self.client.connect(self.args.host, self.args.port, keepalive=60)
+        # Bounded by the hub's life: exit when the broker process we serve is gone.
+        while self.args.hub_pid == 0 or os.path.exists(f"/proc/{self.args.hub_pid}"):
+            rc = self.client.loop(timeout=0.2)
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                time.sleep(0.2)
+                try:
+                    self.client.reconnect()
+                except OSError:
+                    pass
+        return 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--username", required=True)
+    parser.add_argument("--password-file", required=True)
+    parser.add_argument("--hub-pid", type=int, default=0, help="exit once this process (mosquitto) is gone")
+    parser.add_argument("--ready-file", help="written once the subscription is granted")
+    args = parser.parse_args()
+    with open(args.password_file) as f:
+        args.password = f.read().strip()
+    return ShadowService(args).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

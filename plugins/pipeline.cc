@@ -492,6 +492,66 @@ absl::StatusOr<std::unique_ptr<ResolvedPipeline>> ResolvedPipeline::Resolve(
   return resolved;
 }
 
+std::vector<absl::Status> ValidatePipeline(const Pipeline& config, const Registry& registry) {
+  std::vector<absl::Status> problems;
+  auto note = [&problems](const absl::Status& status) {
+    if (!status.ok()) problems.push_back(status);
+  };
+  // Resolve's checks, each on its own: a stack with a bad layer still has its other layers and
+  // its order checked.
+  auto check_stack = [&](const Endpoint& endpoint,
+                         const pb::RepeatedPtrField<PluginConfig>& transports,
+                         const std::string& prefix) {
+    note(ValidateEndpoint(endpoint, absl::StrCat(prefix, "endpoint")));
+    if (transports.empty()) {
+      note(absl::InvalidArgumentError(
+          absl::StrCat(prefix,
+                       "transports is missing; a stack needs at least a base transport such as "
+                       "\"tcp\"")));
+    }
+    for (int i = 0; i < transports.size(); ++i) {
+      std::string field = absl::StrCat(prefix, "transports[", i, "]");
+      const TransportFactory* factory = nullptr;
+      auto layer = ConfigurePlugin<ConfiguredTransport>(
+          transports[i], field, &Registry::FindTransport, registry, &factory);
+      if (!layer.ok()) {
+        note(layer.status());
+        continue;
+      }
+      bool is_base = factory->kind() == TransportFactory::Kind::kBase;
+      if (i == 0 && !is_base) {
+        note(absl::InvalidArgumentError(absl::StrCat(
+            field, " (\"", factory->name(),
+            "\"): the first transport must be a base transport that owns the socket (such as "
+            "\"tcp\"); \"",
+            factory->name(), "\" wraps another transport")));
+      }
+      if (i > 0 && is_base) {
+        note(absl::InvalidArgumentError(
+            absl::StrCat(field, " (\"", factory->name(),
+                         "\"): only the first transport may be a base transport; \"",
+                         factory->name(), "\" opens its own socket")));
+      }
+    }
+  };
+  check_stack(config.endpoint(), config.transports(), "");
+  for (int i = 0; i < config.alternatives_size(); ++i) {
+    check_stack(config.alternatives(i).endpoint(), config.alternatives(i).transports(),
+                absl::StrCat("alternatives[", i, "]."));
+  }
+  note(ValidatePolicy(config.policy()));
+  if (config.has_protocol()) {
+    note(ConfigurePlugin<ConfiguredProtocol>(config.protocol(), "protocol", &Registry::FindProtocol,
+                                             registry)
+             .status());
+  }
+  if (config.has_signer()) {
+    note(ConfigurePlugin<Signer>(config.signer(), "signer", &Registry::FindSigner, registry)
+             .status());
+  }
+  return problems;
+}
+
 const Endpoint& ResolvedPipeline::stack_endpoint(int index) const {
   return stacks_.at(index).endpoint;
 }

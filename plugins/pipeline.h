@@ -129,6 +129,12 @@ class ResolvedPipeline {
   std::unique_ptr<Signer> signer_;
 };
 
+// Every problem Resolve would report, where Resolve stops at the first: each stack, plugin and the
+// policy are checked on their own (`hublink check` lists them all). Each message starts with the
+// field path, as Resolve's do ("transports[1] (\"tls\"): tls: ca_file: ..."), without the source.
+// Empty when Resolve would succeed.
+std::vector<absl::Status> ValidatePipeline(const Pipeline& config, const Registry& registry);
+
 // ReadPipelineFile + Resolve, with the file's path in every error.
 absl::StatusOr<std::unique_ptr<ResolvedPipeline>> LoadPipelineFile(const std::string& path,
                                                                    const Registry& registry);

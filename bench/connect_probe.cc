@@ -275,7 +275,8 @@ int Flood(const Flags& flags) {
       .Add("msgs_per_s", seconds > 0 ? received / seconds : 0.0)
       .Add("mb_per_s", seconds > 0 ? received * static_cast<double>(size) / seconds / 1e6 : 0.0)
       .Add("broker_cpu_pct",
-           100.0 * absl::ToDoubleSeconds(broker_cpu) / absl::ToDoubleSeconds(end - start));
+           100.0 * absl::ToDoubleSeconds(broker_cpu) / absl::ToDoubleSeconds(end - start))
+      .Add("broker_cpu_s", absl::ToDoubleSeconds(broker_cpu));
   result.Print();
   return received > 0 ? 0 : 2;
 }

@@ -197,6 +197,7 @@ int Throughput(const Flags& flags, ConnectionFactory& factory) {
       .Add("rss_kib", PeakRssKib())
       .Add("broker_cpu_pct",
            100.0 * absl::ToDoubleSeconds(broker_cpu) / absl::ToDoubleSeconds(end - start))
+      .Add("broker_cpu_s", absl::ToDoubleSeconds(broker_cpu))
       .Add("stalled", static_cast<int64_t>(received < count));
   pub->Disconnect();
   sub->Disconnect();

@@ -369,7 +369,8 @@ absl::Status WriteDeviceInfoFile(const DynregResult& result, const std::string& 
 }
 
 absl::StatusOr<DynregResult> RegisterDevice(DynregParams params, absl::string_view region,
-                                            http::HttpClient& client, absl::Time deadline) {
+                                            http::HttpClient& client, absl::Time deadline,
+                                            ConnectContext::StageObserver observer) {
   if (params.timestamp == 0) params.timestamp = absl::ToUnixSeconds(absl::Now());
   while (params.nonce == 0) {
     RAND_bytes(reinterpret_cast<uint8_t*>(&params.nonce), sizeof(params.nonce));
@@ -378,6 +379,7 @@ absl::StatusOr<DynregResult> RegisterDevice(DynregParams params, absl::string_vi
   HUBLINK_ASSIGN_OR_RETURN(http::Request request, BuildDynregRequest(params));
   http::FetchOptions options;
   options.deadline = deadline;
+  options.stage_observer = std::move(observer);
   HUBLINK_ASSIGN_OR_RETURN(http::Response response, client.Fetch(std::move(request), options));
   return ParseDynregResponse(response, params, region);
 }

@@ -88,8 +88,10 @@ std::string DeviceInfoJson(const DeviceInfo& device);
 
 // Signs `params` (timestamp and nonce filled in when 0) and sends the request with `client`,
 // whose pipeline reaches the registration host. The whole exchange ends by `deadline`.
-absl::StatusOr<DynregResult> RegisterDevice(DynregParams params, absl::string_view region,
-                                            http::HttpClient& client, absl::Time deadline);
+// `observer`, when set, sees each connection milestone (for -v).
+absl::StatusOr<DynregResult> RegisterDevice(
+    DynregParams params, absl::string_view region, http::HttpClient& client, absl::Time deadline,
+    ConnectContext::StageObserver observer = ConnectContext::StageObserver());
 
 }  // namespace tencent
 }  // namespace hublink

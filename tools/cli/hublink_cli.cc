@@ -21,13 +21,15 @@
 #include "tools/cli/flags.h"
 #include "tools/cli/fleet.h"
 #include "tools/cli/metrics.h"
+#include "tools/cli/register_command.h"
 #include "tools/cli/shadow_command.h"
 
 namespace hublink {
 namespace cli {
 namespace {
 
-constexpr const char* kCommands[] = {"pub", "sub", "sign", "plugins", "fleet", "shadow"};
+constexpr const char* kCommands[] = {"pub",   "sub",    "sign",    "plugins",
+                                     "fleet", "shadow", "register"};
 
 struct CommandFlags {
   ConnectionFlags connection;
@@ -447,6 +449,7 @@ absl::string_view Summary(absl::string_view command) {
   if (command == "sign") return "print the client id, username and password a device would send";
   if (command == "fleet") return "many clients at once: connect, publish, summarize";
   if (command == "shadow") return "get|update|delete a Tencent device's shadow (JSON on stdout)";
+  if (command == "register") return "Tencent dynamic registration: write device_info.json";
   return "list the registered plugins";
 }
 
@@ -495,8 +498,8 @@ void RegisterFlags(absl::string_view command, CommandFlags& flags, FlagParser& p
 
 std::string Usage() {
   std::string usage =
-      "usage: hublink pub|sub|sign|plugins|fleet|shadow [flags]   (hublink COMMAND --help: its "
-      "flags)\n";
+      "usage: hublink pub|sub|sign|plugins|fleet|shadow|register [flags]   "
+      "(hublink COMMAND --help: its flags)\n";
   for (const char* command : kCommands) {
     std::string padded(command);
     padded.resize(9, ' ');
@@ -522,6 +525,8 @@ int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ost
     err << "hublink: unknown command \"" << command << "\"\n" << Usage();
     return 2;
   }
+  if (command == "register")
+    return RunRegister({args.begin() + 1, args.end()}, out, err, register_plugins);
   if (command == "fleet")
     return RunFleet({args.begin() + 1, args.end()}, out, err, register_plugins);
   if (command == "shadow")

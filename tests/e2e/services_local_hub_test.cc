@@ -1,0 +1,213 @@
+// Issue 16, end to end against the local hub (real mosquitto + the IoT Hub plugin): a KEY device
+// built by the Tencent profile serves RRPC and listens for broadcasts while the hub's console
+// account plays the cloud: it sends an RRPC request on $rrpc/rxd/<pid>/<dn>/<processId> and must
+// get the device's answer on $rrpc/txd/<pid>/<dn>/<processId>; it broadcasts on
+// $broadcast/rxd/<pid>/<dn> and the device must get it. The profile refuses QoS 2 and retain before
+// they reach the hub, and the connection stays up.
+//   args: local_hub.sh hub_plugin.so
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "plugins/builtin.h"
+#include "profiles/tencent/rrpc.h"
+#include "protocols/mqtt/client.h"
+#include "tests/test_util.h"
+#include "tools/cli/connection_flags.h"
+
+namespace hublink {
+namespace {
+
+using ::hublink::testing::ReadFile;
+using ::hublink::testing::RunCommand;
+
+std::string g_hub_script, g_plugin;  // from argv
+
+constexpr char kProduct[] = "SERVICES01";
+constexpr char kDevice[] = "lamp";
+
+// Polls `done` every 10 ms, at most `timeout`.
+bool WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
+
+absl::Status Await(std::future<absl::Status> future, const char* what) {
+  if (future.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    return absl::DeadlineExceededError(absl::StrCat(what, ": nothing within 10 s"));
+  }
+  return future.get();
+}
+
+class LocalHub {
+ public:
+  ~LocalHub() {
+    if (started_) (void)RunCommand(base_ + " stop >/dev/null 2>&1");
+  }
+  absl::Status Start() {
+    dir_ = absl::StrCat(testing::TempDir(), "/services_hub");
+    int ports[3];
+    for (int& port : ports) {
+      absl::StatusOr<int> free = testing::PickFreePort();
+      if (!free.ok()) return free.status();
+      port = *free;
+    }
+    mqtt_port_ = ports[0];
+    base_ = absl::StrCat(g_hub_script, " --dir ", dir_, " --plugin ", g_plugin, " --mqtt-port ",
+                         ports[0], " --ws-port ", ports[1], " --wss-port ", ports[2]);
+    absl::StatusOr<std::string> started = RunCommand(base_ + " start 2>&1");
+    if (!started.ok()) return started.status();
+    started_ = true;
+    absl::StatusOr<std::string> registered =
+        RunCommand(absl::StrCat(base_, " register-key ", kProduct, " ", kDevice, " 2>&1"));
+    if (!registered.ok()) return registered.status();
+    absl::StatusOr<std::string> password = ReadFile(dir_ + "/console.password");
+    if (!password.ok()) return password.status();
+    console_password_ = std::string(absl::StripTrailingAsciiWhitespace(*password));
+    return absl::OkStatus();
+  }
+  std::string device_info() const {
+    return absl::StrCat(dir_, "/devices/", kProduct, "_", kDevice, "/device_info.json");
+  }
+  int mqtt_port() const { return mqtt_port_; }
+  const std::string& console_password() const { return console_password_; }
+
+ private:
+  std::string dir_, base_, console_password_;
+  int mqtt_port_ = 0;
+  bool started_ = false;
+};
+
+absl::StatusOr<std::unique_ptr<Client>> MakeClient(const cli::ConnectionFlags& flags) {
+  absl::StatusOr<Pipeline> pipeline = cli::BuildPipeline(flags, nullptr, &BuiltinRegistry());
+  if (!pipeline.ok()) return pipeline.status();
+  return Client::Create(*pipeline, BuiltinRegistry(), Client::Options(), "test");
+}
+
+// Messages a handler collected on the loop thread.
+struct Inbox {
+  std::mutex mutex;
+  std::vector<std::pair<std::string, std::string>> messages;
+  void Add(absl::string_view topic, absl::string_view payload) {
+    std::lock_guard<std::mutex> lock(mutex);
+    messages.emplace_back(std::string(topic), std::string(payload));
+  }
+  size_t size() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return messages.size();
+  }
+  std::pair<std::string, std::string> at(size_t i) {
+    std::lock_guard<std::mutex> lock(mutex);
+    return messages.at(i);
+  }
+};
+
+TEST(ServicesLocalHubTest, RrpcBroadcastAndRefusalsAgainstTheLocalHub) {
+  LocalHub hub;
+  absl::Status started = hub.Start();
+  ASSERT_TRUE(started.ok()) << started;
+
+  cli::ConnectionFlags device_flags;
+  device_flags.device_info = hub.device_info();
+  device_flags.transport = "tcp";
+  device_flags.host = "127.0.0.1";
+  device_flags.port = hub.mqtt_port();
+  device_flags.no_proxy = true;
+  cli::ConnectionFlags console_flags;
+  console_flags.host = "127.0.0.1";
+  console_flags.port = hub.mqtt_port();
+  console_flags.client_id = "console-services-e2e";
+  console_flags.username = "console";
+  console_flags.password = hub.console_password();
+  console_flags.no_proxy = true;
+
+  Inbox requests, broadcasts, answers;  // before the clients, whose handlers use them
+  absl::StatusOr<std::unique_ptr<Client>> device = MakeClient(device_flags);
+  ASSERT_TRUE(device.ok()) << device.status();
+  absl::StatusOr<std::unique_ptr<Client>> console = MakeClient(console_flags);
+  ASSERT_TRUE(console.ok()) << console.status();
+
+  std::promise<absl::Status> rrpc_subscribed, broadcast_subscribed;
+  tencent::ServeRrpc(
+      **device, kProduct, kDevice,
+      [&requests](const tencent::RrpcRequest& request, tencent::RrpcResponder respond) {
+        requests.Add(request.process_id, request.payload);
+        respond.Reply(absl::StrCat("{\"echo\":", request.payload, "}"));
+      },
+      [&rrpc_subscribed](const absl::Status& s) { rrpc_subscribed.set_value(s); });
+  tencent::SubscribeBroadcast(
+      **device, kProduct, kDevice,
+      [&broadcasts](absl::string_view payload) { broadcasts.Add("", payload); },
+      [&broadcast_subscribed](const absl::Status& s) { broadcast_subscribed.set_value(s); });
+  (*device)->Connect();
+  (*console)->Connect();
+  std::future<absl::Status> console_subscribed = (*console)->Subscribe(
+      absl::StrCat("$rrpc/txd/", kProduct, "/", kDevice, "/+"), 0,
+      [&answers](const mqtt::Message& m) { answers.Add(m.topic, m.payload); });
+  ASSERT_TRUE(Await(rrpc_subscribed.get_future(), "device SUBACK for $rrpc/rxd").ok());
+  ASSERT_TRUE(Await(broadcast_subscribed.get_future(), "device SUBACK for $broadcast").ok());
+  ASSERT_TRUE(Await(std::move(console_subscribed), "console SUBACK for $rrpc/txd").ok());
+
+  // The cloud calls the device: request on rxd/<processId>, answer on txd/<processId>.
+  const std::string request_topic = absl::StrCat("$rrpc/rxd/", kProduct, "/", kDevice, "/1001");
+  ASSERT_TRUE(
+      Await((*console)->Publish(request_topic, R"({"cmd":"ping"})", 1), "console request").ok());
+  ASSERT_TRUE(WaitFor([&] { return answers.size() >= 1; }, absl::Seconds(10)))
+      << "no RRPC answer on $rrpc/txd";
+  EXPECT_EQ(answers.at(0).first, absl::StrCat("$rrpc/txd/", kProduct, "/", kDevice, "/1001"));
+  EXPECT_EQ(answers.at(0).second, R"({"echo":{"cmd":"ping"}})");
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests.at(0).first, "1001");
+
+  // A product broadcast reaches the device.
+  ASSERT_TRUE(Await((*console)->Publish(absl::StrCat("$broadcast/rxd/", kProduct, "/", kDevice),
+                                        "firmware 2.0 tonight", 1),
+                    "console broadcast")
+                  .ok());
+  ASSERT_TRUE(WaitFor([&] { return broadcasts.size() >= 1; }, absl::Seconds(10))) << "no broadcast";
+  EXPECT_EQ(broadcasts.at(0).second, "firmware 2.0 tonight");
+
+  // What the hub does not support is refused with a message that says so; the link stays up.
+  const std::string data = absl::StrCat(kProduct, "/", kDevice, "/data");
+  absl::Status qos2 = Await((*device)->Publish(data, "x", 2), "QoS 2 publish");
+  EXPECT_EQ(qos2.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(qos2.message(),
+            "mqtt: the broker (Tencent IoT Hub) does not support QoS 2; use QoS 1 or lower");
+  absl::Status retained = Await((*device)->Publish(data, "x", 1, true), "retained publish");
+  EXPECT_EQ(retained.message(),
+            "mqtt: the broker (Tencent IoT Hub) does not support retained messages");
+  EXPECT_TRUE(Await((*device)->Publish(data, "x", 1), "QoS 1 publish").ok());
+  EXPECT_TRUE((*device)->connected());
+
+  (*device)->Disconnect().wait_for(std::chrono::seconds(5));
+  (*console)->Disconnect().wait_for(std::chrono::seconds(5));
+}
+
+}  // namespace
+}  // namespace hublink
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: services_local_hub_test LOCAL_HUB_SH HUB_PLUGIN_SO\n");
+    return 2;
+  }
+  hublink::g_hub_script = argv[1];
+  hublink::g_plugin = argv[2];
+  return RUN_ALL_TESTS();
+}

@@ -162,6 +162,10 @@ absl::Status ResponseParser::OnHeadersDone() {
     state_ = State::kStatusLine;
     return absl::OkStatus();
   }
+  if (on_headers_) {
+    absl::Status status = on_headers_(response_);
+    if (!status.ok()) return status;
+  }
   if (head_request_ || code == 204 || code == 304) {
     state_ = State::kDone;
     return absl::OkStatus();

@@ -67,6 +67,10 @@ class ResponseParser {
   explicit ResponseParser(ParserLimits limits = ParserLimits(), bool head_request = false);
 
   void set_body_sink(BodySink sink) { sink_ = std::move(sink); }
+  // Called once the final (non-1xx) response's headers are parsed, before any body: a download
+  // checks the status and Content-Range here. A non-OK return fails Feed() with that status.
+  using HeadersCallback = std::function<absl::Status(const Response& response)>;
+  void set_headers_callback(HeadersCallback callback) { on_headers_ = std::move(callback); }
 
   // Consumes `bytes`. Returns true once the response is complete (bytes after it are kept for
   // TakeLeftover()), false while more are needed, or the first error (kDataLoss for malformed input,
@@ -109,6 +113,7 @@ class ResponseParser {
   const ParserLimits limits_;
   const bool head_request_;
   BodySink sink_;
+  HeadersCallback on_headers_;
   State state_ = State::kStatusLine;
   absl::Status error_;
   std::string buffer_;  // unconsumed input

@@ -1,6 +1,7 @@
 #include "protocols/http/codec.h"
 
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -140,6 +141,25 @@ TEST(ResponseParser, SinkGetsBodyPiecesAfterHeaders) {
   EXPECT_EQ(got, "abcdef");
   EXPECT_EQ(parser.response().body, "");
   EXPECT_EQ(parser.body_bytes(), 6u);
+}
+
+TEST(ResponseParser, HeadersCallbackSeesTheFinalResponseOnly) {
+  ResponseParser parser;
+  std::vector<int> seen;
+  parser.set_headers_callback([&](const Response& response) {
+    seen.push_back(response.status_code);
+    return response.status_code == 206 ? absl::OkStatus()
+                                       : absl::FailedPreconditionError("want 206");
+  });
+  ASSERT_TRUE(
+      parser.Feed("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 206 P\r\nContent-Length: 1\r\n\r\nx")
+          .ok());
+  EXPECT_EQ(seen, std::vector<int>{206});
+  ResponseParser refused;
+  refused.set_headers_callback(
+      [](const Response&) { return absl::FailedPreconditionError("want 206"); });
+  EXPECT_EQ(refused.Feed("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx").status().code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(ResponseParser, SinkErrorStopsTheParser) {

@@ -91,8 +91,9 @@ absl::StatusOr<Response> HttpClient::Fetch(Request request, const FetchOptions& 
     return absl::InvalidArgumentError("http: the pipeline's protocol is not the http plugin");
   }
   absl::optional<absl::StatusOr<Response>> result;
-  exchange->Start(std::move(request), options.body_sink,
-                  [&result](absl::StatusOr<Response> r) { result = std::move(r); });
+  exchange->Start(
+      std::move(request), options.body_sink,
+      [&result](absl::StatusOr<Response> r) { result = std::move(r); }, options.on_headers);
 
   // Declared in this order so that the transports go first, then the link, then the context.
   ConnectContext context(*loop_, endpoint.host(), endpoint.port());

@@ -36,6 +36,8 @@ struct FetchOptions {
   absl::Time deadline = absl::InfiniteFuture();
   // Receives the body as it arrives instead of Response::body (see ResponseParser::BodySink).
   ResponseParser::BodySink body_sink;
+  // Sees the final response's headers before any body (see ResponseParser::set_headers_callback).
+  ResponseParser::HeadersCallback on_headers;
   // Called at each handshake milestone of the connection ("tcp", "tls", "http"), for -v logs.
   ConnectContext::StageObserver stage_observer;
 };

@@ -11,11 +11,13 @@
 namespace hublink {
 namespace http {
 
-void HttpExchange::Start(Request request, ResponseParser::BodySink sink, Done done) {
+void HttpExchange::Start(Request request, ResponseParser::BodySink sink, Done done,
+                         ResponseParser::HeadersCallback on_headers) {
   request_ = std::move(request);
   done_ = std::move(done);
   parser_ = std::make_unique<ResponseParser>(options_.limits, request_.method == "HEAD");
   if (sink) parser_->set_body_sink(std::move(sink));
+  if (on_headers) parser_->set_headers_callback(std::move(on_headers));
 }
 
 void HttpExchange::OnLinkOpen(ProtocolLink& link) {

@@ -40,8 +40,9 @@ class HttpExchange : public Protocol {
 
   // The one request of this exchange. `done` runs once, on the loop thread, with the response (any
   // status code: 404 is a response, not an error) or why there is none. `sink`, when set, receives
-  // the body as it arrives (see ResponseParser::set_body_sink).
-  void Start(Request request, ResponseParser::BodySink sink, Done done);
+  // the body as it arrives (see ResponseParser::set_body_sink); `on_headers` sees the headers first.
+  void Start(Request request, ResponseParser::BodySink sink, Done done,
+             ResponseParser::HeadersCallback on_headers = nullptr);
   bool finished() const { return finished_; }
 
   void OnLinkOpen(ProtocolLink& link) override;

@@ -22,9 +22,9 @@
 // versions. The host calls it twice: with a null `builder` to learn the library's ABI and judge it
 // by its own rules (an older library's check may be laxer), then with the builder.
 //
-// A C signature with an opaque pointer keeps the symbol name free of C++ mangling, so a library from
-// another compiler or another hublink release is still found and asked, instead of crashing on a
-// builder whose layout it does not know.
+// A C signature with an opaque pointer keeps the symbol name free of C++ mangling, so a library
+// from another compiler or another hublink release is still found and asked, instead of crashing
+// on a builder whose layout it does not know.
 //
 // Why the standard library is in the descriptor: factories cross the boundary as C++ objects
 // (std::unique_ptr, std::string, absl::Status, google::protobuf::Message), so the library must use

@@ -6,6 +6,7 @@
 #include <iterator>
 #include <memory>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
@@ -17,6 +18,7 @@
 #include "plugins/status_macros.h"
 #include "protocols/mqtt/client.h"
 #include "protocols/mqtt/mqtt.pb.h"
+#include "tools/cli/config_info.h"
 #include "tools/cli/connection_flags.h"
 #include "tools/cli/flags.h"
 #include "tools/cli/fleet.h"
@@ -28,8 +30,8 @@ namespace hublink {
 namespace cli {
 namespace {
 
-constexpr const char* kCommands[] = {"pub",   "sub",    "sign",    "plugins",
-                                     "fleet", "shadow", "register"};
+constexpr const char* kCommands[] = {"pub",   "sub",   "sign",   "plugins",
+                                     "check", "fleet", "shadow", "register"};
 
 struct CommandFlags {
   ConnectionFlags connection;
@@ -48,6 +50,7 @@ struct CommandFlags {
   bool verbose = false;  // pub, sub: every layer's milestones and a timing line per attempt
   int metrics_port = 0;  // sub: serve Prometheus metrics on 127.0.0.1:PORT
   std::vector<std::string> plugin_paths;  // every command: --plugin=PATH shared objects
+  std::string describe;                   // plugins: one plugin's config, field by field
 };
 
 // The shared objects to load: the pipeline file's plugin_libraries, then --plugin flags.
@@ -450,7 +453,8 @@ absl::string_view Summary(absl::string_view command) {
   if (command == "fleet") return "many clients at once: connect, publish, summarize";
   if (command == "shadow") return "get|update|delete a Tencent device's shadow (JSON on stdout)";
   if (command == "register") return "Tencent dynamic registration: write device_info.json";
-  return "list the registered plugins";
+  if (command == "check") return "validate a pipeline file without connecting: hublink check FILE";
+  return "list the registered plugins (--describe=NAME: one plugin's config, field by field)";
 }
 
 // Each command takes the flags it uses and no others, so `--help` lists only those and a flag
@@ -459,7 +463,13 @@ void RegisterFlags(absl::string_view command, CommandFlags& flags, FlagParser& p
   parser.AddList("plugin", &flags.plugin_paths,
                  "load plugins from this shared object (repeatable; see "
                  "docs/plugin-authoring.md)");
-  if (command == "plugins") return;
+  if (command == "check") return;
+  if (command == "plugins") {
+    parser.AddString("describe", &flags.describe,
+                     "print NAME's kind, config message, and every field with its type, default "
+                     "and comment");
+    return;
+  }
   flags.connection.Register(parser);
   if (command == "pub" || command == "sub") {
     parser.AddList(
@@ -508,6 +518,56 @@ std::string Usage() {
   return usage;
 }
 
+// --plugin=PATH (or --plugin PATH) for the commands that parse their own flags: taken out of
+// `args`, loaded and checked here, and handed to the command inside its registration callback.
+absl::StatusOr<std::function<void(Registry::Builder&)>> TakePluginFlags(
+    std::vector<std::string>& args,
+    const std::function<void(Registry::Builder&)>& register_plugins) {
+  std::vector<PluginLibrary> libraries;
+  std::vector<std::string> kept;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--") {
+      kept.insert(kept.end(), args.begin() + i, args.end());
+      break;
+    }
+    if (absl::StartsWith(args[i], "--plugin=")) {
+      libraries.push_back(PluginLibraryFromPath(args[i].substr(9)));
+    } else if (args[i] == "--plugin" && i + 1 < args.size()) {
+      libraries.push_back(PluginLibraryFromPath(args[++i]));
+    } else {
+      kept.push_back(args[i]);
+    }
+  }
+  args = std::move(kept);
+  if (libraries.empty()) return register_plugins;
+  // Loads them, and reports a bad library or a clash now, while the error can still be returned.
+  HUBLINK_RETURN_IF_ERROR(MakeRegistry(register_plugins, libraries).status());
+  return [register_plugins, libraries](Registry::Builder& builder) {
+    if (register_plugins) register_plugins(builder);
+    // Loaded and checked above; registering again into another builder cannot fail differently.
+    for (const PluginLibrary& library : libraries) {
+      RegisterPluginLibrary(library, builder).IgnoreError();
+    }
+  };
+}
+
+int Check(const CommandFlags& flags, const std::vector<std::string>& positional,
+          const std::function<void(Registry::Builder&)>& register_plugins, std::ostream& out,
+          std::ostream& err) {
+  if (positional.size() != 1) {
+    err << "hublink check: give one pipeline file: hublink check [--plugin=PATH] FILE\n";
+    return 2;
+  }
+  absl::StatusOr<std::vector<PluginLibrary>> libraries = PluginLibraries(flags, positional[0]);
+  if (!libraries.ok()) return Fail(err, "check", libraries.status());
+  absl::StatusOr<Registry> registry = MakeRegistry(register_plugins, *libraries);
+  if (!registry.ok()) {
+    err << positional[0] << ": " << registry.status().message() << "\n";
+    return 1;
+  }
+  return CheckPipelineFile(positional[0], *registry, out, err);
+}
+
 }  // namespace
 
 int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -525,12 +585,15 @@ int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ost
     err << "hublink: unknown command \"" << command << "\"\n" << Usage();
     return 2;
   }
-  if (command == "register")
-    return RunRegister({args.begin() + 1, args.end()}, out, err, register_plugins);
-  if (command == "fleet")
-    return RunFleet({args.begin() + 1, args.end()}, out, err, register_plugins);
-  if (command == "shadow")
-    return RunShadow({args.begin() + 1, args.end()}, out, err, register_plugins);
+  if (command == "register" || command == "fleet" || command == "shadow") {
+    std::vector<std::string> own(args.begin() + 1, args.end());
+    absl::StatusOr<std::function<void(Registry::Builder&)>> with_libraries =
+        TakePluginFlags(own, register_plugins);
+    if (!with_libraries.ok()) return Fail(err, command, with_libraries.status());
+    if (command == "register") return RunRegister(own, out, err, *with_libraries);
+    if (command == "fleet") return RunFleet(own, out, err, *with_libraries);
+    if (command == "shadow") return RunShadow(own, out, err, *with_libraries);
+  }
   CommandFlags flags;
   FlagParser parser;
   RegisterFlags(command, flags, parser);
@@ -553,6 +616,9 @@ int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ost
   }
   std::vector<std::string> positional;
   absl::Status parsed = parser.Parse(rest, &positional);
+  if (command == "check" && parsed.ok()) {
+    return Check(flags, positional, register_plugins, out, err);
+  }
   if (!parsed.ok() || !positional.empty()) {
     err << "hublink " << command << ": "
         << (parsed.ok() ? absl::StrCat("unexpected argument \"", positional[0], "\"")
@@ -569,6 +635,10 @@ int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ost
   if (!libraries.ok()) return Fail(err, command, libraries.status());
   absl::StatusOr<Registry> registry = MakeRegistry(register_plugins, *libraries);
   if (!registry.ok()) return Fail(err, command, registry.status());
+  if (command == "plugins" && !flags.describe.empty()) {
+    absl::Status described = DescribePlugin(*registry, flags.describe, out);
+    return described.ok() ? 0 : Fail(err, command, described);
+  }
   if (command == "plugins") return ListPlugins(*registry, out);
 
   absl::StatusOr<Pipeline> pipeline = BuildPipeline(flags.connection, nullptr, &*registry);

@@ -4,12 +4,16 @@
 //   hublink pub  --device_info=FILE --topic=T --message=M [--qos=1] [--count=N]
 //   hublink sub  --device_info=FILE --topic=T [--topic=U ...] [--qos=0] [--count=N] [--timeout=S]
 //   hublink sign --device_info=FILE [--connid=a1B2c] [--expiry=1700000000]
-//   hublink plugins
-// Every command takes the connection flags of connection_flags.h and --dump_pipeline=FILE|- (write
-// the pipeline it would use, then exit). Every command, `plugins` too, takes --plugin=PATH
-// (repeatable): a shared object of plugins, loaded with the pipeline file's plugin_libraries before
-// the registry is built (plugins/plugin_library.h); a dumped pipeline lists it in plugin_libraries. Exit code 0 on success, 1 on any failure (message on
-// stderr), 2 for bad usage.
+//   hublink plugins [--describe=NAME]
+//   hublink check FILE
+// pub, sub and sign take the connection flags of connection_flags.h and --dump_pipeline=FILE|-
+// (write the pipeline they would use, then exit); `hublink check` accepts whatever they dump.
+// `plugins --describe=NAME` prints a plugin's config message field by field; `check FILE` validates
+// a pipeline file without connecting (every problem at FILE:LINE:COLUMN; tools/cli/config_info.h).
+// Every command takes --plugin=PATH (repeatable): a shared object of plugins, loaded with a
+// pipeline file's plugin_libraries before the registry is built (plugins/plugin_library.h); a
+// dumped pipeline lists it in plugin_libraries. Exit code 0 on success, 1 on any failure (message
+// on stderr), 2 for bad usage.
 #ifndef HUBLINK_TOOLS_CLI_HUBLINK_CLI_H_
 #define HUBLINK_TOOLS_CLI_HUBLINK_CLI_H_
 

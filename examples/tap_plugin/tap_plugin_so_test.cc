@@ -151,6 +151,44 @@ TEST(TapPluginSo, MqttSampleTakesThePluginFlag) {
       << missing.output;
 }
 
+// check and describe see the library's plugin like a built-in one: a problem in the tap's config is
+// placed at its field.
+TEST(TapPluginSo, CheckAndDescribeWithTheLibrary) {
+  std::string good = Write("check_good.textproto", TapPipeline(1883, Library(kTap)));
+  ExampleRun ok = RunExample(kHublink, {"check", good});
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_EQ(ok.output, good + ": ok: 127.0.0.1:1883 tcp > tap, protocol mqtt, 1 plugin library\n");
+
+  std::string bad =
+      Write("check_bad.textproto", absl::StrCat("endpoint { host: \"127.0.0.1\" port: 1883 }\n"
+                                                "transports { name: \"tcp\" }\n"
+                                                "transports {\n"
+                                                "  name: \"tap\"\n"
+                                                "  typed_config {\n"
+                                                "    [type.googleapis.com/acme.tap.TapConfig] {\n"
+                                                "      preview_bytes: 5000\n"
+                                                "    }\n"
+                                                "  }\n"
+                                                "}\n"));
+  ExampleRun refused = RunExample(kHublink, {"check", absl::StrCat("--plugin=", kTap), bad});
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_TRUE(absl::StrContains(
+      refused.output,
+      bad + ":7:7: transports[1] (\"tap\"): tap: preview_bytes: at most 4096\n1 problem in " + bad))
+      << refused.output;
+
+  ExampleRun described =
+      RunExample(kHublink, {"plugins", absl::StrCat("--plugin=", kTap), "--describe=tap"});
+  EXPECT_EQ(described.exit_code, 0) << described.output;
+  EXPECT_TRUE(absl::StartsWith(described.output,
+                               "tap: wrapping transport (runs over the transport before it)\n"
+                               "config: acme.tap.TapConfig (examples/tap_plugin/tap.proto)\n"))
+      << described.output;
+  EXPECT_TRUE(absl::StrContains(
+      described.output, "  preview_bytes  uint32  default: 0\n      (no comment available)\n"))
+      << described.output;
+}
+
 struct Refusal {
   std::string label;
   std::vector<std::string> args;              // after "plugins"

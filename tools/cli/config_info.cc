@@ -117,8 +117,7 @@ void DescribeFields(const pb::Descriptor* type, const std::string& prefix, int d
         commented != nullptr ? commented->FindFieldByName(field->name()) : nullptr;
     std::string comment = CommentOf(commented_field);
     if (commented == nullptr) {
-      out << "      (comments not available: " << type->full_name()
-          << " is not among the config protos built into this program)\n";
+      out << "      (no comment available)\n";
     } else if (comment.empty()) {
       out << "      (no comment in the proto)\n";
     } else {
@@ -375,6 +374,11 @@ absl::Status DescribePlugin(const Registry& registry, absl::string_view name, st
     out << "config: " << type->full_name() << " (" << type->file()->name() << ")\n";
     out << "  typed_config { [type.googleapis.com/" << type->full_name() << "] { ... } }\n";
     std::string comment = CommentOf(commented);
+    if (commented == nullptr) {
+      out << "  (comments not available: " << type->full_name()
+          << " is not among the config protos whose comments are built into this program; the "
+             "types and defaults below come from its descriptor)\n";
+    }
     if (!comment.empty()) {
       for (absl::string_view line : absl::StrSplit(comment, '\n')) out << "  " << line << "\n";
     }

@@ -419,7 +419,18 @@ std::string PipelineToText(const Pipeline& pipeline) {
 
 absl::StatusOr<std::unique_ptr<ResolvedPipeline>> ResolvedPipeline::Resolve(
     const Pipeline& config, const Registry& registry, absl::string_view source) {
-  auto fail = [&](const absl::Status& status) { return Annotate(status, source); };
+  auto fail = [&](const absl::Status& status) {
+    // A program that resolves without loading the pipeline's libraries cannot know their plugins.
+    if (status.code() == absl::StatusCode::kNotFound && !config.plugin_libraries().empty()) {
+      return Annotate(
+          absl::NotFoundError(absl::StrCat(
+              status.message(),
+              " (this pipeline lists plugin_libraries: the program must load them while it "
+              "builds its registry, see plugins/plugin_library.h)")),
+          source);
+    }
+    return Annotate(status, source);
+  };
   std::unique_ptr<ResolvedPipeline> resolved(new ResolvedPipeline());
   resolved->config_ = config;
 

@@ -379,6 +379,14 @@ TEST_F(PipelineTest, PluginLibrariesAreLeftToTheRegistryBuilder) {
     transports { name: "fake_base" }
     plugin_libraries { path: "x.so" })pb");
   EXPECT_TRUE(status.ok()) << status;
+  // A registry built without them does not know their plugins, and the error says why.
+  status = ResolveText(R"pb(
+    endpoint { host: "h" port: 1 }
+    transports { name: "tap" }
+    plugin_libraries { path: "x.so" })pb");
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(absl::StrContains(status.message(), "this pipeline lists plugin_libraries"))
+      << status;
 }
 
 TEST_F(PipelineTest, FilesAreReadByExtensionAndErrorsNameThePath) {

@@ -132,6 +132,16 @@ TEST(TapPluginSo, JsonPipelinesAndDumpsCarryTheLibraries) {
   EXPECT_TRUE(absl::StrContains(dumped.output,
                                 absl::StrCat("plugin_libraries {\n  path: \"", kTap, "\"\n}")))
       << dumped.output;
+  // The dump stands on its own: check loads the library from it, with no --plugin.
+  std::string dump = absl::StrCat(TempDir(), "/dumped.textproto");
+  ExampleRun to_file =
+      RunExample(kHublink, {"pub", absl::StrCat("--plugin=", kTap), "--pipeline=" + text,
+                            "--topic=t", "--message=m", "--dump_pipeline=" + dump});
+  ASSERT_EQ(to_file.exit_code, 0) << to_file.output;
+  ExampleRun checked = RunExample(kHublink, {"check", dump});
+  EXPECT_EQ(checked.exit_code, 0) << checked.output;
+  EXPECT_EQ(checked.output,
+            dump + ": ok: 127.0.0.1:1883 tcp > tap, protocol mqtt, 1 plugin library\n");
 }
 
 TEST(TapPluginSo, MqttSampleTakesThePluginFlag) {

@@ -1,4 +1,5 @@
-// Plugins from shared objects: `plugin_libraries` in a pipeline, `--plugin=PATH` on the command line.
+// Plugins from shared objects: `plugin_libraries` in a pipeline, `--plugin=PATH` on the command
+// line.
 //
 // Design. A Registry is immutable once built (registry.h), so libraries cannot be added to one a
 // program already holds. Instead the program builds its registry after it knows the libraries:

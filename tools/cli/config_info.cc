@@ -1,6 +1,7 @@
 #include "tools/cli/config_info.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <set>
 #include <utility>

@@ -3,7 +3,8 @@
 // account plays the cloud: it sends an RRPC request on $rrpc/rxd/<pid>/<dn>/<processId> and must
 // get the device's answer on $rrpc/txd/<pid>/<dn>/<processId>; it broadcasts on
 // $broadcast/rxd/<pid>/<dn> and the device must get it. The profile refuses QoS 2 and retain before
-// they reach the hub, and the connection stays up.
+// they reach the hub, and the connection stays up. As a gateway, the device binds a sub-device
+// (signed with its secret), lists it, brings it online and offline, and unbinds it.
 //   args: local_hub.sh hub_plugin.so
 #include <chrono>
 #include <cstdio>
@@ -21,6 +22,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "plugins/builtin.h"
+#include "profiles/tencent/gateway.h"
 #include "profiles/tencent/rrpc.h"
 #include "protocols/mqtt/client.h"
 #include "tests/test_util.h"
@@ -59,8 +61,9 @@ class LocalHub {
   ~LocalHub() {
     if (started_) (void)RunCommand(base_ + " stop >/dev/null 2>&1");
   }
-  absl::Status Start() {
-    dir_ = absl::StrCat(testing::TempDir(), "/services_hub");
+  // A state dir of its own per test (`name`): each test starts a fresh hub.
+  absl::Status Start(absl::string_view name) {
+    dir_ = absl::StrCat(testing::TempDir(), "/", name);
     int ports[3];
     for (int& port : ports) {
       absl::StatusOr<int> free = testing::PickFreePort();
@@ -85,6 +88,7 @@ class LocalHub {
     return absl::StrCat(dir_, "/devices/", kProduct, "_", kDevice, "/device_info.json");
   }
   int mqtt_port() const { return mqtt_port_; }
+  const std::string& base() const { return base_; }
   const std::string& console_password() const { return console_password_; }
 
  private:
@@ -119,7 +123,7 @@ struct Inbox {
 
 TEST(ServicesLocalHubTest, RrpcBroadcastAndRefusalsAgainstTheLocalHub) {
   LocalHub hub;
-  absl::Status started = hub.Start();
+  absl::Status started = hub.Start("rrpc_hub");
   ASSERT_TRUE(started.ok()) << started;
 
   cli::ConnectionFlags device_flags;
@@ -196,6 +200,100 @@ TEST(ServicesLocalHubTest, RrpcBroadcastAndRefusalsAgainstTheLocalHub) {
 
   (*device)->Disconnect().wait_for(std::chrono::seconds(5));
   (*console)->Disconnect().wait_for(std::chrono::seconds(5));
+}
+
+// Runs `call` on the client's loop (where a GatewayClient lives) and waits for its completion.
+absl::Status OnLoop(Client& client,
+                    std::function<void(std::function<void(const absl::Status&)>)> call) {
+  auto promise = std::make_shared<std::promise<absl::Status>>();
+  std::future<absl::Status> future = promise->get_future();
+  client.loop().Post([call, promise] {
+    call([promise](const absl::Status& status) { promise->set_value(status); });
+  });
+  return Await(std::move(future), "gateway operation");
+}
+
+// The device as a gateway: bind (signed with the sub-device's secret), describe, online, offline,
+// unbind, against the local hub's bookkeeping (tools/local_hub/shadow_service.py).
+TEST(ServicesLocalHubTest, GatewayBindsAndBringsSubDevicesOnline) {
+  LocalHub hub;
+  absl::Status started = hub.Start("gateway_hub");
+  ASSERT_TRUE(started.ok()) << started;
+  ASSERT_TRUE(RunCommand(absl::StrCat(hub.base(), " register-key SUBPROD001 sensor1 ",
+                                      "MDEyMzQ1Njc4OWFiY2RlZg== 2>&1"))
+                  .ok());
+  cli::ConnectionFlags flags;
+  flags.device_info = hub.device_info();
+  flags.transport = "tcp";
+  flags.host = "127.0.0.1";
+  flags.port = hub.mqtt_port();
+  flags.no_proxy = true;
+  absl::StatusOr<std::unique_ptr<Client>> device = MakeClient(flags);
+  ASSERT_TRUE(device.ok()) << device.status();
+  Client& client = **device;
+  auto gateway = std::make_shared<std::unique_ptr<tencent::GatewayClient>>();
+  // The SUBACK comes once connected: attach, connect, then wait for it.
+  auto subscribed = std::make_shared<std::promise<absl::Status>>();
+  std::future<absl::Status> subscribed_future = subscribed->get_future();
+  client.loop().Post([&client, gateway, subscribed] {
+    *gateway = tencent::GatewayClient::Attach(
+        client, kProduct, kDevice, {},
+        [subscribed](const absl::Status& s) { subscribed->set_value(s); });
+  });
+  client.Connect();
+  ASSERT_TRUE(Await(std::move(subscribed_future), "SUBACK for $gateway/operation/result").ok());
+  const tencent::SubDevice sensor{"SUBPROD001", "sensor1"};
+
+  auto describe = [&]() -> absl::StatusOr<std::vector<tencent::SubDevice>> {
+    auto promise =
+        std::make_shared<std::promise<absl::StatusOr<std::vector<tencent::SubDevice>>>>();
+    auto future = promise->get_future();
+    client.loop().Post([gateway, promise] {
+      (*gateway)->DescribeSubDevices(
+          [promise](absl::StatusOr<std::vector<tencent::SubDevice>> list) {
+            promise->set_value(std::move(list));
+          });
+    });
+    if (future.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+      return absl::DeadlineExceededError("describe_sub_devices: nothing within 10 s");
+    }
+    return future.get();
+  };
+  auto op = [&](const char* what, const std::string& secret = "") {
+    return OnLoop(client, [gateway, sensor, what, secret](auto done) {
+      std::string name = what;
+      if (name == "bind") (*gateway)->Bind(sensor, secret, done);
+      if (name == "unbind") (*gateway)->Unbind(sensor, done);
+      if (name == "online") (*gateway)->Online(sensor, done);
+      if (name == "offline") (*gateway)->Offline(sensor, done);
+    });
+  };
+
+  absl::StatusOr<std::vector<tencent::SubDevice>> listed = describe();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_TRUE(listed->empty());
+  absl::Status refused = op("online");
+  EXPECT_EQ(refused.message(), "gateway: online SUBPROD001/sensor1 refused by the hub (result 1)");
+  absl::Status forged = op("bind", "not-the-secret");
+  EXPECT_EQ(forged.message(), "gateway: bind SUBPROD001/sensor1 refused by the hub (result 2)");
+  EXPECT_TRUE(op("bind", "MDEyMzQ1Njc4OWFiY2RlZg==").ok());
+  listed = describe();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_EQ(*listed, (std::vector<tencent::SubDevice>{sensor}));
+  EXPECT_TRUE(op("online").ok());
+  EXPECT_TRUE(op("offline").ok());
+  EXPECT_TRUE(op("unbind").ok());
+  listed = describe();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_TRUE(listed->empty());
+
+  std::promise<void> released;
+  client.loop().Post([gateway, &released] {
+    gateway->reset();
+    released.set_value();
+  });
+  released.get_future().wait();
+  client.Disconnect().wait_for(std::chrono::seconds(5));
 }
 
 }  // namespace

@@ -654,6 +654,10 @@ static const struct permission kPermissions[] = {
     {"$broadcast/rxd/", "", true, false},
     {"$rrpc/rxd/", "/+", true, false},
     {"$rrpc/txd/", "/+", false, true},
+    // Gateway products' sub-device management (answered by shadow_service.py); the real hub grants
+    // these to gateways only, the local hub to every device.
+    {"$gateway/operation/", "", false, true},
+    {"$gateway/operation/result/", "", true, false},
 };
 
 // Whether topic (a topic name, or a subscription filter if is_filter) is covered by the permission

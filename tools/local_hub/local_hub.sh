@@ -340,7 +340,7 @@ start_shadow_service() {
   local ready="$state_dir/shadow_service.ready"
   rm -f "$ready"
   "$python" "$script" --port "$mqtt_port" --username "$console_user" \
-    --password-file "$console_password_file" --hub-pid "$hub_pid" --ready-file "$ready" \
+    --password-file "$console_password_file" --hub-pid "$hub_pid" --ready-file "$ready" --registry "$registry" \
     >>"$shadow_log_file" 2>&1 </dev/null &
   echo "$!" >"$shadow_pid_file"
   for ((i = 0; i < 100; i++)); do

@@ -14,6 +14,13 @@ subscribes to every device's $shadow/operation/<pid>/<dn> and answers on $shadow
   A change of "desired" that leaves a difference with "reported" pushes
              {"type":"delta","timestamp":s,"payload":{"state":{<desired keys that differ>},"version":N}}.
 
+It also answers gateways on $gateway/operation/<pid>/<dn> (reply on $gateway/operation/result/<pid>/<dn>):
+  bind    -> checks the signature (base64 of the hex HMAC-SHA1, keyed with the sub-device's secret text from the
+             registry, of "<pid><dn>;<random>;<timestamp>") and records the binding; unbind removes it;
+  online / offline -> accepted for bound sub-devices; describe_sub_devices -> the bound ones.
+  Replies: {"type":..,"payload":{"devices":[{"product_id":..,"device_name":..,"result":R}]}}, R 0 on success,
+  else this emulation's codes: 1 not bound / unknown sub-device, 2 bad signature.
+
 The console changes a desired state the same way (local_hub.sh shadow-desire PID DN JSON publishes an update
 with "state": {"desired": JSON}); the hub's answer goes to the device's result topic under a clientToken the
 device does not know, which a device ignores. Documents live in memory only, for the hub's lifetime.
@@ -21,6 +28,9 @@ Result 5005 for a version conflict is this emulation's choice: the code IoT Hub 
 """
 
 import argparse
+import base64
+import hashlib
+import hmac
 import json
 import os
 import sys
@@ -30,6 +40,8 @@ import paho.mqtt.client as mqtt
 
 VERSION_CONFLICT = 5005
 BAD_REQUEST = 5001
+NOT_BOUND = 1
+BAD_SIGNATURE = 2
 
 
 class Document:
@@ -72,6 +84,8 @@ class ShadowService:
     def __init__(self, args):
         self.args = args
         self.documents = {}
+        self.bindings = {}  # (gateway pid, dn) -> [(sub pid, sub dn)], in bind order
+        self.online = set()  # (gateway pid, dn, sub pid, sub dn)
         self.client = mqtt.Client(client_id="hub-shadow-service", clean_session=True, protocol=mqtt.MQTTv311)
         self.client.username_pw_set(args.username, args.password)
         self.client.on_connect = self._on_connect
@@ -84,7 +98,7 @@ class ShadowService:
             print(f"shadow service: CONNECT refused ({mqtt.connack_string(rc)})", file=sys.stderr, flush=True)
             return
         # After every (re)connect: the subscription is not kept across a clean session.
-        client.subscribe("$shadow/operation/+/+", qos=0)
+        client.subscribe([("$shadow/operation/+/+", 0), ("$gateway/operation/+/+", 0)])
 
     def _on_subscribe(self, client, userdata, mid, granted):
         if not self.subscribed and self.args.ready_file:
@@ -95,9 +109,73 @@ class ShadowService:
     def _reply(self, pid, dn, body):
         self.client.publish(f"$shadow/operation/result/{pid}/{dn}", json.dumps(body, separators=(",", ":")), qos=0)
 
+    def _secret(self, pid, dn):
+        try:
+            with open(self.args.registry) as f:
+                for line in f:
+                    fields = line.split("#", 1)[0].split()
+                    if len(fields) == 4 and fields[0] == "KEY" and fields[1] == pid and fields[2] == dn:
+                        return fields[3]
+        except OSError:
+            pass
+        return None
+
+    def _gateway(self, pid, dn, request):
+        kind = request.get("type")
+        gateway = (pid, dn)
+        bound = self.bindings.setdefault(gateway, [])
+        if kind == "describe_sub_devices":
+            devices = [{"product_id": p, "device_name": d} for p, d in bound]
+            self._publish(f"$gateway/operation/result/{pid}/{dn}",
+                          {"type": kind, "payload": {"devices": devices}})
+            return kind, 0
+        if kind not in ("bind", "unbind", "online", "offline"):
+            return kind, None
+        try:
+            entry = request["payload"]["devices"][0]
+            sub = (entry["product_id"], entry["device_name"])
+        except (KeyError, IndexError, TypeError):
+            return kind, None
+        result = 0
+        if kind == "bind":
+            secret = self._secret(*sub)
+            text = f"{sub[0]}{sub[1]};{entry.get('random')};{entry.get('timestamp')}"
+            if secret is None or sub == gateway:
+                result = NOT_BOUND
+            else:
+                digest = hmac.new(secret.encode(), text.encode(), hashlib.sha1).hexdigest()
+                if base64.b64encode(digest.encode()).decode() != entry.get("signature"):
+                    result = BAD_SIGNATURE
+                elif sub not in bound:
+                    bound.append(sub)
+        elif sub not in bound:
+            result = NOT_BOUND
+        elif kind == "unbind":
+            bound.remove(sub)
+            self.online.discard(gateway + sub)
+        elif kind == "online":
+            self.online.add(gateway + sub)
+        else:
+            self.online.discard(gateway + sub)
+        device = {"product_id": sub[0], "device_name": sub[1], "result": result}
+        self._publish(f"$gateway/operation/result/{pid}/{dn}", {"type": kind, "payload": {"devices": [device]}})
+        return kind, result
+
+    def _publish(self, topic, body):
+        self.client.publish(topic, json.dumps(body, separators=(",", ":")), qos=0)
+
     def _on_message(self, client, userdata, msg):
         parts = msg.topic.split("/")
         if len(parts) != 4:
+            return
+        if parts[0] == "$gateway":
+            try:
+                request = json.loads(msg.payload.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                return
+            if isinstance(request, dict):
+                kind, result = self._gateway(parts[2], parts[3], request)
+                print(f"gateway service: {parts[2]}/{parts[3]} {kind} -> result {result}", flush=True)
             return
         pid, dn = parts[2], parts[3]
         try:
@@ -166,6 +244,7 @@ def main():
     parser.add_argument("--password-file", required=True)
     parser.add_argument("--hub-pid", type=int, default=0, help="exit once this process (mosquitto) is gone")
     parser.add_argument("--ready-file", help="written once the subscription is granted")
+    parser.add_argument("--registry", default="", help="the hub's registry.txt (sub-device secrets for bind)")
     args = parser.parse_args()
     with open(args.password_file) as f:
         args.password = f.read().strip()

@@ -167,6 +167,17 @@ static inline bool HublinkPluginAbiCompatible(const HublinkPluginAbi& host,
   }                                                                                             \
   static void symbol##_Register(::hublink::Registry::Builder& builder_name)
 
+// Optional: the library's config protos as a serialized FileDescriptorSet with source info
+// (protoc --include_source_info --include_imports --descriptor_set_out=...), so that
+// `hublink plugins --describe=NAME` can print their comments. `data` and `size` name a byte array
+// and its length, e.g. from `xxd -i` (examples/tap_plugin/BUILD: tap_descriptors_gen).
+#define HUBLINK_PLUGIN_CONFIG_DESCRIPTORS(data, size)                    \
+  extern "C" __attribute__((visibility("default"))) const unsigned char* \
+  HublinkPluginConfigDescriptors(size_t* out_size) {                     \
+    *out_size = (size);                                                  \
+    return (data);                                                       \
+  }
+
 #endif  // __cplusplus
 
 #endif  // HUBLINK_PLUGINS_PLUGIN_ABI_H_

@@ -37,6 +37,7 @@ using EntryPoint = int (*)(const HublinkPluginAbi* host, HublinkPluginAbi* plugi
 struct LoadedLibraries {
   std::mutex mu;
   std::map<std::string, void*> handles;
+  std::vector<std::string> descriptor_sets;  // from HublinkPluginConfigDescriptors, if exported
 };
 LoadedLibraries& Loaded() {
   static LoadedLibraries* loaded = new LoadedLibraries();
@@ -84,6 +85,14 @@ absl::StatusOr<void*> LoadOnce(const std::string& path) {
             : ""));
   }
   loaded.handles.emplace(key, handle);
+  using Descriptors = const unsigned char* (*)(size_t*);
+  if (void* symbol = dlsym(handle, "HublinkPluginConfigDescriptors"); symbol != nullptr) {
+    size_t size = 0;
+    const unsigned char* data = reinterpret_cast<Descriptors>(symbol)(&size);
+    if (data != nullptr) {
+      loaded.descriptor_sets.emplace_back(reinterpret_cast<const char*>(data), size);
+    }
+  }
   return handle;
 }
 
@@ -185,6 +194,12 @@ PluginLibrary PluginLibraryFromPath(const std::string& path) {
 }
 
 HublinkPluginAbi HostPluginAbi() { return HublinkThisPluginAbi(); }
+
+std::vector<std::string> LoadedConfigDescriptorSets() {
+  LoadedLibraries& loaded = Loaded();
+  std::lock_guard<std::mutex> lock(loaded.mu);
+  return loaded.descriptor_sets;
+}
 
 std::string DescribePluginAbi(const HublinkPluginAbi& abi) {
   if (abi.struct_size < sizeof(HublinkPluginAbi)) {

@@ -65,6 +65,10 @@ absl::StatusOr<Registry> BuildRegistryWithLibraries(
 // unreadable file is an error here already.
 absl::StatusOr<std::vector<PluginLibrary>> ReadPluginLibraries(const std::string& pipeline_path);
 
+// The serialized FileDescriptorSets (with comments) that the libraries loaded so far export with
+// HUBLINK_PLUGIN_CONFIG_DESCRIPTORS, in load order; for `hublink plugins --describe`.
+std::vector<std::string> LoadedConfigDescriptorSets();
+
 // The ABI this hublink was built with, and the one-line form used in mismatch errors:
 // "hublink 0.9.0 (plugin ABI 1; gcc 12.2.0; libstdc++ cxx11-abi; Abseil 20220623; protobuf
 // 3021012)".

@@ -194,8 +194,10 @@ TEST(TapPluginSo, CheckAndDescribeWithTheLibrary) {
                                "tap: wrapping transport (runs over the transport before it)\n"
                                "config: acme.tap.TapConfig (examples/tap_plugin/tap.proto)\n"))
       << described.output;
-  EXPECT_TRUE(absl::StrContains(
-      described.output, "  preview_bytes  uint32  default: 0\n      (no comment available)\n"))
+  EXPECT_TRUE(absl::StrContains(described.output,
+                                "  preview_bytes  uint32  default: 0\n"
+                                "      Also log the first bytes of every chunk, in hex (never use "
+                                "this on a link that carries secrets).\n"))
       << described.output;
 }
 

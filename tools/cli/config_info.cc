@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <utility>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "google/protobuf/text_format.h"
 #include "plugins/did_you_mean.h"
 #include "plugins/pipeline.h"
+#include "plugins/plugin_library.h"
 #include "plugins/read_file.h"
 
 namespace hublink {
@@ -31,18 +33,35 @@ namespace {
 
 namespace pb = ::google::protobuf;
 
-// The embedded descriptors, built once into a pool of their own (the generated pool has no source
-// info and cannot be given any).
-const pb::DescriptorPool& CommentPool() {
-  static const pb::DescriptorPool* pool = [] {
-    auto* built = new pb::DescriptorPool();
-    pb::FileDescriptorSet set;
-    if (set.ParseFromArray(kConfigDescriptorSet, static_cast<int>(kConfigDescriptorSetSize))) {
-      for (const pb::FileDescriptorProto& file : set.file()) built->BuildFile(file);
-    }
-    return built;
-  }();
-  return *pool;
+void AddDescriptorSet(const std::string& bytes, pb::DescriptorPool& pool) {
+  pb::FileDescriptorSet set;
+  if (!set.ParseFromString(bytes)) return;
+  // Dependencies come first (--include_imports); a file already in the pool (duration.proto from
+  // several sets) is skipped.
+  for (const pb::FileDescriptorProto& file : set.file()) {
+    if (pool.FindFileByName(file.name()) == nullptr) pool.BuildFile(file);
+  }
+}
+
+// The embedded descriptors and those of the plugin libraries loaded so far, in a pool of their own
+// (the generated pool has no source info and cannot be given any). Rebuilt when a library has been
+// loaded since.
+std::shared_ptr<const pb::DescriptorPool> CommentPool() {
+  static std::mutex mu;
+  static std::shared_ptr<const pb::DescriptorPool> pool;
+  static size_t libraries = 0;
+  std::vector<std::string> sets = LoadedConfigDescriptorSets();
+  std::lock_guard<std::mutex> lock(mu);
+  if (pool == nullptr || sets.size() != libraries) {
+    auto built = std::make_shared<pb::DescriptorPool>();
+    AddDescriptorSet(
+        std::string(reinterpret_cast<const char*>(kConfigDescriptorSet), kConfigDescriptorSetSize),
+        *built);
+    for (const std::string& set : sets) AddDescriptorSet(set, *built);
+    pool = std::move(built);
+    libraries = sets.size();
+  }
+  return pool;
 }
 
 // Leading and trailing comments, trimmed, or empty.
@@ -108,8 +127,9 @@ std::string DefaultOf(const pb::FieldDescriptor* field) {
 }
 
 void DescribeFields(const pb::Descriptor* type, const std::string& prefix, int depth,
-                    std::set<const pb::Descriptor*>& open, std::ostream& out) {
-  const pb::Descriptor* commented = CommentPool().FindMessageTypeByName(type->full_name());
+                    std::set<const pb::Descriptor*>& open, const pb::DescriptorPool& comments,
+                    std::ostream& out) {
+  const pb::Descriptor* commented = comments.FindMessageTypeByName(type->full_name());
   for (int i = 0; i < type->field_count(); ++i) {
     const pb::FieldDescriptor* field = type->field(i);
     std::string name = absl::StrCat(prefix, field->name());
@@ -130,7 +150,7 @@ void DescribeFields(const pb::Descriptor* type, const std::string& prefix, int d
         !absl::StartsWith(nested->full_name(), "google.protobuf.") && depth < 4 &&
         open.insert(nested).second) {
       DescribeFields(nested, absl::StrCat(name, field->is_repeated() ? "[]." : "."), depth + 1,
-                     open, out);
+                     open, comments, out);
       open.erase(nested);
     }
   }
@@ -357,6 +377,7 @@ std::string Summary(const ResolvedPipeline& resolved) {
 }  // namespace
 
 absl::Status DescribePlugin(const Registry& registry, absl::string_view name, std::ostream& out) {
+  std::shared_ptr<const pb::DescriptorPool> comments = CommentPool();
   int found = 0;
   std::vector<std::string> names;
   for (const Registry::PluginInfo& plugin : registry.Plugins()) {
@@ -370,15 +391,15 @@ absl::Status DescribePlugin(const Registry& registry, absl::string_view name, st
                  : "wrapping transport (runs over the transport before it)";
     }
     const pb::Descriptor* type = plugin.config_type;
-    const pb::Descriptor* commented = CommentPool().FindMessageTypeByName(type->full_name());
+    const pb::Descriptor* commented = comments->FindMessageTypeByName(type->full_name());
     out << plugin.name << ": " << kind << "\n";
     out << "config: " << type->full_name() << " (" << type->file()->name() << ")\n";
     out << "  typed_config { [type.googleapis.com/" << type->full_name() << "] { ... } }\n";
     std::string comment = CommentOf(commented);
     if (commented == nullptr) {
       out << "  (comments not available: " << type->full_name()
-          << " is not among the config protos whose comments are built into this program; the "
-             "types and defaults below come from its descriptor)\n";
+          << " is not among the config protos whose comments are built into this program or its "
+             "plugin libraries; the types and defaults below come from its descriptor)\n";
     }
     if (!comment.empty()) {
       for (absl::string_view line : absl::StrSplit(comment, '\n')) out << "  " << line << "\n";
@@ -390,7 +411,7 @@ absl::Status DescribePlugin(const Registry& registry, absl::string_view name, st
     out << "fields (an absent field has its default: proto3 zero values; the comment says when a "
            "plugin reads that as its own default):\n";
     std::set<const pb::Descriptor*> open = {type};
-    DescribeFields(type, "", 0, open, out);
+    DescribeFields(type, "", 0, open, *comments, out);
   }
   if (found > 0) return absl::OkStatus();
   std::string meant = ClosestMatch(name, names);

@@ -103,7 +103,7 @@ TEST(DescribePlugin, APluginFromElsewhereSaysItsCommentsAreNotAvailable) {
   EXPECT_TRUE(absl::StrContains(text,
                                 "  (comments not available: acme.tap.TapConfig is not "
                                 "among the config protos whose comments are built into this "
-                                "program;"))
+                                "program or its plugin libraries;"))
       << text;
   EXPECT_TRUE(
       absl::StrContains(text, "  label  string  default: \"\"\n      (no comment available)\n"))

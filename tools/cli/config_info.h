@@ -7,9 +7,10 @@
 //
 // Comments come from the config protos' source info, which generated .pb.cc files drop: a genrule
 // compiles the built-in plugins' protos into a FileDescriptorSet with source info and embeds it
-// (tools/cli/BUILD, config_descriptors_gen). A plugin from elsewhere (a shared object, a program's
-// own registration) is described from its descriptor alone, and the output says its comments are
-// not available.
+// (tools/cli/BUILD, config_descriptors_gen). A plugin library adds its own with
+// HUBLINK_PLUGIN_CONFIG_DESCRIPTORS (plugins/plugin_abi.h). A plugin with neither (a program's own
+// registration, a library without them) is described from its descriptor alone, and the output
+// says its comments are not available.
 #ifndef HUBLINK_TOOLS_CLI_CONFIG_INFO_H_
 #define HUBLINK_TOOLS_CLI_CONFIG_INFO_H_
 

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "profiles/tencent/json_util.h"
 
 namespace hublink {
 namespace tencent {
@@ -18,39 +19,13 @@ namespace {
 using google::protobuf::Struct;
 using google::protobuf::Value;
 
-std::string Quote(absl::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      absl::StrAppend(&out, "\\u00", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
-    } else {
-      out.push_back(c);
-    }
-  }
-  out.push_back('"');
-  return out;
-}
-
 std::string DeviceFields(const SubDevice& d) {
-  return absl::StrCat(R"("product_id":)", Quote(d.product_id), R"(,"device_name":)",
-                      Quote(d.device_name));
+  return absl::StrCat(R"("product_id":)", JsonQuote(d.product_id), R"(,"device_name":)",
+                      JsonQuote(d.device_name));
 }
 
 std::string Key(absl::string_view type, const SubDevice& d) {
   return absl::StrCat(type, " ", d.product_id, "/", d.device_name);
-}
-
-const Value* Field(const Struct& s, const char* name) {
-  auto it = s.fields().find(name);
-  return it == s.fields().end() ? nullptr : &it->second;
-}
-
-std::string StringField(const Struct& s, const char* name) {
-  const Value* v = Field(s, name);
-  return v != nullptr && v->kind_case() == Value::kStringValue ? v->string_value() : "";
 }
 
 }  // namespace
@@ -63,7 +38,7 @@ std::string GatewayResultTopic(absl::string_view product_id, absl::string_view d
 }
 
 std::string GatewayStatusPayload(absl::string_view type, const SubDevice& sub_device) {
-  return absl::StrCat(R"({"type":)", Quote(type), R"(,"payload":{"devices":[{)",
+  return absl::StrCat(R"({"type":)", JsonQuote(type), R"(,"payload":{"devices":[{)",
                       DeviceFields(sub_device), "}]}}");
 }
 
@@ -82,10 +57,11 @@ std::string GatewayBindSignature(const SubDevice& sub_device, absl::string_view 
 
 std::string GatewayBindPayload(const SubDevice& sub_device, absl::string_view device_secret,
                                int64_t random, int64_t timestamp) {
-  return absl::StrCat(
-      R"({"type":"bind","payload":{"devices":[{)", DeviceFields(sub_device), R"(,"signature":)",
-      Quote(GatewayBindSignature(sub_device, device_secret, random, timestamp)), R"(,"random":)",
-      random, R"(,"timestamp":)", timestamp, R"(,"signmethod":"hmacsha1","authtype":"psk"}]}})");
+  return absl::StrCat(R"({"type":"bind","payload":{"devices":[{)", DeviceFields(sub_device),
+                      R"(,"signature":)",
+                      JsonQuote(GatewayBindSignature(sub_device, device_secret, random, timestamp)),
+                      R"(,"random":)", random, R"(,"timestamp":)", timestamp,
+                      R"(,"signmethod":"hmacsha1","authtype":"psk"}]}})");
 }
 
 std::unique_ptr<GatewayClient> GatewayClient::Attach(Client& client, absl::string_view product_id,
@@ -222,11 +198,11 @@ void GatewayClient::OnMessage(absl::string_view payload) {
       root.kind_case() != Value::kStructValue) {
     return;  // nothing to match it to
   }
-  const std::string type = StringField(root.struct_value(), "type");
+  const std::string type = JsonString(root.struct_value(), "type");
   std::vector<const Struct*> entries;
-  if (const Value* body = Field(root.struct_value(), "payload");
+  if (const Value* body = JsonField(root.struct_value(), "payload");
       body != nullptr && body->kind_case() == Value::kStructValue) {
-    if (const Value* list = Field(body->struct_value(), "devices"); list != nullptr) {
+    if (const Value* list = JsonField(body->struct_value(), "devices"); list != nullptr) {
       if (list->kind_case() == Value::kListValue) {
         for (const Value& v : list->list_value().values()) {
           if (v.kind_case() == Value::kStructValue) entries.push_back(&v.struct_value());
@@ -239,15 +215,15 @@ void GatewayClient::OnMessage(absl::string_view payload) {
   if (type == "describe_sub_devices") {
     std::vector<SubDevice> devices;
     for (const Struct* entry : entries) {
-      devices.push_back({StringField(*entry, "product_id"), StringField(*entry, "device_name")});
+      devices.push_back({JsonString(*entry, "product_id"), JsonString(*entry, "device_name")});
     }
     Finish(type, 0, absl::OkStatus(), std::move(devices));
     return;
   }
   for (const Struct* entry : entries) {
-    SubDevice device{StringField(*entry, "product_id"), StringField(*entry, "device_name")};
+    SubDevice device{JsonString(*entry, "product_id"), JsonString(*entry, "device_name")};
     int64_t result = 0;
-    if (const Value* r = Field(*entry, "result"); r != nullptr) {
+    if (const Value* r = JsonField(*entry, "result"); r != nullptr) {
       result = static_cast<int64_t>(r->number_value());
     }
     const std::string key = Key(type, device);

@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "profiles/tencent/json_util.h"
 
 namespace hublink {
 namespace tencent {
@@ -18,90 +19,6 @@ namespace {
 
 using google::protobuf::Struct;
 using google::protobuf::Value;
-
-// JSON string literal for `s` (tokens are "<pid>-<n>", but a product id is not ours to trust).
-std::string Quote(absl::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      absl::StrAppend(&out, "\\u00", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
-    } else {
-      out.push_back(c);
-    }
-  }
-  out.push_back('"');
-  return out;
-}
-
-absl::StatusOr<Value> ParseJson(absl::string_view json) {
-  Value value;
-  auto status = google::protobuf::util::JsonStringToMessage(std::string(json), &value);
-  if (!status.ok()) return absl::InvalidArgumentError(status.message().as_string());
-  return value;
-}
-
-// Compact JSON with object keys sorted, so that output and tests do not depend on the order a
-// protobuf map iterates in.
-void AppendJson(const Value& value, std::string* out) {
-  switch (value.kind_case()) {
-    case Value::kStructValue: {
-      std::vector<const std::string*> keys;
-      for (const auto& [key, unused] : value.struct_value().fields()) keys.push_back(&key);
-      std::sort(keys.begin(), keys.end(),
-                [](const std::string* a, const std::string* b) { return *a < *b; });
-      out->push_back('{');
-      for (size_t i = 0; i < keys.size(); ++i) {
-        if (i > 0) out->push_back(',');
-        absl::StrAppend(out, Quote(*keys[i]), ":");
-        AppendJson(value.struct_value().fields().at(*keys[i]), out);
-      }
-      out->push_back('}');
-      return;
-    }
-    case Value::kListValue: {
-      out->push_back('[');
-      for (int i = 0; i < value.list_value().values_size(); ++i) {
-        if (i > 0) out->push_back(',');
-        AppendJson(value.list_value().values(i), out);
-      }
-      out->push_back(']');
-      return;
-    }
-    case Value::kStringValue:
-      absl::StrAppend(out, Quote(value.string_value()));
-      return;
-    case Value::kNumberValue: {
-      double d = value.number_value();
-      // Integers (versions, timestamps) print as integers; others with round-trip precision.
-      if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9007199254740992.0) {
-        absl::StrAppend(out, static_cast<int64_t>(d));
-      } else {
-        absl::StrAppend(out, absl::StrFormat("%.17g", d));
-      }
-      return;
-    }
-    case Value::kBoolValue:
-      absl::StrAppend(out, value.bool_value() ? "true" : "false");
-      return;
-    default:
-      absl::StrAppend(out, "null");
-      return;
-  }
-}
-
-std::string ToJson(const Value& value) {
-  std::string out;
-  AppendJson(value, &out);
-  return out;
-}
-
-const Value* Field(const Struct& s, const char* name) {
-  auto it = s.fields().find(name);
-  return it == s.fields().end() ? nullptr : &it->second;
-}
 
 constexpr char kConflictVersionUrl[] = "type.hublink/tencent.shadow.conflict_version";
 
@@ -124,11 +41,11 @@ std::string ShadowResultTopic(absl::string_view product_id, absl::string_view de
 }
 
 std::string ShadowGetPayload(absl::string_view client_token) {
-  return absl::StrCat(R"({"type":"get","clientToken":)", Quote(client_token), "}");
+  return absl::StrCat(R"({"type":"get","clientToken":)", JsonQuote(client_token), "}");
 }
 
 std::string ShadowDeletePayload(absl::string_view client_token) {
-  return absl::StrCat(R"({"type":"delete","clientToken":)", Quote(client_token), "}");
+  return absl::StrCat(R"({"type":"delete","clientToken":)", JsonQuote(client_token), "}");
 }
 
 absl::StatusOr<std::string> ShadowUpdatePayload(absl::string_view reported_json, int64_t version,
@@ -140,7 +57,7 @@ absl::StatusOr<std::string> ShadowUpdatePayload(absl::string_view reported_json,
   }
   std::string state;
   if (!reported_json.empty()) {
-    absl::StatusOr<Value> reported = ParseJson(reported_json);
+    absl::StatusOr<Value> reported = ParseJsonValue(reported_json);
     if (!reported.ok() || reported->kind_case() != Value::kStructValue) {
       return absl::InvalidArgumentError(absl::StrCat(
           "shadow: the reported state must be a JSON object such as {\"temperature\":21}, got: ",
@@ -152,11 +69,11 @@ absl::StatusOr<std::string> ShadowUpdatePayload(absl::string_view reported_json,
   }
   if (clear_desired) absl::StrAppend(&state, state.empty() ? "" : ",", R"("desired":null)");
   return absl::StrCat(R"({"type":"update","state":{)", state, R"(},"version":)", version,
-                      R"(,"clientToken":)", Quote(client_token), "}");
+                      R"(,"clientToken":)", JsonQuote(client_token), "}");
 }
 
 absl::StatusOr<ShadowMessage> ParseShadowMessage(absl::string_view json) {
-  absl::StatusOr<Value> value = ParseJson(json);
+  absl::StatusOr<Value> value = ParseJsonValue(json);
   if (!value.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("shadow: malformed message on the result topic: ", value.status().message()));
@@ -165,32 +82,32 @@ absl::StatusOr<ShadowMessage> ParseShadowMessage(absl::string_view json) {
     return absl::InvalidArgumentError("shadow: message on the result topic is not a JSON object");
   }
   const Struct& root = value->struct_value();
-  const Value* type = Field(root, "type");
+  const Value* type = JsonField(root, "type");
   if (type == nullptr || type->kind_case() != Value::kStringValue) {
     return absl::InvalidArgumentError("shadow: message on the result topic has no \"type\"");
   }
   ShadowMessage message;
   message.type = type->string_value();
-  if (const Value* result = Field(root, "result"); result != nullptr) {
+  if (const Value* result = JsonField(root, "result"); result != nullptr) {
     message.result = static_cast<int64_t>(result->number_value());
   }
-  if (const Value* token = Field(root, "clientToken");
+  if (const Value* token = JsonField(root, "clientToken");
       token != nullptr && token->kind_case() == Value::kStringValue) {
     message.client_token = token->string_value();
   }
-  if (const Value* ts = Field(root, "timestamp"); ts != nullptr) {
+  if (const Value* ts = JsonField(root, "timestamp"); ts != nullptr) {
     message.timestamp = static_cast<int64_t>(ts->number_value());
   }
   message.state_json = "{}";
   message.payload_json = "{}";
-  if (const Value* payload = Field(root, "payload");
+  if (const Value* payload = JsonField(root, "payload");
       payload != nullptr && payload->kind_case() == Value::kStructValue) {
     message.has_payload = true;
     message.payload_json = ToJson(*payload);
-    if (const Value* version = Field(payload->struct_value(), "version"); version != nullptr) {
+    if (const Value* version = JsonField(payload->struct_value(), "version"); version != nullptr) {
       message.version = static_cast<int64_t>(version->number_value());
     }
-    if (const Value* state = Field(payload->struct_value(), "state"); state != nullptr) {
+    if (const Value* state = JsonField(payload->struct_value(), "state"); state != nullptr) {
       message.state_json = ToJson(*state);
     }
   }

@@ -1,0 +1,357 @@
+#include "profiles/tencent/data_template.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "profiles/tencent/json_util.h"
+
+namespace hublink {
+namespace tencent {
+namespace {
+
+using google::protobuf::ListValue;
+using google::protobuf::Struct;
+using google::protobuf::Value;
+
+constexpr const char* kTypes[] = {"bool",      "int",    "float",      "enum", "string",
+                                  "timestamp", "struct", "stringenum", "array"};
+
+absl::Status Invalid(absl::string_view where, absl::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(where, ": ", problem));
+}
+
+// The template writes numbers as strings ("min": "0"); accept numbers too.
+bool NumberOf(const Struct& s, const char* name, double* out) {
+  const Value* v = JsonField(s, name);
+  if (v == nullptr) return false;
+  if (v->kind_case() == Value::kNumberValue) {
+    *out = v->number_value();
+    return true;
+  }
+  return v->kind_case() == Value::kStringValue && absl::SimpleAtod(v->string_value(), out);
+}
+
+absl::StatusOr<TemplateValue> ParseDefine(const Struct& define, std::string id,
+                                          const std::string& where);
+
+absl::StatusOr<std::vector<TemplateValue>> ParseList(const Struct& parent, const char* key,
+                                                     const char* define_key,
+                                                     const std::string& where) {
+  std::vector<TemplateValue> values;
+  const Value* list = JsonField(parent, key);
+  if (list == nullptr) return values;
+  if (list->kind_case() != Value::kListValue) return Invalid(where, "not a list");
+  for (int i = 0; i < list->list_value().values_size(); ++i) {
+    std::string at = absl::StrCat(where, "[", i, "]");
+    const Value& entry = list->list_value().values(i);
+    if (entry.kind_case() != Value::kStructValue) return Invalid(at, "not an object");
+    std::string id = JsonString(entry.struct_value(), "id");
+    if (id.empty()) return Invalid(at, "no \"id\"");
+    const Value* define = JsonField(entry.struct_value(), define_key);
+    if (define == nullptr || define->kind_case() != Value::kStructValue) {
+      return Invalid(at, absl::StrCat("no \"", define_key, "\" object"));
+    }
+    absl::StatusOr<TemplateValue> value =
+        ParseDefine(define->struct_value(), id, absl::StrCat(at, ".", define_key));
+    if (!value.ok()) return value.status();
+    value->mode = JsonString(entry.struct_value(), "mode");
+    values.push_back(*std::move(value));
+  }
+  return values;
+}
+
+absl::StatusOr<TemplateValue> ParseDefine(const Struct& define, std::string id,
+                                          const std::string& where) {
+  TemplateValue value;
+  value.id = std::move(id);
+  value.type = JsonString(define, "type");
+  bool known = false;
+  for (const char* type : kTypes) known = known || value.type == type;
+  if (!known) return Invalid(where, absl::StrCat("unknown type \"", value.type, "\""));
+  value.has_min = NumberOf(define, "min", &value.min);
+  value.has_max = NumberOf(define, "max", &value.max);
+  if (const Value* mapping = JsonField(define, "mapping");
+      mapping != nullptr && mapping->kind_case() == Value::kStructValue) {
+    for (const auto& [key, unused] : mapping->struct_value().fields()) value.mapping.push_back(key);
+    // Numeric keys in numeric order ("2" before "10"), for errors that read the same every time.
+    std::sort(value.mapping.begin(), value.mapping.end(),
+              [](const std::string& a, const std::string& b) {
+                return a.size() != b.size() ? a.size() < b.size() : a < b;
+              });
+  }
+  if (value.type == "struct") {
+    absl::StatusOr<std::vector<TemplateValue>> members =
+        ParseList(define, "specs", "dataType", where + ".specs");
+    if (!members.ok()) return members.status();
+    value.members = *std::move(members);
+  }
+  return value;
+}
+
+std::string Show(const Value& v) { return ToJson(v); }
+
+absl::Status CheckValue(const TemplateValue& spec, const Value& v, const std::string& where) {
+  auto number_in_range = [&](bool integral) -> absl::Status {
+    if (v.kind_case() != Value::kNumberValue) {
+      return Invalid(where, absl::StrCat(Show(v), " is not a number (", spec.type, ")"));
+    }
+    double d = v.number_value();
+    if (integral && d != std::floor(d)) {
+      return Invalid(where, absl::StrCat(Show(v), " is not an integer"));
+    }
+    if (spec.has_min && d < spec.min) {
+      return Invalid(where, absl::StrCat(Show(v), " is below min ", spec.min));
+    }
+    if (spec.has_max && d > spec.max) {
+      return Invalid(where, absl::StrCat(Show(v), " is above max ", spec.max));
+    }
+    return absl::OkStatus();
+  };
+  if (spec.type == "int") return number_in_range(true);
+  if (spec.type == "float") return number_in_range(false);
+  if (spec.type == "timestamp") {
+    if (v.kind_case() != Value::kNumberValue || v.number_value() < 0 ||
+        v.number_value() != std::floor(v.number_value())) {
+      return Invalid(where, absl::StrCat(Show(v), " is not a timestamp (whole seconds)"));
+    }
+    return absl::OkStatus();
+  }
+  if (spec.type == "bool" || spec.type == "enum") {
+    if (v.kind_case() != Value::kNumberValue || v.number_value() != std::floor(v.number_value())) {
+      return Invalid(where, absl::StrCat(Show(v), " is not one of the ", spec.type, " values"));
+    }
+    std::string key = absl::StrCat(static_cast<int64_t>(v.number_value()));
+    std::vector<std::string> allowed = spec.mapping;
+    if (spec.type == "bool" && allowed.empty()) allowed = {"0", "1"};
+    for (const std::string& a : allowed) {
+      if (a == key) return absl::OkStatus();
+    }
+    std::string list;
+    for (const std::string& a : allowed) absl::StrAppend(&list, list.empty() ? "" : ", ", a);
+    return Invalid(where, absl::StrCat(key, " is not one of ", list));
+  }
+  if (spec.type == "string" || spec.type == "stringenum") {
+    if (v.kind_case() != Value::kStringValue) {
+      return Invalid(where, absl::StrCat(Show(v), " is not a string"));
+    }
+    if (spec.type == "stringenum" && !spec.mapping.empty()) {
+      for (const std::string& a : spec.mapping) {
+        if (a == v.string_value()) return absl::OkStatus();
+      }
+      return Invalid(where, absl::StrCat(Show(v), " is not one of the template's values"));
+    }
+    if (spec.has_max && static_cast<double>(v.string_value().size()) > spec.max) {
+      return Invalid(where, absl::StrCat("longer than max ", spec.max, " bytes"));
+    }
+    return absl::OkStatus();
+  }
+  if (spec.type == "struct") {
+    if (v.kind_case() != Value::kStructValue) {
+      return Invalid(where, absl::StrCat(Show(v), " is not an object (struct)"));
+    }
+    for (const auto& [key, member_value] : v.struct_value().fields()) {
+      const TemplateValue* member = nullptr;
+      for (const TemplateValue& m : spec.members) {
+        if (m.id == key) member = &m;
+      }
+      if (member == nullptr) return Invalid(where + "." + key, "not a member of the struct");
+      absl::Status ok = CheckValue(*member, member_value, where + "." + key);
+      if (!ok.ok()) return ok;
+    }
+    return absl::OkStatus();
+  }
+  if (spec.type == "array" && v.kind_case() != Value::kListValue) {
+    return Invalid(where, absl::StrCat(Show(v), " is not an array"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Struct> ParseObject(absl::string_view json, absl::string_view what) {
+  absl::StatusOr<Value> value = ParseJsonValue(json);
+  if (!value.ok() || value->kind_case() != Value::kStructValue) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("template: ", what, " must be a JSON object, got: ", json.substr(0, 80)));
+  }
+  return value->struct_value();
+}
+
+// Every key of `object` a known value of `specs` and valid; with `all`, every spec present.
+absl::Status CheckAgainst(const std::vector<TemplateValue>& specs, const Struct& object,
+                          const std::string& where, bool all) {
+  // In key order, so that of several bad values the same one is reported every time.
+  std::map<std::string, const Value*> sorted;
+  for (const auto& [key, value] : object.fields()) sorted[key] = &value;
+  for (const auto& [key, value_ptr] : sorted) {
+    const Value& value = *value_ptr;
+    const TemplateValue* spec = nullptr;
+    for (const TemplateValue& s : specs) {
+      if (s.id == key) spec = &s;
+    }
+    if (spec == nullptr) return Invalid(absl::StrCat(where, ".", key), "not in the data template");
+    absl::Status ok = CheckValue(*spec, value, absl::StrCat(where, ".", key));
+    if (!ok.ok()) return ok;
+  }
+  if (all) {
+    for (const TemplateValue& s : specs) {
+      if (object.fields().find(s.id) == object.fields().end()) {
+        return Invalid(absl::StrCat(where, ".", s.id), "missing");
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<DataTemplate> ParseDataTemplate(absl::string_view json, absl::string_view source) {
+  absl::StatusOr<Value> root = ParseJsonValue(json);
+  if (!root.ok() || root->kind_case() != Value::kStructValue) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": not a data template (a JSON object with \"properties\")",
+                     root.ok() ? "" : absl::StrCat(": ", root.status().message())));
+  }
+  const Struct& s = root->struct_value();
+  auto annotate = [&](const absl::Status& status) {
+    return absl::Status(status.code(), absl::StrCat(source, ": ", status.message()));
+  };
+  DataTemplate tmpl;
+  absl::StatusOr<std::vector<TemplateValue>> properties =
+      ParseList(s, "properties", "define", "properties");
+  if (!properties.ok()) return annotate(properties.status());
+  for (TemplateValue& p : *properties) tmpl.properties[p.id] = std::move(p);
+  for (const char* kind : {"events", "actions"}) {
+    const Value* list = JsonField(s, kind);
+    if (list == nullptr) continue;
+    if (list->kind_case() != Value::kListValue) return annotate(Invalid(kind, "not a list"));
+    for (int i = 0; i < list->list_value().values_size(); ++i) {
+      std::string at = absl::StrCat(kind, "[", i, "]");
+      const Value& entry = list->list_value().values(i);
+      if (entry.kind_case() != Value::kStructValue) return annotate(Invalid(at, "not an object"));
+      const Struct& e = entry.struct_value();
+      std::string id = JsonString(e, "id");
+      if (id.empty()) return annotate(Invalid(at, "no \"id\""));
+      if (std::string(kind) == "events") {
+        TemplateEvent event{id, JsonString(e, "type"), {}};
+        absl::StatusOr<std::vector<TemplateValue>> params =
+            ParseList(e, "params", "define", at + ".params");
+        if (!params.ok()) return annotate(params.status());
+        event.params = *std::move(params);
+        tmpl.events[id] = std::move(event);
+      } else {
+        TemplateAction action{id, {}, {}};
+        absl::StatusOr<std::vector<TemplateValue>> input =
+            ParseList(e, "input", "define", at + ".input");
+        if (!input.ok()) return annotate(input.status());
+        absl::StatusOr<std::vector<TemplateValue>> output =
+            ParseList(e, "output", "define", at + ".output");
+        if (!output.ok()) return annotate(output.status());
+        action.input = *std::move(input);
+        action.output = *std::move(output);
+        tmpl.actions[id] = std::move(action);
+      }
+    }
+  }
+  return tmpl;
+}
+
+absl::Status ValidateProperties(const DataTemplate& tmpl, absl::string_view params_json) {
+  absl::StatusOr<Struct> params = ParseObject(params_json, "params");
+  if (!params.ok()) return params.status();
+  std::vector<TemplateValue> specs;
+  for (const auto& [id, spec] : tmpl.properties) specs.push_back(spec);
+  return CheckAgainst(specs, *params, "template: params", false);
+}
+
+absl::Status ValidateEvent(const DataTemplate& tmpl, absl::string_view event_id,
+                           absl::string_view params_json) {
+  auto it = tmpl.events.find(std::string(event_id));
+  if (it == tmpl.events.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("template: event \"", event_id, "\" is not in the data template"));
+  }
+  absl::StatusOr<Struct> params = ParseObject(params_json, "event params");
+  if (!params.ok()) return params.status();
+  return CheckAgainst(it->second.params, *params,
+                      absl::StrCat("template: events.", event_id, ".params"), true);
+}
+
+absl::Status ValidateActionOutput(const DataTemplate& tmpl, absl::string_view action_id,
+                                  absl::string_view response_json) {
+  auto it = tmpl.actions.find(std::string(action_id));
+  if (it == tmpl.actions.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("template: action \"", action_id, "\" is not in the data template"));
+  }
+  absl::StatusOr<Struct> response = ParseObject(response_json, "action response");
+  if (!response.ok()) return response.status();
+  return CheckAgainst(it->second.output, *response,
+                      absl::StrCat("template: actions.", action_id, ".output"), false);
+}
+
+std::string ThingTopic(absl::string_view direction, absl::string_view kind,
+                       absl::string_view product_id, absl::string_view device_name) {
+  return absl::StrCat("$thing/", direction, "/", kind, "/", product_id, "/", device_name);
+}
+
+std::string PropertyReportPayload(absl::string_view client_token, absl::string_view params_json) {
+  return absl::StrCat(R"({"method":"report","clientToken":)", JsonQuote(client_token),
+                      R"(,"params":)", params_json, "}");
+}
+std::string GetStatusPayload(absl::string_view client_token) {
+  return absl::StrCat(R"({"method":"get_status","clientToken":)", JsonQuote(client_token), "}");
+}
+std::string ClearControlPayload(absl::string_view client_token) {
+  return absl::StrCat(R"({"method":"clear_control","clientToken":)", JsonQuote(client_token), "}");
+}
+std::string ReportInfoPayload(absl::string_view client_token, absl::string_view params_json) {
+  return absl::StrCat(R"({"method":"report_info","clientToken":)", JsonQuote(client_token),
+                      R"(,"params":)", params_json, "}");
+}
+std::string ControlReplyPayload(absl::string_view client_token, int code,
+                                absl::string_view status) {
+  return absl::StrCat(R"({"method":"control_reply","clientToken":)", JsonQuote(client_token),
+                      R"(,"code":)", code, R"(,"status":)", JsonQuote(status), "}");
+}
+std::string EventPostPayload(absl::string_view client_token, absl::string_view event_id,
+                             absl::string_view type, int64_t timestamp_ms,
+                             absl::string_view params_json) {
+  return absl::StrCat(R"({"method":"event_post","clientToken":)", JsonQuote(client_token),
+                      R"(,"eventId":)", JsonQuote(event_id), R"(,"type":)", JsonQuote(type),
+                      R"(,"timestamp":)", timestamp_ms, R"(,"params":)", params_json, "}");
+}
+std::string ActionReplyPayload(absl::string_view client_token, int code, absl::string_view status,
+                               absl::string_view response_json) {
+  return absl::StrCat(R"({"method":"action_reply","clientToken":)", JsonQuote(client_token),
+                      R"(,"code":)", code, R"(,"status":)", JsonQuote(status), R"(,"response":)",
+                      response_json, "}");
+}
+
+absl::StatusOr<ThingMessage> ParseThingMessage(absl::string_view json) {
+  absl::StatusOr<Value> root = ParseJsonValue(json);
+  if (!root.ok() || root->kind_case() != Value::kStructValue) {
+    return absl::InvalidArgumentError("template: message on $thing/down is not a JSON object");
+  }
+  const Struct& s = root->struct_value();
+  ThingMessage message;
+  message.method = JsonString(s, "method");
+  if (message.method.empty()) {
+    return absl::InvalidArgumentError("template: message on $thing/down has no \"method\"");
+  }
+  message.client_token = JsonString(s, "clientToken");
+  message.action_id = JsonString(s, "actionId");
+  message.status = JsonString(s, "status");
+  if (const Value* code = JsonField(s, "code"); code != nullptr) {
+    message.code = static_cast<int64_t>(code->number_value());
+  }
+  if (const Value* params = JsonField(s, "params"); params != nullptr) {
+    message.params_json = ToJson(*params);
+  }
+  return message;
+}
+
+}  // namespace tencent
+}  // namespace hublink

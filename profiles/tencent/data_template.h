@@ -1,0 +1,102 @@
+// Tencent IoT Explorer's data template: the product's properties, events and actions, as the
+// console exports them (a JSON file: {"version","properties":[{"id","mode","define":{"type",..}}],
+// "events":[{"id","type","params":[..]}],"actions":[{"id","input":[..],"output":[..]}]}), and the
+// messages that carry them over $thing/up|down/property|event|action/<pid>/<dn>. Values are
+// checked against the template before anything is sent, so a typo or an out-of-range value is an
+// error naming the field instead of a message the platform drops. Facts and sources:
+// docs/tencent-services.md.
+#ifndef HUBLINK_PROFILES_TENCENT_DATA_TEMPLATE_H_
+#define HUBLINK_PROFILES_TENCENT_DATA_TEMPLATE_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace hublink {
+namespace tencent {
+
+// One value's definition ("define" of a property or event parameter, "dataType" of a struct
+// member). Types: bool, int, float, enum, string, timestamp, struct (strings and arrays are
+// checked as far as the template says).
+struct TemplateValue {
+  std::string id;
+  std::string type;
+  bool has_min = false, has_max = false;
+  double min = 0, max = 0;             // int, float: the range; string: the length
+  std::vector<std::string> mapping;    // enum and bool: the allowed keys ("0", "1", ...)
+  std::vector<TemplateValue> members;  // struct
+  std::string mode;                    // properties: "rw" or "r"
+};
+
+struct TemplateEvent {
+  std::string id;
+  std::string type;  // "info", "alert", "fault"
+  std::vector<TemplateValue> params;
+};
+
+struct TemplateAction {
+  std::string id;
+  std::vector<TemplateValue> input;
+  std::vector<TemplateValue> output;
+};
+
+struct DataTemplate {
+  std::map<std::string, TemplateValue> properties;
+  std::map<std::string, TemplateEvent> events;
+  std::map<std::string, TemplateAction> actions;
+};
+
+// Parses the exported JSON. Errors start with `source` and name the entry ("properties[2].define:
+// unknown type \"double\"").
+absl::StatusOr<DataTemplate> ParseDataTemplate(absl::string_view json, absl::string_view source);
+
+// `params_json` (a JSON object) against the properties: every key a known property, every value
+// of its type and within its range. kInvalidArgument naming the key ("template: params.brightness:
+// 120 is above max 100").
+absl::Status ValidateProperties(const DataTemplate& tmpl, absl::string_view params_json);
+// An event's params (every parameter the template lists, nothing else) and its type.
+absl::Status ValidateEvent(const DataTemplate& tmpl, absl::string_view event_id,
+                           absl::string_view params_json);
+// An action's output (the action_reply "response").
+absl::Status ValidateActionOutput(const DataTemplate& tmpl, absl::string_view action_id,
+                                  absl::string_view response_json);
+
+// $thing/<direction>/<kind>/<pid>/<dn>: direction "up" or "down", kind "property", "event",
+// "action".
+std::string ThingTopic(absl::string_view direction, absl::string_view kind,
+                       absl::string_view product_id, absl::string_view device_name);
+
+// Message bodies (JSON objects passed through as given; validate them first).
+std::string PropertyReportPayload(absl::string_view client_token, absl::string_view params_json);
+std::string GetStatusPayload(absl::string_view client_token);
+std::string ClearControlPayload(absl::string_view client_token);
+std::string ReportInfoPayload(absl::string_view client_token, absl::string_view params_json);
+std::string ControlReplyPayload(absl::string_view client_token, int code, absl::string_view status);
+// timestamp in milliseconds, as the SDK sends it.
+std::string EventPostPayload(absl::string_view client_token, absl::string_view event_id,
+                             absl::string_view type, int64_t timestamp_ms,
+                             absl::string_view params_json);
+std::string ActionReplyPayload(absl::string_view client_token, int code, absl::string_view status,
+                               absl::string_view response_json);
+
+// A message on $thing/down/...: its method, clientToken and, as JSON, params (control), and for
+// actions actionId. kInvalidArgument for a non-object or a missing "method".
+struct ThingMessage {
+  std::string method;
+  std::string client_token;
+  std::string action_id;
+  std::string params_json = "{}";
+  int64_t code = 0;
+  std::string status;
+};
+absl::StatusOr<ThingMessage> ParseThingMessage(absl::string_view json);
+
+}  // namespace tencent
+}  // namespace hublink
+
+#endif  // HUBLINK_PROFILES_TENCENT_DATA_TEMPLATE_H_

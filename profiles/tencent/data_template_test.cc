@@ -1,0 +1,143 @@
+#include "profiles/tencent/data_template.h"
+
+#include "gtest/gtest.h"
+
+namespace hublink {
+namespace tencent {
+namespace {
+
+// The shape of the IoT Explorer SDK's tools/example_config.json (a light), trimmed.
+constexpr char kLight[] = R"({
+  "version": "1.0",
+  "profile": {"ProductId": "U7D5MBSDYB", "CategoryId": "3"},
+  "properties": [
+    {"id": "power_switch", "mode": "rw", "define": {"type": "bool", "mapping": {"0": "off", "1": "on"}}},
+    {"id": "color", "mode": "rw", "define": {"type": "enum", "mapping": {"0": "Red", "1": "Green", "2": "Blue"}}},
+    {"id": "brightness", "mode": "rw", "define": {"type": "int", "unit": "%", "step": "1", "min": "0", "max": "100", "start": "1"}},
+    {"id": "name", "mode": "rw", "define": {"type": "string", "min": "0", "max": "64"}},
+    {"id": "position", "mode": "rw", "define": {"type": "struct", "specs": [
+      {"id": "longitude", "dataType": {"type": "int", "min": "-180", "max": "180"}},
+      {"id": "latitude", "dataType": {"type": "int", "min": "-90", "max": "90"}}]}}
+  ],
+  "events": [
+    {"id": "status_report", "type": "info", "params": [
+      {"id": "status", "define": {"type": "bool", "mapping": {"0": "normal", "1": "fault"}}},
+      {"id": "message", "define": {"type": "string", "min": "0", "max": "64"}}]},
+    {"id": "low_voltage", "type": "alert", "params": [
+      {"id": "voltage", "define": {"type": "float", "min": "0.0", "max": "24.0"}}]}
+  ],
+  "actions": [
+    {"id": "light_blink", "input": [{"id": "time", "define": {"type": "int", "min": "0", "max": "10"}}],
+     "output": [{"id": "result", "define": {"type": "bool", "mapping": {"0": "fail", "1": "ok"}}}]}
+  ]
+})";
+
+class DataTemplateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto parsed = ParseDataTemplate(kLight, "light.json");
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    tmpl_ = *parsed;
+  }
+  DataTemplate tmpl_;
+};
+
+TEST_F(DataTemplateTest, ParsesPropertiesEventsAndActions) {
+  EXPECT_EQ(tmpl_.properties.size(), 5u);
+  EXPECT_EQ(tmpl_.properties.at("brightness").max, 100);
+  EXPECT_EQ(tmpl_.properties.at("position").members.size(), 2u);
+  EXPECT_EQ(tmpl_.events.at("low_voltage").type, "alert");
+  EXPECT_EQ(tmpl_.actions.at("light_blink").output[0].id, "result");
+}
+
+TEST_F(DataTemplateTest, PropertiesAreCheckedByTypeAndRange) {
+  EXPECT_TRUE(ValidateProperties(tmpl_, R"({"power_switch":1,"brightness":40,"color":2,)"
+                                        R"("name":"study","position":{"longitude":113}})")
+                  .ok());
+  EXPECT_EQ(ValidateProperties(tmpl_, R"({"brightness":120})").message(),
+            "template: params.brightness: 120 is above max 100");
+  EXPECT_EQ(ValidateProperties(tmpl_, R"({"brightness":4.5})").message(),
+            "template: params.brightness: 4.5 is not an integer");
+  EXPECT_EQ(ValidateProperties(tmpl_, R"({"color":3})").message(),
+            "template: params.color: 3 is not one of 0, 1, 2");
+  EXPECT_EQ(ValidateProperties(tmpl_, R"({"power_switch":true})").message(),
+            "template: params.power_switch: true is not one of the bool values");
+  EXPECT_EQ(ValidateProperties(tmpl_, R"({"brightnes":1})").message(),
+            "template: params.brightnes: not in the data template");
+  EXPECT_EQ(ValidateProperties(tmpl_, R"({"position":{"latitude":91}})").message(),
+            "template: params.position.latitude: 91 is above max 90");
+  EXPECT_EQ(ValidateProperties(tmpl_, R"({"name":7})").message(),
+            "template: params.name: 7 is not a string");
+  EXPECT_EQ(ValidateProperties(tmpl_, "[1]").code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(DataTemplateTest, EventsNeedEveryParameterAndActionsTheirOutput) {
+  EXPECT_TRUE(ValidateEvent(tmpl_, "status_report", R"({"status":0,"message":"ok"})").ok());
+  EXPECT_EQ(ValidateEvent(tmpl_, "status_report", R"({"status":0})").message(),
+            "template: events.status_report.params.message: missing");
+  EXPECT_EQ(ValidateEvent(tmpl_, "low_voltage", R"({"voltage":30.5})").message(),
+            "template: events.low_voltage.params.voltage: 30.5 is above max 24");
+  EXPECT_EQ(ValidateEvent(tmpl_, "boom", "{}").message(),
+            "template: event \"boom\" is not in the data template");
+  EXPECT_TRUE(ValidateActionOutput(tmpl_, "light_blink", R"({"result":1})").ok());
+  EXPECT_EQ(ValidateActionOutput(tmpl_, "light_blink", R"({"result":2})").message(),
+            "template: actions.light_blink.output.result: 2 is not one of 0, 1");
+}
+
+TEST_F(DataTemplateTest, BadTemplatesNameTheEntry) {
+  EXPECT_EQ(ParseDataTemplate(R"({"properties":[{"id":"x","define":{"type":"double"}}]})", "t.json")
+                .status()
+                .message(),
+            "t.json: properties[0].define: unknown type \"double\"");
+  EXPECT_EQ(ParseDataTemplate(R"({"properties":[{"define":{"type":"int"}}]})", "t.json")
+                .status()
+                .message(),
+            "t.json: properties[0]: no \"id\"");
+  EXPECT_EQ(ParseDataTemplate("nope", "t.json").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(DataTemplatePayloadTest, TopicsAndMessagesAreTheSdks) {
+  EXPECT_EQ(ThingTopic("up", "property", "P", "d"), "$thing/up/property/P/d");
+  EXPECT_EQ(ThingTopic("down", "action", "P", "d"), "$thing/down/action/P/d");
+  EXPECT_EQ(PropertyReportPayload("P-1", R"({"brightness":40})"),
+            R"({"method":"report","clientToken":"P-1","params":{"brightness":40}})");
+  EXPECT_EQ(GetStatusPayload("P-2"), R"({"method":"get_status","clientToken":"P-2"})");
+  EXPECT_EQ(ClearControlPayload("P-3"), R"({"method":"clear_control","clientToken":"P-3"})");
+  EXPECT_EQ(ControlReplyPayload("clientToken-7", 0, "some message"),
+            R"({"method":"control_reply","clientToken":"clientToken-7","code":0,)"
+            R"("status":"some message"})");
+  EXPECT_EQ(EventPostPayload("P-4", "status_report", "info", 1700000000000,
+                             R"({"status":0,"message":"ok"})"),
+            R"({"method":"event_post","clientToken":"P-4","eventId":"status_report",)"
+            R"("type":"info","timestamp":1700000000000,"params":{"status":0,"message":"ok"}})");
+  EXPECT_EQ(ActionReplyPayload("a-1", 0, "ok", R"({"result":1})"),
+            R"({"method":"action_reply","clientToken":"a-1","code":0,"status":"ok",)"
+            R"("response":{"result":1}})");
+  EXPECT_EQ(
+      ReportInfoPayload("P-5", R"({"module_hardinfo":"ESP8266"})"),
+      R"({"method":"report_info","clientToken":"P-5","params":{"module_hardinfo":"ESP8266"}})");
+}
+
+TEST(DataTemplatePayloadTest, ParsesControlAndActionMessages) {
+  auto control = ParseThingMessage(
+      R"({"method":"control","clientToken":"clientToken-7","params":{"power_switch":1,"color":0}})");
+  ASSERT_TRUE(control.ok()) << control.status();
+  EXPECT_EQ(control->method, "control");
+  EXPECT_EQ(control->client_token, "clientToken-7");
+  EXPECT_EQ(control->params_json, R"({"color":0,"power_switch":1})");
+  auto action = ParseThingMessage(
+      R"({"method":"action","clientToken":"a-1","actionId":"light_blink","params":{"time":3}})");
+  ASSERT_TRUE(action.ok()) << action.status();
+  EXPECT_EQ(action->action_id, "light_blink");
+  auto reply = ParseThingMessage(
+      R"({"method":"report_reply","clientToken":"P-1","code":0,"status":"success"})");
+  ASSERT_TRUE(reply.ok());
+  EXPECT_EQ(reply->status, "success");
+  EXPECT_EQ(ParseThingMessage(R"({"clientToken":"x"})").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace tencent
+}  // namespace hublink

@@ -461,6 +461,13 @@ void Session::OnLinkData(absl::string_view bytes) {
   last_received_ = clock_->Now();
   absl::Status status =
       decoder_.Feed(bytes, [this](const Packet& packet) { return HandlePacket(packet); });
+  if (status.ok() && link_ != nullptr && !closing_) {
+    // What these packets produced (acknowledgements, publishes from handlers) leaves now, in one
+    // write, rather than at the end of the turn: a layer below that coalesces per turn too
+    // (WebSocket) would otherwise hold an answer for one more turn (measured: QoS 1 round trip over
+    // wss 1.5-2x slower).
+    FlushBatch();
+  }
   if (status.ok() || closing_ || link_ == nullptr) return;
   const absl::optional<Decoder::Oversize>& oversize = decoder_.oversize();
   if (oversize.has_value() && connack_seen_ && oversize->type == PacketType::kPublish) {
@@ -497,6 +504,7 @@ void Session::OnLinkWritable() {
   Scope scope(*this);
   if (batch_stuck_ && !FlushBatch()) return;
   Pump();
+  FlushBatch();
 }
 
 void Session::NoteLinkEnd(const absl::Status& status) {

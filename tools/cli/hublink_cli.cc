@@ -23,6 +23,7 @@
 #include "tools/cli/flags.h"
 #include "tools/cli/fleet.h"
 #include "tools/cli/metrics.h"
+#include "tools/cli/ota_command.h"
 #include "tools/cli/register_command.h"
 #include "tools/cli/shadow_command.h"
 
@@ -30,8 +31,8 @@ namespace hublink {
 namespace cli {
 namespace {
 
-constexpr const char* kCommands[] = {"pub",   "sub",   "sign",   "plugins",
-                                     "check", "fleet", "shadow", "register"};
+constexpr const char* kCommands[] = {"pub",   "sub",    "sign",     "plugins", "check",
+                                     "fleet", "shadow", "register", "ota"};
 
 struct CommandFlags {
   ConnectionFlags connection;
@@ -453,6 +454,7 @@ absl::string_view Summary(absl::string_view command) {
   if (command == "fleet") return "many clients at once: connect, publish, summarize";
   if (command == "shadow") return "get|update|delete a Tencent device's shadow (JSON on stdout)";
   if (command == "register") return "Tencent dynamic registration: write device_info.json";
+  if (command == "ota") return "Tencent OTA: report the version, download an update (Range, MD5)";
   if (command == "check") return "validate a pipeline file without connecting: hublink check FILE";
   return "list the registered plugins (--describe=NAME: one plugin's config, field by field)";
 }
@@ -508,7 +510,7 @@ void RegisterFlags(absl::string_view command, CommandFlags& flags, FlagParser& p
 
 std::string Usage() {
   std::string usage =
-      "usage: hublink pub|sub|sign|plugins|fleet|shadow|register [flags]   "
+      "usage: hublink pub|sub|sign|plugins|fleet|shadow|register|ota [flags]   "
       "(hublink COMMAND --help: its flags)\n";
   for (const char* command : kCommands) {
     std::string padded(command);
@@ -585,12 +587,13 @@ int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ost
     err << "hublink: unknown command \"" << command << "\"\n" << Usage();
     return 2;
   }
-  if (command == "register" || command == "fleet" || command == "shadow") {
+  if (command == "register" || command == "fleet" || command == "shadow" || command == "ota") {
     std::vector<std::string> own(args.begin() + 1, args.end());
     absl::StatusOr<std::function<void(Registry::Builder&)>> with_libraries =
         TakePluginFlags(own, register_plugins);
     if (!with_libraries.ok()) return Fail(err, command, with_libraries.status());
     if (command == "register") return RunRegister(own, out, err, *with_libraries);
+    if (command == "ota") return RunOta(own, out, err, *with_libraries);
     if (command == "fleet") return RunFleet(own, out, err, *with_libraries);
     if (command == "shadow") return RunShadow(own, out, err, *with_libraries);
   }

@@ -25,6 +25,8 @@ commands:
   https-start [PORT]             start the HTTPS side (dynamic registration, firmware/) on 127.0.0.1:PORT
                                  (default LOCAL_HUB_HTTPS_PORT or 18444; 0 picks a free port)
   https-stop                     stop it
+  ota-push PID DN FILE VERSION   serve FILE from the HTTPS side and send update_firmware (url, md5sum,
+                                 file_size, version) to $ota/update/PID/DN as the console
   shadow-desire PID DN JSON      set desired state in a device's shadow, as the console (the device gets a delta)
 
 options (each also read from the environment variable shown):
@@ -625,6 +627,23 @@ cmd_https_stop() {
   echo "local_hub: https stopped (pid $pid)"
 }
 
+cmd_ota_push() {
+  (($# == 4)) || die "usage: ota-push PID DN FILE VERSION"
+  local pid="$1" dn="$2" file="$3" version="$4" name md5 size port
+  [[ -f "$file" ]] || die "no firmware file $file"
+  [[ "$version" =~ ^[A-Za-z0-9._-]{1,32}$ ]] || die "version must be 1-32 characters of [A-Za-z0-9._-]"
+  https_running_pid >/dev/null || die "the HTTPS side is not running (local_hub.sh https-start)"
+  port="$(tr -d '[:space:]' <"$https_port_file")"
+  name="${pid}-${version}-$(basename "$file" | tr -c 'A-Za-z0-9._\n-' '_')"
+  install -m 644 "$file" "$state_dir/firmware/$name"
+  md5="$(md5sum "$state_dir/firmware/$name" | cut -d' ' -f1)"
+  size="$(stat -c %s "$state_dir/firmware/$name")"
+  local message
+  message="{\"type\":\"update_firmware\",\"url\":\"https://localhost:$port/firmware/$name\",\"md5sum\":\"$md5\",\"file_size\":$size,\"version\":\"$version\"}"
+  console_client mosquitto_pub -q 1 -t "\$ota/update/$pid/$dn" -m "$message"
+  echo "local_hub: pushed firmware $version ($size bytes, md5 $md5) to $pid/$dn: $message"
+}
+
 case "$command" in
   start) (($# == 0)) || die "start takes no arguments"; cmd_start ;;
   stop) cmd_stop ;;
@@ -634,6 +653,7 @@ case "$command" in
   register-product) cmd_register_product "$@" ;;
   https-start) cmd_https_start "$@" ;;
   https-stop) cmd_https_stop ;;
+  ota-push) cmd_ota_push "$@" ;;
   register-many) cmd_register_many "$@" ;;
   console-pub)
     (($# >= 2)) || die "usage: console-pub TOPIC MESSAGE [mosquitto_pub args]"

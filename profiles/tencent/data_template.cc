@@ -353,5 +353,166 @@ absl::StatusOr<ThingMessage> ParseThingMessage(absl::string_view json) {
   return message;
 }
 
+std::unique_ptr<TemplateClient> TemplateClient::Attach(Client& client, absl::string_view product_id,
+                                                       absl::string_view device_name,
+                                                       DataTemplate tmpl, Options options,
+                                                       mqtt::Completion subscribed) {
+  std::unique_ptr<mqtt::Clock> own_clock;
+  if (options.clock == nullptr) own_clock = std::make_unique<mqtt::EventLoopClock>(client.loop());
+  mqtt::Clock& clock = options.clock != nullptr ? *options.clock : *own_clock;
+  Client* publisher = &client;
+  auto device = std::make_unique<TemplateClient>(
+      std::string(product_id), std::string(device_name), std::move(tmpl),
+      [publisher](const std::string& topic, const std::string& payload, int qos,
+                  mqtt::Completion done) {
+        publisher->Publish(topic, payload, qos, false, std::move(done));
+      },
+      clock, options);
+  device->own_clock_ = std::move(own_clock);
+  std::weak_ptr<TemplateClient*> weak = device->self_;
+  // One answer for the three SUBACKs: the first failure, or OK after the last.
+  struct Join {
+    int left = 3;
+    absl::Status first_error;
+    mqtt::Completion done;
+  };
+  auto join = std::make_shared<Join>();
+  join->done = std::move(subscribed);
+  for (std::string kind : {"property", "event", "action"}) {
+    client.Subscribe(
+        ThingTopic("down", kind, product_id, device_name), 0,
+        [weak, kind](const mqtt::Message& m) {
+          if (auto self = weak.lock()) (*self)->OnMessage(kind, m.payload);
+        },
+        [join](const absl::Status& status) {
+          if (!status.ok() && join->first_error.ok()) join->first_error = status;
+          if (--join->left == 0 && join->done) join->done(join->first_error);
+        });
+  }
+  return device;
+}
+
+TemplateClient::TemplateClient(std::string product_id, std::string device_name, DataTemplate tmpl,
+                               PublishFn publish, mqtt::Clock& clock, Options options)
+    : product_id_(std::move(product_id)),
+      device_name_(std::move(device_name)),
+      tmpl_(std::move(tmpl)),
+      publish_(std::move(publish)),
+      clock_(clock),
+      options_(options),
+      self_(std::make_shared<TemplateClient*>(this)) {}
+
+TemplateClient::~TemplateClient() {
+  self_.reset();
+  auto pending = std::move(pending_);
+  pending_.clear();
+  for (auto& [token, request] : pending) {
+    clock_.Cancel(request.timer);
+    if (request.done) {
+      request.done(absl::CancelledError(
+          absl::StrCat("template: ", request.what, " (", token, ") abandoned: client destroyed")));
+    }
+  }
+}
+
+void TemplateClient::ReportProperties(absl::string_view params_json, Callback done) {
+  absl::Status valid = ValidateProperties(tmpl_, params_json);
+  if (!valid.ok()) {
+    if (done) done(valid);
+    return;
+  }
+  std::string token = absl::StrCat(product_id_, "-", next_token_++);
+  std::string payload = PropertyReportPayload(token, params_json);
+  Send("property", 0, "report", std::move(token), std::move(payload), std::move(done));
+}
+
+void TemplateClient::PostEvent(absl::string_view event_id, absl::string_view params_json,
+                               Callback done) {
+  absl::Status valid = ValidateEvent(tmpl_, event_id, params_json);
+  if (!valid.ok()) {
+    if (done) done(valid);
+    return;
+  }
+  std::string token = absl::StrCat(product_id_, "-", next_token_++);
+  std::string payload =
+      EventPostPayload(token, event_id, tmpl_.events.at(std::string(event_id)).type,
+                       absl::ToUnixMillis(clock_.Now()), params_json);
+  Send("event", 1, absl::StrCat("event_post ", event_id), std::move(token), std::move(payload),
+       std::move(done));
+}
+
+void TemplateClient::Send(absl::string_view kind, int qos, std::string what, std::string token,
+                          std::string payload, Callback done) {
+  std::weak_ptr<TemplateClient*> weak = self_;
+  Pending& request = pending_[token];
+  request.what = what;
+  request.done = std::move(done);
+  request.timer = clock_.RunAfter(options_.timeout, [weak, token, what, this] {
+    if (weak.expired()) return;
+    Finish(token, absl::DeadlineExceededError(
+                      absl::StrCat("template: no reply to ", what, " (clientToken ", token,
+                                   ") within ", absl::FormatDuration(options_.timeout))));
+  });
+  publish_(ThingTopic("up", kind, product_id_, device_name_), payload, qos,
+           [weak, token, this](const absl::Status& status) {
+             if (status.ok() || weak.expired()) return;
+             Finish(token,
+                    absl::Status(status.code(), absl::StrCat("template: ", token,
+                                                             " not sent: ", status.message())));
+           });
+}
+
+void TemplateClient::Finish(const std::string& token, const absl::Status& status) {
+  auto it = pending_.find(token);
+  if (it == pending_.end()) return;
+  Pending request = std::move(it->second);
+  pending_.erase(it);
+  clock_.Cancel(request.timer);
+  if (request.done) request.done(status);
+}
+
+void TemplateClient::OnMessage(absl::string_view kind, absl::string_view payload) {
+  absl::StatusOr<ThingMessage> message = ParseThingMessage(payload);
+  if (!message.ok()) return;
+  if (message->method == "report_reply" || message->method == "event_reply") {
+    auto it = pending_.find(message->client_token);
+    if (it == pending_.end()) return;
+    Finish(message->client_token, message->code == 0
+                                      ? absl::OkStatus()
+                                      : absl::FailedPreconditionError(absl::StrCat(
+                                            "template: ", it->second.what, " refused (code ",
+                                            message->code, ": ", message->status, ")")));
+    return;
+  }
+  if (message->method == "control" && kind == "property") {
+    Reply reply;
+    absl::Status valid = ValidateProperties(tmpl_, message->params_json);
+    if (!valid.ok()) {
+      reply = Reply{1, std::string(valid.message())};
+    } else if (control_handler_) {
+      reply = control_handler_(message->params_json);
+    }
+    publish_(ThingTopic("up", "property", product_id_, device_name_),
+             ControlReplyPayload(message->client_token, reply.code, reply.status), 0, nullptr);
+    return;
+  }
+  if (message->method == "action" && kind == "action") {
+    Reply reply{1, "no action handler", "{}"};
+    auto action = tmpl_.actions.find(message->action_id);
+    if (action == tmpl_.actions.end()) {
+      reply.status =
+          absl::StrCat("action \"", message->action_id, "\" is not in the data template");
+    } else if (action_handler_) {
+      reply = action_handler_(message->action_id, message->params_json);
+      absl::Status valid = ValidateActionOutput(tmpl_, message->action_id, reply.response_json);
+      if (!valid.ok()) reply = Reply{1, std::string(valid.message()), "{}"};
+    }
+    publish_(
+        ThingTopic("up", "action", product_id_, device_name_),
+        ActionReplyPayload(message->client_token, reply.code, reply.status, reply.response_json), 1,
+        nullptr);
+  }
+}
+
 }  // namespace tencent
 }  // namespace hublink

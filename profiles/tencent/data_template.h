@@ -9,13 +9,19 @@
 #define HUBLINK_PROFILES_TENCENT_DATA_TEMPLATE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "protocols/mqtt/client.h"
+#include "protocols/mqtt/clock.h"
+#include "protocols/mqtt/session.h"
 
 namespace hublink {
 namespace tencent {
@@ -95,6 +101,77 @@ struct ThingMessage {
   std::string status;
 };
 absl::StatusOr<ThingMessage> ParseThingMessage(absl::string_view json);
+
+// A device speaking its data template over a Client: reports and events wait for the platform's
+// report_reply / event_reply (matched by clientToken, with a timeout on the clock), control and
+// action messages go to handlers whose answers go back as control_reply / action_reply. Everything
+// sent is validated against the template first. Loop thread only, like ShadowClient.
+class TemplateClient {
+ public:
+  using PublishFn = std::function<void(const std::string& topic, const std::string& payload,
+                                       int qos, mqtt::Completion done)>;
+  using Callback = std::function<void(const absl::Status&)>;
+  struct Reply {
+    int code = 0;
+    std::string status;
+    std::string response_json = "{}";  // actions: the output
+  };
+  // `params_json`: the control's params (already checked against the template; a control that
+  // fails the check is answered with code 1 and the error, without calling the handler).
+  using ControlHandler = std::function<Reply(const std::string& params_json)>;
+  using ActionHandler =
+      std::function<Reply(const std::string& action_id, const std::string& params_json)>;
+
+  struct Options {
+    absl::Duration timeout = absl::Seconds(10);
+    mqtt::Clock* clock = nullptr;  // null: the client's loop (Attach)
+  };
+
+  // Subscribes (QoS 0, as the SDK) to $thing/down/property, event and action; `subscribed` gets
+  // the first failure or OK once all three are granted.
+  static std::unique_ptr<TemplateClient> Attach(Client& client, absl::string_view product_id,
+                                                absl::string_view device_name, DataTemplate tmpl,
+                                                Options options, mqtt::Completion subscribed);
+  TemplateClient(std::string product_id, std::string device_name, DataTemplate tmpl,
+                 PublishFn publish, mqtt::Clock& clock, Options options);
+  ~TemplateClient();  // pending requests complete with kCancelled
+  TemplateClient(const TemplateClient&) = delete;
+  TemplateClient& operator=(const TemplateClient&) = delete;
+
+  // report on $thing/up/property (QoS 0); OK on a report_reply with code 0.
+  void ReportProperties(absl::string_view params_json, Callback done);
+  // event_post on $thing/up/event (QoS 1); OK on an event_reply with code 0.
+  void PostEvent(absl::string_view event_id, absl::string_view params_json, Callback done);
+  void set_control_handler(ControlHandler handler) { control_handler_ = std::move(handler); }
+  void set_action_handler(ActionHandler handler) { action_handler_ = std::move(handler); }
+
+  // A message from one of the $thing/down topics; `kind` is "property", "event" or "action".
+  void OnMessage(absl::string_view kind, absl::string_view payload);
+  size_t pending() const { return pending_.size(); }
+
+ private:
+  struct Pending {
+    std::string what;
+    Callback done;
+    mqtt::Clock::TimerId timer = 0;
+  };
+  void Send(absl::string_view kind, int qos, std::string what, std::string token,
+            std::string payload, Callback done);
+  void Finish(const std::string& token, const absl::Status& status);
+
+  const std::string product_id_;
+  const std::string device_name_;
+  const DataTemplate tmpl_;
+  PublishFn publish_;
+  mqtt::Clock& clock_;
+  Options options_;
+  uint64_t next_token_ = 0;
+  std::map<std::string, Pending> pending_;
+  ControlHandler control_handler_;
+  ActionHandler action_handler_;
+  std::shared_ptr<TemplateClient*> self_;
+  std::unique_ptr<mqtt::Clock> own_clock_;
+};
 
 }  // namespace tencent
 }  // namespace hublink

@@ -1,5 +1,9 @@
 #include "profiles/tencent/data_template.h"
 
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace hublink {
@@ -136,6 +140,98 @@ TEST(DataTemplatePayloadTest, ParsesControlAndActionMessages) {
   EXPECT_EQ(reply->status, "success");
   EXPECT_EQ(ParseThingMessage(R"({"clientToken":"x"})").status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+class TemplateClientTest : public DataTemplateTest {
+ protected:
+  struct Sent {
+    std::string topic, payload;
+    int qos;
+  };
+  void SetUp() override {
+    DataTemplateTest::SetUp();
+    TemplateClient::Options options;
+    options.timeout = absl::Seconds(5);
+    device_ = std::make_unique<TemplateClient>(
+        "LIGHT00001", "lamp", tmpl_,
+        [this](const std::string& topic, const std::string& payload, int qos,
+               mqtt::Completion done) {
+          sent_.push_back({topic, payload, qos});
+          if (done) done(absl::OkStatus());
+        },
+        clock_, options);
+  }
+  mqtt::ManualClock clock_{absl::FromUnixSeconds(1700000000)};
+  std::vector<Sent> sent_;
+  std::unique_ptr<TemplateClient> device_;
+};
+
+TEST_F(TemplateClientTest, ReportsAndEventsWaitForTheirReplies) {
+  absl::Status reported = absl::UnknownError("pending"), posted = absl::UnknownError("pending");
+  device_->ReportProperties(R"({"brightness":40})", [&](const absl::Status& s) { reported = s; });
+  device_->PostEvent("low_voltage", R"({"voltage":3.3})",
+                     [&](const absl::Status& s) { posted = s; });
+  ASSERT_EQ(sent_.size(), 2u);
+  EXPECT_EQ(sent_[0].topic, "$thing/up/property/LIGHT00001/lamp");
+  EXPECT_EQ(sent_[0].payload,
+            R"({"method":"report","clientToken":"LIGHT00001-0","params":{"brightness":40}})");
+  EXPECT_EQ(sent_[0].qos, 0);
+  EXPECT_EQ(sent_[1].topic, "$thing/up/event/LIGHT00001/lamp");
+  EXPECT_EQ(sent_[1].payload,
+            R"({"method":"event_post","clientToken":"LIGHT00001-1","eventId":"low_voltage",)"
+            R"("type":"alert","timestamp":1700000000000,"params":{"voltage":3.3}})");
+  EXPECT_EQ(sent_[1].qos, 1);
+  device_->OnMessage(
+      "property",
+      R"({"method":"report_reply","clientToken":"LIGHT00001-0","code":0,"status":"success"})");
+  EXPECT_TRUE(reported.ok()) << reported;
+  device_->OnMessage(
+      "event",
+      R"({"method":"event_reply","clientToken":"LIGHT00001-1","code":406,"status":"bad"})");
+  EXPECT_EQ(posted.message(), "template: event_post low_voltage refused (code 406: bad)");
+
+  absl::Status invalid;
+  device_->ReportProperties(R"({"brightness":101})", [&](const absl::Status& s) { invalid = s; });
+  EXPECT_EQ(invalid.message(), "template: params.brightness: 101 is above max 100");
+  EXPECT_EQ(sent_.size(), 2u) << "nothing sent";
+
+  absl::Status late = absl::UnknownError("pending");
+  device_->ReportProperties(R"({"power_switch":0})", [&](const absl::Status& s) { late = s; });
+  clock_.Advance(absl::Seconds(5));
+  EXPECT_EQ(late.code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST_F(TemplateClientTest, ControlAndActionAreAnsweredFromTheHandlers) {
+  std::string seen;
+  device_->set_control_handler([&](const std::string& params) {
+    seen = params;
+    return TemplateClient::Reply{0, "applied"};
+  });
+  device_->OnMessage(
+      "property",
+      R"({"method":"control","clientToken":"clientToken-7","params":{"power_switch":1}})");
+  EXPECT_EQ(seen, R"({"power_switch":1})");
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(
+      sent_[0].payload,
+      R"({"method":"control_reply","clientToken":"clientToken-7","code":0,"status":"applied"})");
+  device_->OnMessage("property",
+                     R"({"method":"control","clientToken":"clientToken-8","params":{"color":9}})");
+  ASSERT_EQ(sent_.size(), 2u);
+  EXPECT_EQ(sent_[1].payload, R"({"method":"control_reply","clientToken":"clientToken-8","code":1,)"
+                              R"("status":"template: params.color: 9 is not one of 0, 1, 2"})");
+
+  device_->set_action_handler([](const std::string& id, const std::string& params) {
+    return TemplateClient::Reply{0, "blinked", R"({"result":1})"};
+  });
+  device_->OnMessage(
+      "action",
+      R"({"method":"action","clientToken":"a-1","actionId":"light_blink","params":{"time":2}})");
+  ASSERT_EQ(sent_.size(), 3u);
+  EXPECT_EQ(sent_[2].topic, "$thing/up/action/LIGHT00001/lamp");
+  EXPECT_EQ(sent_[2].payload,
+            R"({"method":"action_reply","clientToken":"a-1","code":0,"status":"blinked",)"
+            R"("response":{"result":1}})");
 }
 
 }  // namespace

@@ -4,7 +4,9 @@
 // get the device's answer on $rrpc/txd/<pid>/<dn>/<processId>; it broadcasts on
 // $broadcast/rxd/<pid>/<dn> and the device must get it. The profile refuses QoS 2 and retain before
 // they reach the hub, and the connection stays up. As a gateway, the device binds a sub-device
-// (signed with its secret), lists it, brings it online and offline, and unbinds it.
+// (signed with its secret), lists it, brings it online and offline, and unbinds it. With a data
+// template, its report and event are answered by the hub, a control and an action from the
+// console by its handlers.
 //   args: local_hub.sh hub_plugin.so
 #include <chrono>
 #include <cstdio>
@@ -22,6 +24,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "plugins/builtin.h"
+#include "profiles/tencent/data_template.h"
 #include "profiles/tencent/gateway.h"
 #include "profiles/tencent/rrpc.h"
 #include "protocols/mqtt/client.h"
@@ -294,6 +297,125 @@ TEST(ServicesLocalHubTest, GatewayBindsAndBringsSubDevicesOnline) {
   });
   released.get_future().wait();
   client.Disconnect().wait_for(std::chrono::seconds(5));
+}
+
+constexpr char kLightTemplate[] = R"({"version":"1.0","properties":[
+  {"id":"power_switch","mode":"rw","define":{"type":"bool","mapping":{"0":"off","1":"on"}}},
+  {"id":"brightness","mode":"rw","define":{"type":"int","min":"0","max":"100"}}],
+ "events":[{"id":"status_report","type":"info","params":[
+  {"id":"status","define":{"type":"bool","mapping":{"0":"normal","1":"fault"}}}]}],
+ "actions":[{"id":"light_blink","input":[{"id":"time","define":{"type":"int","min":"0","max":"10"}}],
+  "output":[{"id":"result","define":{"type":"bool","mapping":{"0":"fail","1":"ok"}}}]}]})";
+
+// The data template: a report and an event answered by the local hub, a control and an action
+// from the console answered by the device's handlers.
+TEST(ServicesLocalHubTest, DataTemplateReportEventControlAndAction) {
+  LocalHub hub;
+  absl::Status started = hub.Start("template_hub");
+  ASSERT_TRUE(started.ok()) << started;
+  absl::StatusOr<tencent::DataTemplate> tmpl = tencent::ParseDataTemplate(kLightTemplate, "light");
+  ASSERT_TRUE(tmpl.ok()) << tmpl.status();
+  cli::ConnectionFlags device_flags;
+  device_flags.device_info = hub.device_info();
+  device_flags.transport = "tcp";
+  device_flags.host = "127.0.0.1";
+  device_flags.port = hub.mqtt_port();
+  device_flags.no_proxy = true;
+  cli::ConnectionFlags console_flags;
+  console_flags.host = "127.0.0.1";
+  console_flags.port = hub.mqtt_port();
+  console_flags.client_id = "console-template-e2e";
+  console_flags.username = "console";
+  console_flags.password = hub.console_password();
+  console_flags.no_proxy = true;
+
+  Inbox replies, controls;  // before the clients
+  absl::StatusOr<std::unique_ptr<Client>> device = MakeClient(device_flags);
+  ASSERT_TRUE(device.ok()) << device.status();
+  absl::StatusOr<std::unique_ptr<Client>> console = MakeClient(console_flags);
+  ASSERT_TRUE(console.ok()) << console.status();
+  Client& client = **device;
+  auto light = std::make_shared<std::unique_ptr<tencent::TemplateClient>>();
+  auto subscribed = std::make_shared<std::promise<absl::Status>>();
+  std::future<absl::Status> subscribed_future = subscribed->get_future();
+  client.loop().Post([&client, light, subscribed, &controls, t = *tmpl] {
+    *light = tencent::TemplateClient::Attach(
+        client, kProduct, kDevice, t, {},
+        [subscribed](const absl::Status& s) { subscribed->set_value(s); });
+    (*light)->set_control_handler([&controls](const std::string& params) {
+      controls.Add("control", params);
+      return tencent::TemplateClient::Reply{0, "applied"};
+    });
+    (*light)->set_action_handler([&controls](const std::string& id, const std::string& params) {
+      controls.Add(id, params);
+      return tencent::TemplateClient::Reply{0, "blinked", R"({"result":1})"};
+    });
+  });
+  client.Connect();
+  (*console)->Connect();
+  std::future<absl::Status> console_subscribed = (*console)->Subscribe(
+      absl::StrCat("$thing/up/+/", kProduct, "/", kDevice), 0,
+      [&replies](const mqtt::Message& m) { replies.Add(m.topic, m.payload); });
+  ASSERT_TRUE(Await(std::move(subscribed_future), "device SUBACKs for $thing/down").ok());
+  ASSERT_TRUE(Await(std::move(console_subscribed), "console SUBACK for $thing/up").ok());
+
+  EXPECT_TRUE(OnLoop(client, [light](auto done) {
+                (*light)->ReportProperties(R"({"power_switch":1,"brightness":40})", done);
+              }).ok());
+  EXPECT_TRUE(OnLoop(client, [light](auto done) {
+                (*light)->PostEvent("status_report", R"({"status":0})", done);
+              }).ok());
+  absl::Status out_of_range = OnLoop(
+      client, [light](auto done) { (*light)->ReportProperties(R"({"brightness":140})", done); });
+  EXPECT_EQ(out_of_range.message(), "template: params.brightness: 140 is above max 100");
+
+  const std::string down = absl::StrCat("/", kProduct, "/", kDevice);
+  ASSERT_TRUE(Await((*console)->Publish(absl::StrCat("$thing/down/property", down),
+                                        R"({"method":"control","clientToken":"console-1",)"
+                                        R"("params":{"brightness":70}})",
+                                        1),
+                    "console control")
+                  .ok());
+  ASSERT_TRUE(Await((*console)->Publish(absl::StrCat("$thing/down/action", down),
+                                        R"({"method":"action","clientToken":"console-2",)"
+                                        R"("actionId":"light_blink","params":{"time":2}})",
+                                        1),
+                    "console action")
+                  .ok());
+  // The console sees: report, event_post (the device's uplinks), control_reply, action_reply.
+  auto has = [&](const std::string& topic_kind, const std::string& fragment) {
+    for (size_t i = 0; i < replies.size(); ++i) {
+      auto [topic, payload] = replies.at(i);
+      if (topic == absl::StrCat("$thing/up/", topic_kind, down) &&
+          payload.find(fragment) != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  };
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return has("property", R"({"method":"control_reply","clientToken":"console-1","code":0,)"
+                               R"("status":"applied"})") &&
+               has("action", R"("clientToken":"console-2","code":0,"status":"blinked",)"
+                             R"("response":{"result":1}})");
+      },
+      absl::Seconds(10)))
+      << "control_reply / action_reply not seen by the console";
+  EXPECT_TRUE(has("property", R"("method":"report")"));
+  EXPECT_TRUE(has("event", R"("method":"event_post")"));
+  ASSERT_EQ(controls.size(), 2u);
+  EXPECT_EQ(controls.at(0).second, R"({"brightness":70})");
+  EXPECT_EQ(controls.at(1).first, "light_blink");
+
+  std::promise<void> released;
+  client.loop().Post([light, &released] {
+    light->reset();
+    released.set_value();
+  });
+  released.get_future().wait();
+  client.Disconnect().wait_for(std::chrono::seconds(5));
+  (*console)->Disconnect().wait_for(std::chrono::seconds(5));
 }
 
 }  // namespace

@@ -658,6 +658,13 @@ static const struct permission kPermissions[] = {
     // these to gateways only, the local hub to every device.
     {"$gateway/operation/", "", false, true},
     {"$gateway/operation/result/", "", true, false},
+    // IoT Explorer's data template (reports and events answered by shadow_service.py).
+    {"$thing/up/property/", "", false, true},
+    {"$thing/up/event/", "", false, true},
+    {"$thing/up/action/", "", false, true},
+    {"$thing/down/property/", "", true, false},
+    {"$thing/down/event/", "", true, false},
+    {"$thing/down/action/", "", true, false},
 };
 
 // Whether topic (a topic name, or a subscription filter if is_filter) is covered by the permission

@@ -21,6 +21,11 @@ It also answers gateways on $gateway/operation/<pid>/<dn> (reply on $gateway/ope
   Replies: {"type":..,"payload":{"devices":[{"product_id":..,"device_name":..,"result":R}]}}, R 0 on success,
   else this emulation's codes: 1 not bound / unknown sub-device, 2 bad signature.
 
+And the data template's uplinks ($thing/up/property|event/<pid>/<dn>): a "report" is answered on
+$thing/down/property/<pid>/<dn> with {"method":"report_reply","clientToken":..,"code":0,"status":"success"}, an
+"event_post" on $thing/down/event/<pid>/<dn> with an "event_reply" alike. The console sends control and action
+messages itself (console-pub to $thing/down/property|action/<pid>/<dn>) and reads the replies on $thing/up/...
+
 The console changes a desired state the same way (local_hub.sh shadow-desire PID DN JSON publishes an update
 with "state": {"desired": JSON}); the hub's answer goes to the device's result topic under a clientToken the
 device does not know, which a device ignores. Documents live in memory only, for the hub's lifetime.
@@ -98,7 +103,8 @@ class ShadowService:
             print(f"shadow service: CONNECT refused ({mqtt.connack_string(rc)})", file=sys.stderr, flush=True)
             return
         # After every (re)connect: the subscription is not kept across a clean session.
-        client.subscribe([("$shadow/operation/+/+", 0), ("$gateway/operation/+/+", 0)])
+        client.subscribe([("$shadow/operation/+/+", 0), ("$gateway/operation/+/+", 0),
+                          ("$thing/up/property/+/+", 0), ("$thing/up/event/+/+", 0)])
 
     def _on_subscribe(self, client, userdata, mid, granted):
         if not self.subscribed and self.args.ready_file:
@@ -164,8 +170,27 @@ class ShadowService:
     def _publish(self, topic, body):
         self.client.publish(topic, json.dumps(body, separators=(",", ":")), qos=0)
 
+    def _thing(self, kind, pid, dn, request):
+        method = request.get("method")
+        replies = {("property", "report"): "report_reply", ("event", "event_post"): "event_reply"}
+        reply = replies.get((kind, method))
+        if reply is None:
+            return  # control_reply, action_reply and others are for the console to read
+        self._publish(f"$thing/down/{kind}/{pid}/{dn}",
+                      {"method": reply, "clientToken": request.get("clientToken", ""), "code": 0,
+                       "status": "success"})
+        print(f"template service: {pid}/{dn} {method} -> {reply}", flush=True)
+
     def _on_message(self, client, userdata, msg):
         parts = msg.topic.split("/")
+        if len(parts) == 5 and parts[0] == "$thing" and parts[1] == "up":
+            try:
+                request = json.loads(msg.payload.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                return
+            if isinstance(request, dict):
+                self._thing(parts[2], parts[3], parts[4], request)
+            return
         if len(parts) != 4:
             return
         if parts[0] == "$gateway":

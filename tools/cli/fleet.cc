@@ -161,6 +161,7 @@ std::string FleetSummaryToJson(const FleetSummary& s) {
   field("publish_ack", HistogramJson(s.ack_us));
   field("rss_before_kib", absl::StrCat(s.rss_before_kib));
   field("rss_after_kib", absl::StrCat(s.rss_after_kib));
+  field("rss_created_kib", absl::StrCat(s.rss_created_kib));
   field("rss_per_connection_kib", JsonNumber(RssPerConnectionKib(s)));
   field("cpu_connect_s", JsonNumber(s.cpu_connect_s));
   field("cpu_hold_s", JsonNumber(s.cpu_hold_s));
@@ -252,6 +253,7 @@ absl::StatusOr<FleetSummary> FleetSummaryFromJson(const std::string& json,
   s.messages_received = integer("messages_received");
   s.rss_before_kib = integer("rss_before_kib");
   s.rss_after_kib = integer("rss_after_kib");
+  s.rss_created_kib = integer("rss_created_kib");
   s.cpu_connect_s = Number(root, "cpu_connect_s");
   s.cpu_total_s = Number(root, "cpu_total_s");
   s.cpu_hold_s = Number(root, "cpu_hold_s");
@@ -290,6 +292,7 @@ FleetSummary MergeFleetSummaries(const std::vector<FleetSummary>& summaries) {
     m.messages_received += s.messages_received;
     m.rss_before_kib += s.rss_before_kib;
     m.rss_after_kib += s.rss_after_kib;
+    m.rss_created_kib += s.rss_created_kib;
     m.cpu_connect_s += s.cpu_connect_s;
     m.cpu_total_s += s.cpu_total_s;
     m.cpu_hold_s += s.cpu_hold_s;
@@ -327,8 +330,12 @@ void PrintFleetSummary(const FleetSummary& s, std::ostream& out) {
     out << "  publish to ack: p50 " << ms(s.ack_us, 0.5) << " ms, p99 " << ms(s.ack_us, 0.99)
         << " ms\n";
   }
-  out << absl::StrFormat("  memory: %.1f KiB RSS per connection (%d KiB before, %d KiB after)\n",
-                         RssPerConnectionKib(s), s.rss_before_kib, s.rss_after_kib);
+  out << absl::StrFormat(
+      "  memory: %.1f KiB RSS per connection, %.1f KiB of it before connecting (%d KiB before, %d "
+      "KiB with the clients created, %d KiB after)\n",
+      RssPerConnectionKib(s),
+      s.connected > 0 ? static_cast<double>(s.rss_created_kib - s.rss_before_kib) / s.connected : 0,
+      s.rss_before_kib, s.rss_created_kib, s.rss_after_kib);
   out << absl::StrFormat(
       "  cpu: %.3f s setting up and connecting (%.0f us per connect), %.3f s publishing (%.1f us "
       "per message), %.3f s in all\n",
@@ -1023,6 +1030,7 @@ int RunFleet(const std::vector<std::string>& args, std::ostream& out, std::ostre
     }
   }
 
+  summary.rss_created_kib = RssKib();
   // The ramp: the k-th Connect() at (k + u_k) / rate, u_k uniform in [0, 1) from the seed; shard K
   // of N starts K/N of a slot late, so that N shards at the same rate interleave.
   std::vector<double> offsets(fleet.size(), 0.0);

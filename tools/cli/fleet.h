@@ -68,8 +68,11 @@ struct FleetSummary {
   int64_t messages_received = 0;
   int64_t rss_before_kib = 0;  // VmRSS before any client existed
   int64_t rss_after_kib = 0;   // VmRSS at the end of the publishing phase
-  double cpu_connect_s = 0;    // user + system CPU until every client connected
-  double cpu_total_s = 0;      // ... until the end of the publishing phase
+  // VmRSS once every client was created, before any connected: what the Client objects and their
+  // resolved pipelines cost apart from the connections.
+  int64_t rss_created_kib = 0;
+  double cpu_connect_s = 0;  // user + system CPU until every client connected
+  double cpu_total_s = 0;    // ... until the end of the publishing phase
   int64_t attempts = 0;
   int64_t failures = 0;  // attempts that ended before CONNACK
   int64_t losses = 0;

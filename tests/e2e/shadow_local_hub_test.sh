@@ -3,7 +3,7 @@
 # service (tools/local_hub/shadow_service.py beside a real mosquitto with the IoT Hub plugin): the
 # document grows a version with each update, a stale --version is refused naming the hub's version,
 # a desired state set from the console arrives as a delta, "desired": null clears it, delete empties
-# the document.
+# the document. Then `hublink template report|event` against the hub's data template replies.
 #   args: local_hub.sh hub_plugin.so shadow_service.py hublink
 set -euo pipefail
 hub_script="$(realpath "$1")"
@@ -90,6 +90,31 @@ bad_status=0
 shadow bad update --state='[1]' || bad_status=$?
 check "a reported state that is not a JSON object is refused before sending" \
   eval '((bad_status == 1)) && grep -q "must be a JSON object" "$work/bad.err"'
+
+# hublink template: a data template report and event, answered by the local hub; a value the
+# template does not allow is refused before connecting.
+cat >"$work/light.json" <<'JSON'
+{"version": "1.0", "properties": [
+  {"id": "brightness", "mode": "rw", "define": {"type": "int", "min": "0", "max": "100"}}],
+ "events": [{"id": "status_report", "type": "info", "params": [
+  {"id": "status", "define": {"type": "bool", "mapping": {"0": "normal", "1": "fault"}}}]}]}
+JSON
+template() {  # template NAME OP [FLAGS...]
+  local name="$1"
+  shift
+  "$hublink" template "$@" --device_info="$device_info" --template="$work/light.json" \
+    --transport=tcp --host=127.0.0.1 --port="$mqtt_port" --timeout=10 \
+    >"$work/$name.out" 2>"$work/$name.err"
+}
+check "hublink template report is answered by the hub" \
+  eval 'template report report --params="{\"brightness\":40}" && grep -qx reported "$work/report.out"'
+check "hublink template event is answered by the hub" \
+  eval 'template event event --event=status_report --params="{\"status\":1}" &&
+    grep -qx "event status_report posted" "$work/event.out"'
+range_status=0
+template range report --params='{"brightness":140}' || range_status=$?
+check "a value outside the template is refused (exit 1) naming the field" \
+  eval '((range_status == 1)) && grep -q "params.brightness: 140 is above max 100" "$work/range.err"'
 
 echo "$passes passed, $failures failed"
 if ((failures)); then

@@ -26,13 +26,14 @@
 #include "tools/cli/ota_command.h"
 #include "tools/cli/register_command.h"
 #include "tools/cli/shadow_command.h"
+#include "tools/cli/template_command.h"
 
 namespace hublink {
 namespace cli {
 namespace {
 
 constexpr const char* kCommands[] = {"pub",   "sub",    "sign",     "plugins", "check",
-                                     "fleet", "shadow", "register", "ota"};
+                                     "fleet", "shadow", "register", "ota",     "template"};
 
 struct CommandFlags {
   ConnectionFlags connection;
@@ -453,6 +454,7 @@ absl::string_view Summary(absl::string_view command) {
   if (command == "sign") return "print the client id, username and password a device would send";
   if (command == "fleet") return "many clients at once: connect, publish, summarize";
   if (command == "shadow") return "get|update|delete a Tencent device's shadow (JSON on stdout)";
+  if (command == "template") return "report|event of a Tencent IoT Explorer data template";
   if (command == "register") return "Tencent dynamic registration: write device_info.json";
   if (command == "ota") return "Tencent OTA: report the version, download an update (Range, MD5)";
   if (command == "check") return "validate a pipeline file without connecting: hublink check FILE";
@@ -510,7 +512,7 @@ void RegisterFlags(absl::string_view command, CommandFlags& flags, FlagParser& p
 
 std::string Usage() {
   std::string usage =
-      "usage: hublink pub|sub|sign|plugins|fleet|shadow|register|ota [flags]   "
+      "usage: hublink pub|sub|sign|plugins|fleet|shadow|register|ota|template [flags]   "
       "(hublink COMMAND --help: its flags)\n";
   for (const char* command : kCommands) {
     std::string padded(command);
@@ -587,7 +589,8 @@ int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ost
     err << "hublink: unknown command \"" << command << "\"\n" << Usage();
     return 2;
   }
-  if (command == "register" || command == "fleet" || command == "shadow" || command == "ota") {
+  if (command == "register" || command == "fleet" || command == "shadow" || command == "ota" ||
+      command == "template") {
     std::vector<std::string> own(args.begin() + 1, args.end());
     absl::StatusOr<std::function<void(Registry::Builder&)>> with_libraries =
         TakePluginFlags(own, register_plugins);
@@ -596,6 +599,7 @@ int RunHublink(const std::vector<std::string>& args, std::ostream& out, std::ost
     if (command == "ota") return RunOta(own, out, err, *with_libraries);
     if (command == "fleet") return RunFleet(own, out, err, *with_libraries);
     if (command == "shadow") return RunShadow(own, out, err, *with_libraries);
+    if (command == "template") return RunTemplate(own, out, err, *with_libraries);
   }
   CommandFlags flags;
   FlagParser parser;

@@ -284,6 +284,30 @@ TEST(ServicesLocalHubTest, GatewayBindsAndBringsSubDevicesOnline) {
   ASSERT_TRUE(listed.ok()) << listed.status();
   EXPECT_EQ(*listed, (std::vector<tencent::SubDevice>{sensor}));
   EXPECT_TRUE(op("online").ok());
+  // Online, the sub-device's messages go through the gateway's connection.
+  cli::ConnectionFlags console_flags;
+  console_flags.host = "127.0.0.1";
+  console_flags.port = hub.mqtt_port();
+  console_flags.client_id = "console-gateway-e2e";
+  console_flags.username = "console";
+  console_flags.password = hub.console_password();
+  console_flags.no_proxy = true;
+  Inbox seen;
+  absl::StatusOr<std::unique_ptr<Client>> console = MakeClient(console_flags);
+  ASSERT_TRUE(console.ok()) << console.status();
+  (*console)->Connect();
+  ASSERT_TRUE(Await((*console)->Subscribe(
+                        "SUBPROD001/sensor1/data", 1,
+                        [&seen](const mqtt::Message& m) { seen.Add(m.topic, m.payload); }),
+                    "console SUBACK")
+                  .ok());
+  ASSERT_TRUE(Await(client.Publish("SUBPROD001/sensor1/data", R"({"temperature":21})", 1),
+                    "sub-device publish")
+                  .ok());
+  ASSERT_TRUE(WaitFor([&] { return seen.size() >= 1; }, absl::Seconds(10)))
+      << "the sub-device's message did not get through the gateway";
+  EXPECT_EQ(seen.at(0).second, R"({"temperature":21})");
+  (*console)->Disconnect().wait_for(std::chrono::seconds(5));
   EXPECT_TRUE(op("offline").ok());
   EXPECT_TRUE(op("unbind").ok());
   listed = describe();

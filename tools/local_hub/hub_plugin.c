@@ -682,6 +682,41 @@ static bool permission_matches(const struct permission *perm, const struct devic
   return true;
 }
 
+// Gateways: while a gateway has a sub-device online, it may publish and subscribe for it with the
+// sub-device's default permissions. shadow_service.py keeps "<gw pid> <gw dn> <sub pid> <sub dn>"
+// lines in gateway_online.txt beside the registry; read only when the device's own permissions
+// said no.
+static bool gateway_allows(const struct hub *hub, const struct device *gw, const char *topic,
+                           bool is_filter, bool want_publish) {
+  char path[PATH_MAX];
+  const char *slash = strrchr(hub->registry_path, '/');
+  int n = slash ? snprintf(path, sizeof(path), "%.*s/gateway_online.txt",
+                           (int)(slash - hub->registry_path), hub->registry_path)
+                : snprintf(path, sizeof(path), "gateway_online.txt");
+  if (n < 0 || (size_t)n >= sizeof(path)) return false;
+  FILE *f = fopen(path, "r");
+  if (!f) return false;
+  char line[256];
+  bool allowed = false;
+  while (!allowed && fgets(line, sizeof(line), f)) {
+    char gw_pid[PID_MAX + 1], gw_dn[DN_MAX + 1];
+    struct device sub;
+    memset(&sub, 0, sizeof(sub));
+    if (sscanf(line, "%10s %48s %10s %48s", gw_pid, gw_dn, sub.pid, sub.dn) != 4) continue;
+    if (strcmp(gw_pid, gw->pid) != 0 || strcmp(gw_dn, gw->dn) != 0) continue;
+    for (size_t i = 0; i < sizeof(kPermissions) / sizeof(kPermissions[0]); i++) {
+      const struct permission *perm = &kPermissions[i];
+      if (want_publish ? !perm->publish : !perm->subscribe) continue;
+      if (permission_matches(perm, &sub, topic, is_filter)) {
+        allowed = true;
+        break;
+      }
+    }
+  }
+  fclose(f);
+  return allowed;
+}
+
 static int on_acl_check(int event, void *event_data, void *userdata) {
   (void)event;
   struct hub *hub = userdata;
@@ -707,6 +742,7 @@ static int on_acl_check(int event, void *event_data, void *userdata) {
     if (want_publish ? !perm->publish : !perm->subscribe) continue;
     if (permission_matches(perm, d, ed->topic, is_filter)) return MOSQ_ERR_SUCCESS;
   }
+  if (gateway_allows(hub, d, ed->topic, is_filter, want_publish)) return MOSQ_ERR_SUCCESS;
   // Only attempts by the device itself are worth a line; READ checks happen for every fan-out.
   if (ed->access != MOSQ_ACL_READ) {
     hub_log(MOSQ_LOG_NOTICE,

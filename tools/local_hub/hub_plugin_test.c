@@ -469,6 +469,34 @@ static void test_acl(void) {
         "device no longer registered");
 }
 
+static void test_gateway_acl(void) {
+  const char *gw = "ABCDEFGHIJdev01;21010406;a1B2c;92233720368547758";
+  char path[PATH_MAX + 40];
+  snprintf(path, sizeof(path), "%s", g_registry);
+  char *slash = strrchr(path, '/');
+  CHECK(slash != NULL, "registry path has a directory");
+  if (slash == NULL) return;
+  snprintf(slash + 1, sizeof(path) - (size_t)(slash + 1 - path), "gateway_online.txt");
+  CHECK(acl(gw, MOSQ_ACL_WRITE, "SUBPROD001/sensor1/data") == MOSQ_ERR_ACL_DENIED,
+        "no sub-device online yet");
+  FILE *f = fopen(path, "w");
+  CHECK(f != NULL, "write %s", path);
+  if (f == NULL) return;
+  fputs("ABCDEFGHIJ dev01 SUBPROD001 sensor1\nOTHERGW001 gw SUBPROD001 sensor2\n", f);
+  fclose(f);
+  CHECK(acl(gw, MOSQ_ACL_WRITE, "SUBPROD001/sensor1/data") == MOSQ_ERR_SUCCESS,
+        "the gateway publishes for its online sub-device");
+  CHECK(acl(gw, MOSQ_ACL_SUBSCRIBE, "SUBPROD001/sensor1/control") == MOSQ_ERR_SUCCESS,
+        "and subscribes for it");
+  CHECK(acl(gw, MOSQ_ACL_WRITE, "SUBPROD001/sensor1/control") == MOSQ_ERR_ACL_DENIED,
+        "with the sub-device's permissions only");
+  CHECK(acl(gw, MOSQ_ACL_WRITE, "SUBPROD001/sensor2/data") == MOSQ_ERR_ACL_DENIED,
+        "not for another gateway's sub-device");
+  unlink(path);
+  CHECK(acl(gw, MOSQ_ACL_WRITE, "SUBPROD001/sensor1/data") == MOSQ_ERR_ACL_DENIED,
+        "offline again");
+}
+
 static void test_time_service(void) {
   const char *request = "{\"type\": \"get\", \"resource\": [\"time\"]}";
   int64_t before = now_ms();
@@ -529,6 +557,7 @@ int main(void) {
   test_time_request_parser();
   test_registry_and_auth();
   test_acl();
+  test_gateway_acl();
   test_time_service();
   CHECK(mosquitto_plugin_cleanup(&g_hub, NULL, 0) == MOSQ_ERR_SUCCESS && g_registered == 0,
         "cleanup unregisters");

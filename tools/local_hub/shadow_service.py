@@ -17,7 +17,9 @@ subscribes to every device's $shadow/operation/<pid>/<dn> and answers on $shadow
 It also answers gateways on $gateway/operation/<pid>/<dn> (reply on $gateway/operation/result/<pid>/<dn>):
   bind    -> checks the signature (base64 of the hex HMAC-SHA1, keyed with the sub-device's secret text from the
              registry, of "<pid><dn>;<random>;<timestamp>") and records the binding; unbind removes it;
-  online / offline -> accepted for bound sub-devices; describe_sub_devices -> the bound ones.
+  online / offline -> accepted for bound sub-devices, and the online ones written to gateway_online.txt beside
+             the registry, where the plugin lets the gateway publish and subscribe for them;
+  describe_sub_devices -> the bound ones.
   Replies: {"type":..,"payload":{"devices":[{"product_id":..,"device_name":..,"result":R}]}}, R 0 on success,
   else this emulation's codes: 1 not bound / unknown sub-device, 2 bad signature.
 
@@ -163,9 +165,21 @@ class ShadowService:
             self.online.add(gateway + sub)
         else:
             self.online.discard(gateway + sub)
+        if kind in ("unbind", "online", "offline"):
+            self._write_online()
         device = {"product_id": sub[0], "device_name": sub[1], "result": result}
         self._publish(f"$gateway/operation/result/{pid}/{dn}", {"type": kind, "payload": {"devices": [device]}})
         return kind, result
+
+    def _write_online(self):
+        """gateway_online.txt beside the registry: the plugin lets a gateway publish and subscribe for these."""
+        if not self.args.registry:
+            return
+        path = os.path.join(os.path.dirname(os.path.abspath(self.args.registry)), "gateway_online.txt")
+        with open(path + ".tmp", "w") as f:
+            for entry in sorted(self.online):
+                f.write(" ".join(entry) + "\n")
+        os.replace(path + ".tmp", path)
 
     def _publish(self, topic, body):
         self.client.publish(topic, json.dumps(body, separators=(",", ":")), qos=0)

@@ -493,8 +493,7 @@ static void test_gateway_acl(void) {
   CHECK(acl(gw, MOSQ_ACL_WRITE, "SUBPROD001/sensor2/data") == MOSQ_ERR_ACL_DENIED,
         "not for another gateway's sub-device");
   unlink(path);
-  CHECK(acl(gw, MOSQ_ACL_WRITE, "SUBPROD001/sensor1/data") == MOSQ_ERR_ACL_DENIED,
-        "offline again");
+  CHECK(acl(gw, MOSQ_ACL_WRITE, "SUBPROD001/sensor1/data") == MOSQ_ERR_ACL_DENIED, "offline again");
 }
 
 static void test_time_service(void) {

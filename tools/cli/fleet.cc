@@ -159,6 +159,7 @@ std::string FleetSummaryToJson(const FleetSummary& s) {
   field("hold_messages", absl::StrCat(s.hold_messages));
   field("messages_per_s", JsonNumber(Rate(s.hold_messages, s.duration_s)));
   field("publish_ack", HistogramJson(s.ack_us));
+  field("reconnect", HistogramJson(s.reconnect_us));
   field("rss_before_kib", absl::StrCat(s.rss_before_kib));
   field("rss_after_kib", absl::StrCat(s.rss_after_kib));
   field("rss_created_kib", absl::StrCat(s.rss_created_kib));
@@ -269,6 +270,7 @@ absl::StatusOr<FleetSummary> FleetSummaryFromJson(const std::string& json,
   HUBLINK_RETURN_IF_ERROR(ReadHistogram(root, "connect", source, s.connect_us));
   HUBLINK_RETURN_IF_ERROR(ReadHistogram(root, "handshake", source, s.handshake_us));
   HUBLINK_RETURN_IF_ERROR(ReadHistogram(root, "publish_ack", source, s.ack_us));
+  HUBLINK_RETURN_IF_ERROR(ReadHistogram(root, "reconnect", source, s.reconnect_us));
   s.first_error = String(root, "first_error");
   return s;
 }
@@ -304,6 +306,7 @@ FleetSummary MergeFleetSummaries(const std::vector<FleetSummary>& summaries) {
     m.connect_us.Merge(s.connect_us);
     m.handshake_us.Merge(s.handshake_us);
     m.ack_us.Merge(s.ack_us);
+    m.reconnect_us.Merge(s.reconnect_us);
     if (m.first_error.empty()) m.first_error = s.first_error;
   }
   m.shard = absl::StrCat("merged from ", m.shards);
@@ -326,6 +329,11 @@ void PrintFleetSummary(const FleetSummary& s, std::ostream& out) {
       "%.2f s with every client up\n",
       s.messages_sent, s.messages_acked, s.publish_errors, s.messages_received,
       Rate(s.hold_messages, s.duration_s), s.duration_s);
+  if (s.reconnect_us.count() > 0) {
+    out << "  reconnects: " << s.reconnect_us.count() << ", loss to CONNACK again p50 "
+        << ms(s.reconnect_us, 0.5) << " ms, p90 " << ms(s.reconnect_us, 0.9) << " ms, p99 "
+        << ms(s.reconnect_us, 0.99) << " ms\n";
+  }
   if (s.ack_us.count() > 0) {
     out << "  publish to ack: p50 " << ms(s.ack_us, 0.5) << " ms, p99 " << ms(s.ack_us, 0.99)
         << " ms\n";
@@ -490,6 +498,7 @@ struct Member {
   std::unique_ptr<Client> client;
   std::atomic<int64_t> connect_called_ns{0};  // set before Connect(), read on the loop
   bool ever_connected = false;
+  absl::Time lost_at = absl::InfinitePast();
   EventLoop::TimerId timer = 0;
 };
 
@@ -506,7 +515,7 @@ struct LoopShard {
   int64_t errors = 0;
   int64_t received = 0;
   absl::Time last_first_connect = absl::InfinitePast();
-  LogHistogram connect_us, handshake_us, ack_us;
+  LogHistogram connect_us, handshake_us, ack_us, reconnect_us;
   std::string first_error;
 };
 
@@ -701,6 +710,7 @@ class Fleet {
       summary.connect_us.Merge(shard->connect_us);
       summary.handshake_us.Merge(shard->handshake_us);
       summary.ack_us.Merge(shard->ack_us);
+      summary.reconnect_us.Merge(shard->reconnect_us);
       if (summary.first_error.empty()) summary.first_error = shard->first_error;
     }
   }
@@ -732,6 +742,9 @@ class Fleet {
         {
           std::lock_guard<std::mutex> lock(shard.mutex);
           ++shard.up;
+          if (event.kind == Kind::kReconnected && m.lost_at != absl::InfinitePast()) {
+            shard.reconnect_us.Add(absl::ToDoubleMicroseconds(now - m.lost_at));
+          }
           if (!m.ever_connected) {
             ++shard.connected;
             shard.last_first_connect = std::max(shard.last_first_connect, now);
@@ -743,6 +756,7 @@ class Fleet {
           }
         }
         m.ever_connected = true;
+        m.lost_at = absl::InfinitePast();
         if (interval_ > absl::ZeroDuration() && m.timer == 0 && !stopping_.load()) {
           // A seeded phase within one interval, so that the fleet's publishes spread evenly.
           std::mt19937_64 phase(static_cast<uint64_t>(flags_.seed) * 7919u +
@@ -758,7 +772,10 @@ class Fleet {
       case Kind::kReconnecting: {
         if (event.kind == Kind::kReconnecting || event.kind == Kind::kGaveUp) ++failed_attempts_;
         std::lock_guard<std::mutex> lock(shard.mutex);
-        if (event.kind == Kind::kLost) --shard.up;
+        if (event.kind == Kind::kLost) {
+          --shard.up;
+          m.lost_at = absl::Now();
+        }
         if (shard.first_error.empty() && !event.reason.ok() && !m.ever_connected) {
           shard.first_error = absl::StrCat(m.client_id, ": ", event.reason.ToString());
         }

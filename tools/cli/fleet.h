@@ -80,7 +80,10 @@ struct FleetSummary {
   LogHistogram connect_us;    // Connect() to the first CONNACK (queueing and retries included)
   LogHistogram handshake_us;  // the phases of the attempt that reached CONNACK, summed
   LogHistogram ack_us;        // Publish() to PUBACK (QoS >= 1)
-  std::string first_error;    // the first connect failure seen, to say why
+  // A lost connection (kLost) to its CONNACK again (kReconnected). After a broker restart all
+  // clients lose theirs at once, so this is how the reconnect backoff's jitter spread them out.
+  LogHistogram reconnect_us;
+  std::string first_error;  // the first connect failure seen, to say why
 };
 
 std::string FleetSummaryToJson(const FleetSummary& summary);

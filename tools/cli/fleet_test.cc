@@ -60,6 +60,7 @@ TEST(FleetSummaryTest, JsonRoundTripAndMerge) {
   a.failures_by_phase["tcp"] = 2;
   a.connect_us.Add(1500);
   a.ack_us.Add(300);
+  a.reconnect_us.Add(900000);
   a.connect_wall_s = 1.5;
   a.duration_s = 2;
   absl::StatusOr<FleetSummary> back = FleetSummaryFromJson(FleetSummaryToJson(a), "a.json");
@@ -70,6 +71,7 @@ TEST(FleetSummaryTest, JsonRoundTripAndMerge) {
   EXPECT_EQ(back->messages_acked, 40);
   EXPECT_EQ(back->failures_by_phase["tcp"], 2);
   EXPECT_EQ(back->connect_us.buckets(), a.connect_us.buckets());
+  EXPECT_EQ(back->reconnect_us.buckets(), a.reconnect_us.buckets());
 
   FleetSummary b = a;
   b.shard = "1/2";
@@ -82,6 +84,7 @@ TEST(FleetSummaryTest, JsonRoundTripAndMerge) {
   EXPECT_EQ(merged.failures_by_phase["tcp"], 4);
   EXPECT_EQ(merged.failures_by_phase["connack"], 1);
   EXPECT_EQ(merged.connect_us.count(), 2u);
+  EXPECT_EQ(merged.reconnect_us.count(), 2u);
   EXPECT_EQ(merged.connect_wall_s, 2.5);  // concurrent shards: the longest
 
   EXPECT_FALSE(FleetSummaryFromJson("{\"x\": 1}", "x.json").ok());

@@ -8,7 +8,13 @@
 // Two ways to drive it:
 //   - loop->Run() on a thread of its own, until Stop();
 //   - loop->RunOnce(timeout) from the application's own main loop, the way embedded SDKs call
-//   Yield().
+//     Yield().
+//
+// Locking policy (the whole project, tests and tools included): state shared across threads is
+// guarded by std::mutex / std::condition_variable, never absl::Mutex, absl::CondVar or
+// absl::Notification. Debian's Abseil is not built with ThreadSanitizer, so `--config=tsan` cannot
+// see Abseil's synchronization and reports the data it guards as races; pthread-based std::mutex
+// it always understands.
 #ifndef HUBLINK_PLUGINS_EVENT_LOOP_H_
 #define HUBLINK_PLUGINS_EVENT_LOOP_H_
 
@@ -96,8 +102,7 @@ class EventLoop {
   absl::flat_hash_map<TimerId, std::multimap<absl::Time, Timer>::iterator> timer_index_;
   TimerId next_timer_id_ = 1;
 
-  // A std::mutex rather than absl::Mutex: Debian's Abseil is not built with ThreadSanitizer, which
-  // then cannot see its synchronization; pthread mutexes it always understands.
+  // std::mutex, per the locking policy at the top of this file.
   std::mutex posted_mutex_;
   std::vector<Task> posted_;       // guarded by posted_mutex_
   std::vector<Task> spare_tasks_;  // loop thread only

@@ -4,17 +4,19 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
-#include "absl/base/const_init.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 
 namespace hublink {
 namespace {
 
-ABSL_CONST_INIT absl::Mutex sink_mutex(absl::kConstInit);
-LogSink* sink ABSL_GUARDED_BY(sink_mutex) = nullptr;
+// std::mutex, as everywhere in hublink (plugins/event_loop.h says why); constexpr-constructed, so
+// it is usable from static initializers.
+std::mutex sink_mutex;
+LogSink* sink = nullptr;  // guarded by sink_mutex
 
 LogLevel InitialLevel() {
   const char* env = std::getenv("HUBLINK_LOG_LEVEL");
@@ -83,7 +85,7 @@ std::string FormatLogRecord(const LogRecord& record) {
 }
 
 LogSink SetLogSink(LogSink new_sink) {
-  absl::MutexLock lock(&sink_mutex);
+  std::lock_guard<std::mutex> lock(sink_mutex);
   LogSink previous = sink != nullptr ? *sink : LogSink();
   delete sink;
   sink = new_sink ? new LogSink(std::move(new_sink)) : nullptr;
@@ -107,7 +109,7 @@ LogMessage::LogMessage(LogLevel level, const char* file, int line)
 LogMessage::~LogMessage() {
   std::string message = stream_.str();
   LogRecord record{level_, absl::Now(), file_, line_, message};
-  absl::MutexLock lock(&sink_mutex);
+  std::lock_guard<std::mutex> lock(sink_mutex);
   if (sink != nullptr) {
     (*sink)(record);
     return;

@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,7 +32,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "plugins/log.h"
 #include "plugins/status_macros.h"
@@ -389,12 +389,13 @@ struct TlsShared {
   std::string alpn_wire;
   SecretBytes psk_key;  // the decoded key; `config` keeps no copy of it
 
-  absl::Mutex mutex;  // a pipeline may be used from several loops
-  absl::flat_hash_map<std::string, bssl::UniquePtr<SSL_SESSION>> sessions ABSL_GUARDED_BY(mutex);
+  // A pipeline may be used from several loops. std::mutex: see plugins/event_loop.h.
+  std::mutex mutex;
+  absl::flat_hash_map<std::string, bssl::UniquePtr<SSL_SESSION>> sessions;  // guarded by mutex
 
   // A session to offer to `key`, if one is cached. Single-use (TLS 1.3) sessions leave the cache.
   bssl::UniquePtr<SSL_SESSION> TakeSession(const std::string& key) {
-    absl::MutexLock lock(&mutex);
+    std::lock_guard<std::mutex> lock(mutex);
     auto it = sessions.find(key);
     if (it == sessions.end()) return nullptr;
     if (SSL_SESSION_should_be_single_use(it->second.get())) {
@@ -407,7 +408,7 @@ struct TlsShared {
   }
 
   void PutSession(const std::string& key, bssl::UniquePtr<SSL_SESSION> session) {
-    absl::MutexLock lock(&mutex);
+    std::lock_guard<std::mutex> lock(mutex);
     if (sessions.size() >= kMaxCachedSessions && !sessions.contains(key)) sessions.clear();
     sessions[key] = std::move(session);
   }

@@ -1,418 +1,52 @@
 #include "transports/tls/tls_transport.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <openssl/base64.h>
 #include <openssl/bio.h>
-#include <openssl/bytestring.h>
-#include <openssl/digest.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <openssl/mem.h>
-#include <openssl/pem.h>
-#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <array>
-#include <cerrno>
-#include <climits>
+#include <algorithm>
 #include <cstring>
-#include <mutex>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "plugins/log.h"
-#include "plugins/status_macros.h"
 #include "plugins/weak_guard.h"
 #include "transports/tls/tls.pb.h"
-#include "transports/tls/tls_transport.h"
+#include "transports/tls/tls_context.h"
+#include "transports/tls/tls_diagnostics.h"
 
 #ifndef OPENSSL_IS_BORINGSSL
 #error "transports/tls needs BoringSSL headers (include/android first), not the system OpenSSL"
 #endif
 
+// The engine: one connection's handshake, records and close over the layer below, through a
+// custom BIO. What a pipeline shares (the SSL_CTX, pins, sessions) is tls_context.cc; error text
+// is tls_diagnostics.cc.
+
 namespace hublink {
 namespace {
 
+using tls_internal::DescribeName;
+using tls_internal::DescribeVerifyError;
+using tls_internal::DrainErrors;
+using tls_internal::Pin;
+using tls_internal::PinToString;
+using tls_internal::SpkiSha256;
+using tls_internal::TlsShared;
 using transports::TlsConfig;
 
-constexpr char kSystemRoots[] = "/etc/ssl/certs/ca-certificates.crt";
-constexpr char kDefaultPskCiphers[] = "PSK-AES128-CBC-SHA";
 constexpr absl::Duration kDefaultHandshakeTimeout = absl::Seconds(10);
 constexpr absl::Duration kDefaultCloseTimeout = absl::Seconds(3);
-// Config files larger than this are not certificates or keys.
-constexpr size_t kMaxConfigFileBytes = 16 << 20;
-// Sessions kept per pipeline; a pipeline talks to one or two servers, so this only bounds misuse.
-constexpr size_t kMaxCachedSessions = 64;
 constexpr int kMaxPlaintextChunk = 1 << 20;
-
-using Pin = std::array<uint8_t, SHA256_DIGEST_LENGTH>;
-
-// The OpenSSL error queue, drained: its packed codes, oldest first.
-std::vector<uint32_t> TakeErrors() {
-  std::vector<uint32_t> codes;
-  uint32_t err;
-  while ((err = ERR_get_error()) != 0) codes.push_back(err);
-  return codes;
-}
-
-// Packed error codes as "REASON; REASON".
-std::string ReasonsOf(const std::vector<uint32_t>& codes) {
-  std::vector<std::string> reasons;
-  for (uint32_t err : codes) {
-    const char* reason = ERR_reason_error_string(err);
-    reasons.push_back(reason != nullptr ? reason : absl::StrCat("error ", err));
-  }
-  return reasons.empty() ? "unknown error" : absl::StrJoin(reasons, "; ");
-}
-
-// The OpenSSL error queue, drained, as "REASON; REASON".
-std::string DrainErrors() { return ReasonsOf(TakeErrors()); }
-
-tls_internal::WipeObserver wipe_observer = nullptr;
-
-// Overwrites `size` bytes at `data` with zeros, in a way the compiler keeps.
-void WipeBytes(void* data, size_t size) {
-  if (size == 0) return;
-  OPENSSL_cleanse(data, size);
-  if (wipe_observer != nullptr) wipe_observer(static_cast<const uint8_t*>(data), size);
-}
-
-void WipeString(std::string& secret) {
-  if (!secret.empty()) WipeBytes(&secret[0], secret.size());
-  secret.clear();
-}
-
-// Wipes a string on every return path.
-class WipeOnExit {
- public:
-  explicit WipeOnExit(std::string& secret) : secret_(secret) {}
-  ~WipeOnExit() { WipeString(secret_); }
-  WipeOnExit(const WipeOnExit&) = delete;
-  WipeOnExit& operator=(const WipeOnExit&) = delete;
-
- private:
-  std::string& secret_;
-};
-
-// Secret bytes (a PSK key) in one heap block of their own, wiped when replaced or destroyed.
-class SecretBytes {
- public:
-  SecretBytes() = default;
-  ~SecretBytes() { Wipe(); }
-  SecretBytes(const SecretBytes&) = delete;
-  SecretBytes& operator=(const SecretBytes&) = delete;
-
-  void Assign(absl::string_view bytes) {
-    Wipe();
-    if (bytes.empty()) return;
-    data_.reset(new uint8_t[bytes.size()]);
-    std::memcpy(data_.get(), bytes.data(), bytes.size());
-    size_ = bytes.size();
-  }
-  void Wipe() {
-    if (data_ != nullptr) WipeBytes(data_.get(), size_);
-    data_.reset();
-    size_ = 0;
-  }
-  const uint8_t* data() const { return data_.get(); }
-  size_t size() const { return size_; }
-  bool empty() const { return size_ == 0; }
-
- private:
-  std::unique_ptr<uint8_t[]> data_;
-  size_t size_ = 0;
-};
-
-// docs/errors.md: a file named by the config that cannot be read reports its errno's code (ENOENT
-// kNotFound, EACCES/EPERM kPermissionDenied, ...).
-absl::Status FileError(absl::string_view field, const std::string& path, int err) {
-  return absl::Status(absl::ErrnoToStatusCode(err),
-                      absl::StrCat("tls: ", field, ": ", path, ": ", std::strerror(err)));
-}
-
-// The whole file. With `secret` (a private key) every copy made on the way is wiped; the caller
-// wipes the result.
-absl::StatusOr<std::string> ReadConfigFile(absl::string_view field, const std::string& path,
-                                           bool secret = false) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return FileError(field, path, errno);
-  struct Closer {
-    int fd;
-    ~Closer() { close(fd); }
-  } closer{fd};
-  std::string contents;
-  struct stat st;
-  if (fstat(fd, &st) == 0 && st.st_size > 0) {
-    // Sized up front so that growing never leaves an unwiped copy behind.
-    contents.reserve(std::min<size_t>(static_cast<size_t>(st.st_size), kMaxConfigFileBytes) + 1);
-  }
-  char buffer[16384];
-  absl::Status error;
-  while (true) {
-    ssize_t n = read(fd, buffer, sizeof(buffer));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      error = FileError(field, path, errno);
-      break;
-    }
-    if (n == 0) break;
-    if (contents.size() + static_cast<size_t>(n) > kMaxConfigFileBytes) {
-      error = absl::InvalidArgumentError(absl::StrCat("tls: ", field, ": ", path, ": larger than ",
-                                                      kMaxConfigFileBytes, " bytes"));
-      break;
-    }
-    if (secret && contents.size() + static_cast<size_t>(n) > contents.capacity()) {
-      // The file grew since fstat: move to a larger block by hand, wiping the old one.
-      std::string larger;
-      larger.reserve(2 * (contents.size() + static_cast<size_t>(n)));
-      larger.append(contents);
-      WipeString(contents);
-      contents.swap(larger);
-    }
-    contents.append(buffer, static_cast<size_t>(n));
-  }
-  if (secret) OPENSSL_cleanse(buffer, sizeof(buffer));
-  if (!error.ok()) {
-    if (secret) WipeString(contents);
-    return error;
-  }
-  return contents;  // moved: no copy is left behind
-}
-
-// Adds every certificate in PEM `text` to `store`; `what` names the source in errors.
-absl::Status AddPemCertificates(X509_STORE* store, absl::string_view text, absl::string_view what) {
-  bssl::UniquePtr<BIO> bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
-  ERR_clear_error();
-  STACK_OF(X509_INFO)* infos = PEM_X509_INFO_read_bio(bio.get(), nullptr, nullptr, nullptr);
-  if (infos == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("tls: ", what, ": bad PEM (", DrainErrors(), ")"));
-  }
-  int added = 0;
-  for (size_t i = 0; i < sk_X509_INFO_num(infos); ++i) {
-    X509_INFO* info = sk_X509_INFO_value(infos, i);
-    if (info->x509 != nullptr && X509_STORE_add_cert(store, info->x509)) ++added;
-  }
-  sk_X509_INFO_pop_free(infos, X509_INFO_free);
-  ERR_clear_error();  // duplicates are not errors
-  if (added == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tls: ", what, ": no PEM certificate found (expected -----BEGIN CERTIFICATE-----)"));
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<Pin> ParsePin(absl::string_view text, int index) {
-  absl::string_view pin = absl::StripAsciiWhitespace(text);
-  absl::ConsumePrefix(&pin, "sha256/");
-  std::string bytes;
-  if (pin.size() == 2 * SHA256_DIGEST_LENGTH &&
-      pin.find_first_not_of("0123456789abcdefABCDEF") == absl::string_view::npos) {
-    bytes = absl::HexStringToBytes(pin);
-  } else if (!absl::Base64Unescape(pin, &bytes)) {
-    bytes.clear();
-  }
-  if (bytes.size() != SHA256_DIGEST_LENGTH) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("tls: spki_pins[", index, "]: \"", text,
-                     "\" is not a SHA-256 (base64 of 32 bytes, optionally after \"sha256/\", or 64 "
-                     "hex digits)"));
-  }
-  Pin out;
-  std::memcpy(out.data(), bytes.data(), out.size());
-  return out;
-}
-
-// SHA-256 of the certificate's SubjectPublicKeyInfo, the DER bytes exactly as the certificate
-// carries them (what `openssl x509 -pubkey | openssl pkey -pubin -outform DER` hashes); no key is
-// parsed or re-encoded, so any key type and any point encoding pins alike.
-absl::StatusOr<Pin> SpkiSha256(X509* cert) {
-  uint8_t* der = nullptr;
-  int der_len = i2d_X509(cert, &der);
-  if (der_len <= 0) {
-    ERR_clear_error();
-    return absl::InternalError("cannot encode the certificate");
-  }
-  bssl::UniquePtr<uint8_t> der_owner(der);
-  CBS input, certificate, tbs, skipped, spki;
-  CBS_init(&input, der, static_cast<size_t>(der_len));
-  // Certificate ::= SEQUENCE { tbsCertificate TBSCertificate, ... }; TBSCertificate ::= SEQUENCE {
-  // [0] version OPTIONAL, serialNumber, signature, issuer, validity, subject,
-  // subjectPublicKeyInfo, ... }
-  if (!CBS_get_asn1(&input, &certificate, CBS_ASN1_SEQUENCE) ||
-      !CBS_get_asn1(&certificate, &tbs, CBS_ASN1_SEQUENCE) ||
-      !CBS_get_optional_asn1(&tbs, &skipped, nullptr,
-                             CBS_ASN1_CONSTRUCTED | CBS_ASN1_CONTEXT_SPECIFIC | 0) ||
-      !CBS_get_asn1(&tbs, &skipped, CBS_ASN1_INTEGER) ||
-      !CBS_get_asn1(&tbs, &skipped, CBS_ASN1_SEQUENCE) ||
-      !CBS_get_asn1(&tbs, &skipped, CBS_ASN1_SEQUENCE) ||
-      !CBS_get_asn1(&tbs, &skipped, CBS_ASN1_SEQUENCE) ||
-      !CBS_get_asn1(&tbs, &skipped, CBS_ASN1_SEQUENCE) ||
-      !CBS_get_asn1_element(&tbs, &spki, CBS_ASN1_SEQUENCE)) {
-    return absl::InternalError("cannot find the SubjectPublicKeyInfo in the certificate");
-  }
-  Pin pin;
-  SHA256(CBS_data(&spki), CBS_len(&spki), pin.data());
-  return pin;
-}
-
-std::string PinToString(const Pin& pin) {
-  return absl::StrCat("sha256/", absl::Base64Escape(absl::string_view(
-                                     reinterpret_cast<const char*>(pin.data()), pin.size())));
-}
-
-// "CN=x" of a name, or its one-line form when it has no CN.
-std::string DescribeName(X509_NAME* name) {
-  if (name == nullptr) return "(no name)";
-  int index = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
-  if (index >= 0) {
-    ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, index));
-    uint8_t* utf8 = nullptr;
-    int len = ASN1_STRING_to_UTF8(&utf8, data);
-    if (len >= 0) {
-      std::string cn = absl::StrCat("CN=", absl::string_view(reinterpret_cast<char*>(utf8), len));
-      OPENSSL_free(utf8);
-      return cn;
-    }
-  }
-  char buffer[256];
-  X509_NAME_oneline(name, buffer, sizeof(buffer));
-  return buffer;
-}
-
-// The subjectAltName entries of `cert` as "DNS:a", "IP:1.2.3.4". Parsed from DER: this BoringSSL
-// build ships no x509v3.h with GENERAL_NAME.
-std::vector<std::string> SubjectAltNames(X509* cert) {
-  std::vector<std::string> names;
-  int index = X509_get_ext_by_NID(cert, NID_subject_alt_name, -1);
-  if (index < 0) return names;
-  ASN1_OCTET_STRING* value = X509_EXTENSION_get_data(X509_get_ext(cert, index));
-  CBS der, seq;
-  CBS_init(&der, ASN1_STRING_get0_data(value), ASN1_STRING_length(value));
-  if (!CBS_get_asn1(&der, &seq, CBS_ASN1_SEQUENCE)) return names;
-  while (CBS_len(&seq) > 0) {
-    CBS name;
-    unsigned tag;
-    if (!CBS_get_any_asn1(&seq, &name, &tag)) break;
-    absl::string_view bytes(reinterpret_cast<const char*>(CBS_data(&name)), CBS_len(&name));
-    if (tag == (CBS_ASN1_CONTEXT_SPECIFIC | 2)) {
-      names.push_back(absl::StrCat("DNS:", bytes));
-    } else if (tag == (CBS_ASN1_CONTEXT_SPECIFIC | 7)) {
-      char text[INET6_ADDRSTRLEN] = "?";
-      if (bytes.size() == 4) inet_ntop(AF_INET, bytes.data(), text, sizeof(text));
-      if (bytes.size() == 16) inet_ntop(AF_INET6, bytes.data(), text, sizeof(text));
-      names.push_back(absl::StrCat("IP:", text));
-    }
-  }
-  return names;
-}
-
-std::string TimeToString(const ASN1_TIME* time) {
-  bssl::UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
-  if (time == nullptr || !ASN1_TIME_print(bio.get(), time)) return "?";
-  const uint8_t* data;
-  size_t len;
-  BIO_mem_contents(bio.get(), &data, &len);
-  return std::string(reinterpret_cast<const char*>(data), len);
-}
-
-bool IsIpLiteral(absl::string_view host) {
-  if (host.find('\0') != absl::string_view::npos) return false;
-  std::string h(host);
-  in6_addr addr;
-  return inet_pton(AF_INET, h.c_str(), &addr) == 1 || inet_pton(AF_INET6, h.c_str(), &addr) == 1;
-}
-
-// What a user can do about a verification error, as "reason (details)".
-std::string DescribeVerifyError(int err, X509* cert, absl::string_view wanted, X509* leaf) {
-  std::string who = cert != nullptr ? DescribeName(X509_get_subject_name(cert)) : "?";
-  switch (err) {
-    case X509_V_ERR_HOSTNAME_MISMATCH:
-    case X509_V_ERR_IP_ADDRESS_MISMATCH: {
-      std::vector<std::string> has = {DescribeName(X509_get_subject_name(leaf))};
-      for (std::string& san : SubjectAltNames(leaf)) has.push_back(std::move(san));
-      return absl::StrCat(err == X509_V_ERR_HOSTNAME_MISMATCH ? "hostname" : "IP address",
-                          " mismatch (wanted ", wanted, ", certificate has ",
-                          absl::StrJoin(has, ", "),
-                          "; set server_name if the certificate is right)");
-    }
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-      return absl::StrCat("unknown CA (issuer ",
-                          cert ? DescribeName(X509_get_issuer_name(cert)) : std::string("?"),
-                          " of ", who, " is not trusted; add it with ca_file or ca_pem)");
-    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-      return absl::StrCat("unknown CA (self-signed ", who,
-                          " is not trusted; add it with ca_file or ca_pem, or pin it)");
-    case X509_V_ERR_CERT_HAS_EXPIRED:
-      return absl::StrCat("expired (", who, " notAfter ", TimeToString(X509_get0_notAfter(cert)),
-                          "; if that looks wrong, check this device's clock)");
-    case X509_V_ERR_CERT_NOT_YET_VALID:
-      return absl::StrCat("not yet valid (", who, " notBefore ",
-                          TimeToString(X509_get0_notBefore(cert)), "; check this device's clock)");
-    default:
-      return absl::StrCat(X509_verify_cert_error_string(err), " (", who, ")");
-  }
-}
-
-// Wipes the PSK key text (key_hex / key_base64) from a config and clears it.
-void WipePskKeyText(TlsConfig& config) {
-  if (!config.has_psk()) return;
-  TlsConfig::Psk* psk = config.mutable_psk();
-  if (psk->key_case() == TlsConfig::Psk::kKeyHex) WipeString(*psk->mutable_key_hex());
-  if (psk->key_case() == TlsConfig::Psk::kKeyBase64) WipeString(*psk->mutable_key_base64());
-  psk->clear_key();
-}
-
-// Everything one pipeline's TLS layer shares across its connections. Transports hold it by
-// shared_ptr, so it outlives them whatever the owner does with the ConfiguredTransport.
-struct TlsShared {
-  ~TlsShared() { WipePskKeyText(config); }  // when Configure() failed before taking the key out
-
-  TlsConfig config;
-  bssl::UniquePtr<SSL_CTX> ctx;
-  std::vector<Pin> pins;
-  std::string alpn_wire;
-  SecretBytes psk_key;  // the decoded key; `config` keeps no copy of it
-
-  // A pipeline may be used from several loops. std::mutex: see plugins/event_loop.h.
-  std::mutex mutex;
-  absl::flat_hash_map<std::string, bssl::UniquePtr<SSL_SESSION>> sessions;  // guarded by mutex
-
-  // A session to offer to `key`, if one is cached. Single-use (TLS 1.3) sessions leave the cache.
-  bssl::UniquePtr<SSL_SESSION> TakeSession(const std::string& key) {
-    std::lock_guard<std::mutex> lock(mutex);
-    auto it = sessions.find(key);
-    if (it == sessions.end()) return nullptr;
-    if (SSL_SESSION_should_be_single_use(it->second.get())) {
-      bssl::UniquePtr<SSL_SESSION> session = std::move(it->second);
-      sessions.erase(it);
-      return session;
-    }
-    SSL_SESSION_up_ref(it->second.get());
-    return bssl::UniquePtr<SSL_SESSION>(it->second.get());
-  }
-
-  void PutSession(const std::string& key, bssl::UniquePtr<SSL_SESSION> session) {
-    std::lock_guard<std::mutex> lock(mutex);
-    if (sessions.size() >= kMaxCachedSessions && !sessions.contains(key)) sessions.clear();
-    sessions[key] = std::move(session);
-  }
-};
 
 class TlsTransport;
 
@@ -432,7 +66,7 @@ class TlsTransport : public Transport, private TransportListener {
       host = host.substr(1, host.size() - 2);
     }
     name_ = config_.server_name().empty() ? std::string(host) : config_.server_name();
-    name_is_ip_ = IsIpLiteral(name_);
+    name_is_ip_ = tls_internal::IsIpLiteral(name_);
     session_key_ = absl::StrCat(name_, ":", context.port());
   }
 
@@ -941,97 +575,16 @@ class TlsTransport : public Transport, private TransportListener {
     return ssl_verify_ok;
   }
 
-  // Turns a failed SSL_* call into a status a user can act on, coded as docs/errors.md says: the
-  // peer went away kUnavailable; the peer refused who we are (or could not prove who it is)
-  // kUnauthenticated; the peer broke the protocol (bytes that are not TLS, a malformed or
-  // unexpected message, a corrupt record) kDataLoss; no version or cipher in common kUnavailable.
+  // A failed SSL_* call (return value `rc`) as a status a user can act on (tls_diagnostics.h); a
+  // verification failure found by VerifyPeer wins, as it says more.
   absl::Status ErrorFromSsl(int rc, absl::string_view what) {
     if (!verify_error_.ok()) {
       ERR_clear_error();
       return verify_error_;
     }
-    int err = SSL_get_error(ssl_.get(), rc);
-    const std::vector<uint32_t> codes = TakeErrors();
-    const uint32_t packed = codes.empty() ? 0 : codes.front();
-    bool bad_signature = false;  // anywhere in the queue: the server's key did not sign
-    for (uint32_t e : codes) {
-      if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_BAD_SIGNATURE) {
-        bad_signature = true;
-      }
-    }
-    const std::string reasons = ReasonsOf(codes);
-    if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN || packed == 0) {
-      return absl::UnavailableError(absl::StrCat("tls: ", what, ": peer closed the connection"));
-    }
-    bool psk = !config_.psk().identity().empty();
-    std::string hint;
-    const int lib = ERR_GET_LIB(packed);
-    const int reason = ERR_GET_REASON(packed);
-    // An alert the peer sent (it ended the connection) vs. something wrong we found in its bytes.
-    const bool peer_alert = lib == ERR_LIB_SSL && reason >= SSL_AD_REASON_OFFSET;
-    absl::StatusCode code =
-        peer_alert ? absl::StatusCode::kUnavailable : absl::StatusCode::kDataLoss;
-    if (reason == ERR_R_MALLOC_FAILURE || (lib == ERR_LIB_SSL && reason == ERR_R_INTERNAL_ERROR)) {
-      code = absl::StatusCode::kInternal;
-    }
-    if (bad_signature) {
-      hint = " (the server could not prove it holds the key of its certificate)";
-      code = absl::StatusCode::kUnauthenticated;
-    }
-    if (lib == ERR_LIB_SSL) {
-      switch (reason) {
-        case SSL_R_TLSV1_ALERT_CERTIFICATE_REQUIRED:
-        case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
-          if (config_.cert_file().empty() && !psk) {
-            hint = " (the server may require a client certificate: set cert_file and key_file)";
-          }
-          code = reason == SSL_R_TLSV1_ALERT_CERTIFICATE_REQUIRED
-                     ? absl::StatusCode::kUnauthenticated
-                     : absl::StatusCode::kUnavailable;
-          break;
-        case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
-        case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
-        case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
-        case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
-        case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
-        case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
-        case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
-          hint = " (the server rejected our client certificate)";
-          code = absl::StatusCode::kUnauthenticated;
-          break;
-        case SSL_R_TLSV1_ALERT_UNKNOWN_PSK_IDENTITY:
-          hint = " (the server does not know this PSK identity)";
-          code = absl::StatusCode::kUnauthenticated;
-          break;
-        case SSL_R_SSLV3_ALERT_BAD_RECORD_MAC:
-        case SSL_R_TLSV1_ALERT_DECRYPT_ERROR:
-        case SSL_R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC:
-          if (psk) {
-            hint = " (wrong PSK key for this identity?)";
-            code = absl::StatusCode::kUnauthenticated;
-          }
-          break;
-        case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
-        case SSL_R_UNSUPPORTED_PROTOCOL:
-          hint = " (no TLS version in common: check min_version / max_version)";
-          code = absl::StatusCode::kUnavailable;
-          break;
-        case SSL_R_NO_SHARED_CIPHER:
-        case SSL_R_TLSV1_ALERT_INSUFFICIENT_SECURITY:
-          hint = " (no cipher in common: check cipher_list)";
-          code = absl::StatusCode::kUnavailable;
-          break;
-        case SSL_R_WRONG_VERSION_NUMBER:
-        case SSL_R_HTTP_REQUEST:
-        case SSL_R_HTTPS_PROXY_REQUEST:
-          hint = " (the server does not speak TLS on this port?)";
-          code = absl::StatusCode::kDataLoss;
-          break;
-        default:
-          break;
-      }
-    }
-    return absl::Status(code, absl::StrCat("tls: ", what, ": ", reasons, hint));
+    const int err = SSL_get_error(ssl_.get(), rc);
+    return tls_internal::StatusFromSslError(err, what, !config_.psk().identity().empty(),
+                                            !config_.cert_file().empty());
   }
 
   // A second Open() (or an Open() after Close()): the connection and its listener are left alone;
@@ -1155,226 +708,6 @@ class ConfiguredTls : public ConfiguredTransport {
   std::shared_ptr<TlsShared> shared_;
 };
 
-uint16_t ToProtocolVersion(TlsConfig::Version version, uint16_t fallback) {
-  switch (version) {
-    case TlsConfig::TLS1_2:
-      return TLS1_2_VERSION;
-    case TlsConfig::TLS1_3:
-      return TLS1_3_VERSION;
-    default:
-      return fallback;
-  }
-}
-
-unsigned PskClientCallback(SSL* ssl, const char* /*hint*/, char* identity,
-                           unsigned max_identity_len, uint8_t* psk, unsigned max_psk_len) {
-  auto* shared = static_cast<TlsShared*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
-  const std::string& id = shared->config.psk().identity();
-  const SecretBytes& key = shared->psk_key;
-  if (id.size() + 1 > max_identity_len || key.size() > max_psk_len) return 0;
-  std::memcpy(identity, id.c_str(), id.size() + 1);
-  std::memcpy(psk, key.data(), key.size());  // BoringSSL wipes its copy
-  return static_cast<unsigned>(key.size());
-}
-
-// A server_name is both sent as SNI and checked against the certificate: refuse one that either
-// would not carry whole (a NUL byte, more than 255 bytes) or that BoringSSL would refuse to check.
-absl::Status CheckServerName(const std::string& name) {
-  if (name.empty()) return absl::OkStatus();  // the endpoint host
-  auto invalid = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("tls: server_name: \"", absl::CHexEscape(name), "\" ", why));
-  };
-  if (name.find('\0') != std::string::npos) return invalid("contains a NUL byte");
-  bssl::UniquePtr<X509_VERIFY_PARAM> param(X509_VERIFY_PARAM_new());
-  if (param == nullptr) return absl::InternalError("tls: X509_VERIFY_PARAM_new failed");
-  const bool ip = IsIpLiteral(name);
-  const int accepted = ip ? X509_VERIFY_PARAM_set1_ip_asc(param.get(), name.c_str())
-                          : X509_VERIFY_PARAM_set1_host(param.get(), name.data(), name.size());
-  ERR_clear_error();
-  if (!accepted)
-    return invalid("is not a host name or IP address a certificate can be checked for");
-  if (!ip && name.size() > 255) return invalid("is longer than 255 bytes, the SNI limit");
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::shared_ptr<TlsShared>> BuildShared(const TlsConfig& config) {
-  auto shared = std::make_shared<TlsShared>();
-  shared->config = config;
-  const bool psk = config.has_psk();
-
-  if (config.insecure_skip_verify() && config.spki_pins_size() > 0) {
-    return absl::InvalidArgumentError(
-        "tls: insecure_skip_verify and spki_pins contradict each other; to check only the pins, "
-        "set "
-        "pins_only instead of insecure_skip_verify");
-  }
-  if (config.pins_only() && config.spki_pins_size() == 0) {
-    return absl::InvalidArgumentError("tls: pins_only is set but spki_pins is empty");
-  }
-  if (config.cert_file().empty() != config.key_file().empty()) {
-    return absl::InvalidArgumentError(config.cert_file().empty()
-                                          ? "tls: key_file is set but cert_file is not"
-                                          : "tls: cert_file is set but key_file is not");
-  }
-  HUBLINK_RETURN_IF_ERROR(CheckServerName(config.server_name()));
-  for (int i = 0; i < config.spki_pins_size(); ++i) {
-    HUBLINK_ASSIGN_OR_RETURN(Pin pin, ParsePin(config.spki_pins(i), i));
-    shared->pins.push_back(pin);
-  }
-  for (int i = 0; i < config.alpn_size(); ++i) {
-    const std::string& proto = config.alpn(i);
-    if (proto.empty() || proto.size() > 255) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tls: alpn[", i, "]: must be 1..255 bytes, got ", proto.size()));
-    }
-    shared->alpn_wire.push_back(static_cast<char>(proto.size()));
-    shared->alpn_wire += proto;
-  }
-
-  shared->ctx.reset(SSL_CTX_new(TLS_method()));
-  SSL_CTX* ctx = shared->ctx.get();
-  if (ctx == nullptr) return absl::InternalError(absl::StrCat("tls: SSL_CTX_new: ", DrainErrors()));
-  SSL_CTX_set_app_data(ctx, shared.get());
-
-  uint16_t min_version = ToProtocolVersion(config.min_version(), TLS1_2_VERSION);
-  uint16_t max_version =
-      ToProtocolVersion(config.max_version(), psk ? TLS1_2_VERSION : TLS1_3_VERSION);
-  if (psk && max_version > TLS1_2_VERSION) {
-    return absl::InvalidArgumentError(
-        "tls: psk works with TLS 1.2 only (this BoringSSL has no TLS 1.3 external PSK); set "
-        "max_version "
-        "to TLS1_2 or leave it unset");
-  }
-  if (min_version > max_version) {
-    return absl::InvalidArgumentError("tls: min_version is above max_version");
-  }
-  SSL_CTX_set_min_proto_version(ctx, min_version);
-  SSL_CTX_set_max_proto_version(ctx, max_version);
-
-  std::string ciphers = !config.cipher_list().empty() ? config.cipher_list()
-                        : psk                         ? kDefaultPskCiphers
-                                                      : "";
-  if (!ciphers.empty() && !SSL_CTX_set_strict_cipher_list(ctx, ciphers.c_str())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("tls: cipher_list: \"", ciphers, "\" is not valid: ", DrainErrors()));
-  }
-
-  if (psk) {
-    const TlsConfig::Psk& p = config.psk();
-    if (p.identity().empty() || p.identity().size() > PSK_MAX_IDENTITY_LEN) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tls: psk.identity: must be 1..", PSK_MAX_IDENTITY_LEN, " bytes"));
-    }
-    std::string decoded;
-    WipeOnExit wipe_decoded(decoded);
-    if (p.key_case() == TlsConfig::Psk::kKeyHex) {
-      absl::string_view hex = p.key_hex();
-      if (hex.size() % 2 != 0 ||
-          hex.find_first_not_of("0123456789abcdefABCDEF") != absl::string_view::npos) {
-        return absl::InvalidArgumentError("tls: psk.key_hex: not an even number of hex digits");
-      }
-      decoded = absl::HexStringToBytes(hex);
-    } else if (p.key_case() == TlsConfig::Psk::kKeyBase64) {
-      if (!absl::Base64Unescape(p.key_base64(), &decoded)) {
-        return absl::InvalidArgumentError("tls: psk.key_base64: not valid base64");
-      }
-    }
-    shared->psk_key.Assign(decoded);
-    // The layer's copy of the config keeps the identity only; the caller owns its own config.
-    WipePskKeyText(shared->config);
-    if (shared->psk_key.empty() || shared->psk_key.size() > PSK_MAX_PSK_LEN) {
-      return absl::InvalidArgumentError(absl::StrCat("tls: psk: set key_hex or key_base64 (1..",
-                                                     PSK_MAX_PSK_LEN, " bytes once decoded)"));
-    }
-    if (!shared->pins.empty()) {
-      return absl::InvalidArgumentError(
-          "tls: spki_pins cannot apply with psk: PSK cipher suites carry no certificate");
-    }
-    SSL_CTX_set_psk_client_callback(ctx, PskClientCallback);
-  }
-
-  // Trust anchors: only needed when a chain will be verified.
-  const bool verify_chain = !config.insecure_skip_verify() && !config.pins_only() && !psk;
-  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
-  if (!config.ca_file().empty()) {
-    HUBLINK_ASSIGN_OR_RETURN(std::string pem, ReadConfigFile("ca_file", config.ca_file()));
-    HUBLINK_RETURN_IF_ERROR(
-        AddPemCertificates(store, pem, absl::StrCat("ca_file: ", config.ca_file())));
-  }
-  if (!config.ca_pem().empty()) {
-    HUBLINK_RETURN_IF_ERROR(AddPemCertificates(store, config.ca_pem(), "ca_pem"));
-  }
-  if (verify_chain && config.ca_file().empty() && config.ca_pem().empty()) {
-    absl::StatusOr<std::string> pem = ReadConfigFile("system roots", kSystemRoots);
-    if (!pem.ok()) {
-      return absl::Status(
-          pem.status().code(),
-          absl::StrCat(pem.status().message(),
-                       " (install ca-certificates, or set ca_file / ca_pem; insecure_skip_verify "
-                       "turns checks off)"));
-    }
-    HUBLINK_RETURN_IF_ERROR(
-        AddPemCertificates(store, *pem, absl::StrCat("system roots ", kSystemRoots)));
-  }
-
-  if (!config.cert_file().empty()) {
-    HUBLINK_ASSIGN_OR_RETURN(std::string cert_pem, ReadConfigFile("cert_file", config.cert_file()));
-    std::string key_pem;
-    WipeOnExit wipe_key_pem(key_pem);
-    HUBLINK_ASSIGN_OR_RETURN(key_pem, ReadConfigFile("key_file", config.key_file(),
-                                                     /*secret=*/true));
-    bssl::UniquePtr<BIO> cert_bio(
-        BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())));
-    bssl::UniquePtr<X509> leaf(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
-    if (leaf == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("tls: cert_file: ", config.cert_file(),
-                                                     ": no PEM certificate found (", DrainErrors(),
-                                                     ")"));
-    }
-    if (!SSL_CTX_use_certificate(ctx, leaf.get())) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tls: cert_file: ", config.cert_file(), ": ", DrainErrors()));
-    }
-    while (true) {
-      bssl::UniquePtr<X509> extra(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
-      if (extra == nullptr) break;
-      SSL_CTX_add1_chain_cert(ctx, extra.get());
-    }
-    ERR_clear_error();  // the end of the file reads as an error
-    bssl::UniquePtr<BIO> key_bio(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
-    bssl::UniquePtr<EVP_PKEY> key(
-        PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
-    if (key == nullptr) {
-      ERR_clear_error();
-      return absl::InvalidArgumentError(
-          absl::StrCat("tls: key_file: ", config.key_file(),
-                       ": no PEM private key found (encrypted keys are not supported)"));
-    }
-    if (!SSL_CTX_use_PrivateKey(ctx, key.get()) || !SSL_CTX_check_private_key(ctx)) {
-      ERR_clear_error();
-      return absl::InvalidArgumentError(
-          absl::StrCat("tls: key_file: ", config.key_file(),
-                       ": does not match the certificate in cert_file ", config.cert_file()));
-    }
-  }
-
-  SSL_CTX_set_custom_verify(ctx, SSL_VERIFY_PEER, TlsTransport::VerifyCallback);
-  if (!config.disable_session_resumption()) {
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
-    SSL_CTX_sess_set_new_cb(ctx, TlsTransport::NewSessionCallback);
-  } else {
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-  }
-  if (config.handshake_timeout().seconds() < 0 || config.handshake_timeout().nanos() < 0) {
-    return absl::InvalidArgumentError("tls: handshake_timeout: must not be negative");
-  }
-  if (config.close_timeout().seconds() < 0 || config.close_timeout().nanos() < 0) {
-    return absl::InvalidArgumentError("tls: close_timeout: must not be negative");
-  }
-  return shared;
-}
-
 class TlsFactory : public TransportFactory {
  public:
   absl::string_view name() const override { return "tls"; }
@@ -1384,18 +717,15 @@ class TlsFactory : public TransportFactory {
   Kind kind() const override { return Kind::kWrapping; }
   absl::StatusOr<std::unique_ptr<ConfiguredTransport>> Configure(
       const google::protobuf::Message& message) const override {
-    absl::StatusOr<std::shared_ptr<TlsShared>> shared =
-        BuildShared(static_cast<const TlsConfig&>(message));
+    absl::StatusOr<std::shared_ptr<TlsShared>> shared = tls_internal::BuildTlsShared(
+        static_cast<const TlsConfig&>(message),
+        {TlsTransport::VerifyCallback, TlsTransport::NewSessionCallback});
     if (!shared.ok()) return shared.status();
     return std::unique_ptr<ConfiguredTransport>(new ConfiguredTls(std::move(shared).value()));
   }
 };
 
 }  // namespace
-
-namespace tls_internal {
-void SetWipeObserverForTesting(WipeObserver observer) { wipe_observer = observer; }
-}  // namespace tls_internal
 
 void RegisterTlsTransport(Registry::Builder& builder) {
   builder.AddTransport(std::make_unique<TlsFactory>());

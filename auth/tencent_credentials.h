@@ -3,8 +3,10 @@
 //
 //   client id: <productId><deviceName>
 //   username:  <clientId>;<sdkappid>;<connid>;<expiry>
-//   password:  <lowercase hex of a signature over the username>;<scheme>   (scheme supplied by the
-//   subclass)
+//   password:  <lowercase hex of a signature over the username>;<scheme>
+//
+// The signature and <scheme> are the subclass's (hmac: HMAC-SHA1 or HMAC-SHA256 keyed by the
+// device secret; rsa: an RSA SHA-256 signature with the device's private key).
 //
 // The connid is 5 characters from [a-zA-Z0-9], fresh from BoringSSL's CSPRNG at every Sign(); the
 // expiry is the C SDK's "never" or SignRequest::now + ttl, where `now` is the server-corrected time
@@ -69,9 +71,19 @@ class TencentLayout {
 // Base of the signers that produce Tencent credentials. A subclass only computes the password.
 //
 // Tools that must reproduce a given CONNECT (e.g. `hublink sign --connid --expiry`) configure the
-// signer as usual, then dynamic_cast the Signer to TencentSigner and call SignWith().
+// signer as usual, then ask the Signer for this interface (plugins/typed_access.h) and call
+// SignWith():
+//
+//   if (auto* tencent = signer->As<hublink::auth::TencentSigner>()) {
+//     credentials = tencent->SignWith(connid, tencent->layout().Expiry(absl::Now()));
+//   }
+//
+// Every subclass offers it (FindInterface below); a subclass that offers interfaces of its own
+// falls back to TencentSigner::FindInterface for this one.
 class TencentSigner : public Signer {
  public:
+  static constexpr absl::string_view kInterfaceId = "hublink.auth.TencentSigner";
+
   explicit TencentSigner(TencentLayout layout) : layout_(std::move(layout)) {}
 
   // A fresh connid, and the expiry from request.now.
@@ -86,6 +98,10 @@ class TencentSigner : public Signer {
   // The complete password for `username`, scheme suffix included. Never put the key or the result
   // in an error message or a log line.
   virtual absl::StatusOr<std::string> Password(absl::string_view username) const = 0;
+
+  void* FindInterface(absl::string_view id) override {
+    return OfferInterface<TencentSigner>(this, id);
+  }
 
  private:
   TencentLayout layout_;

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/fake_plugins.h"
 
@@ -98,9 +99,11 @@ TEST(PluginAbi, TheHostDescribesItself) {
   HublinkPluginAbi abi = HostPluginAbi();
   EXPECT_TRUE(HublinkPluginAbiCompatible(abi, abi));
   std::string text = DescribePluginAbi(abi);
-  EXPECT_TRUE(absl::StartsWith(text, "hublink " HUBLINK_VERSION_STRING " (plugin ABI 1; ")) << text;
+  EXPECT_TRUE(absl::StartsWith(text, absl::StrCat("hublink " HUBLINK_VERSION_STRING " (plugin ABI ",
+                                                  HUBLINK_PLUGIN_ABI_VERSION, "; ")))
+      << text;
   HublinkPluginAbi other = abi;
-  other.abi_version = 2;
+  other.abi_version = HUBLINK_PLUGIN_ABI_VERSION + 1;
   EXPECT_FALSE(HublinkPluginAbiCompatible(abi, other));
   other = abi;
   other.stdlib = "libc++ 160000";

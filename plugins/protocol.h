@@ -19,6 +19,7 @@
 #include "google/protobuf/message.h"
 #include "plugins/connect_context.h"
 #include "plugins/event_loop.h"
+#include "plugins/typed_access.h"
 
 namespace hublink {
 
@@ -37,9 +38,9 @@ class ProtocolLink {
   virtual ConnectContext& context() = 0;
 };
 
-class Protocol {
+class Protocol : public TypedAccess {
  public:
-  virtual ~Protocol() = default;
+  ~Protocol() override = default;
   // A new link is open (every transport handshake done). The protocol starts its handshake on it.
   // `link` stays valid until OnLinkClosed().
   virtual void OnLinkOpen(ProtocolLink& link) = 0;

@@ -6,14 +6,17 @@
 //
 // The interface is deliberately scheme-neutral; other clouds fit without touching the core:
 //   - Azure-style SAS tokens: the signer returns the token as `password` and the hub's expected
-//   `username`.
-//   - Clouds that authenticate the WebSocket upgrade (AWS SigV4 query strings, signed headers): the
-//   signer
-//     fills `http_headers` (or `http_query`); the WebSocket transport asks ConnectContext::signer()
-//     while building its upgrade request and sends them.
+//     `username`.
+//   - Clouds that authenticate the WebSocket upgrade (AWS SigV4 query strings, signed headers):
+//     the signer fills `http_headers` (or `http_query`); the WebSocket transport asks
+//     ConnectContext::signer() while building its upgrade request and sends them.
 //   - Schemes needing more inputs (a nonce, the server's time) read them from SignRequest, which
-//   grows by
-//     adding fields, never by changing the call.
+//     grows by adding fields, never by changing the call.
+//
+// A signer with more to offer than Sign() (auth::TencentSigner::SignWith, for tools that reproduce
+// a given CONNECT) offers it through TypedAccess (plugins/typed_access.h): callers ask
+// `signer->As<auth::TencentSigner>()` and get null from any other signer.
+//
 // Signers must never log or put into an error message a secret, a key, or the password they
 // produce.
 #ifndef HUBLINK_PLUGINS_SIGNER_H_
@@ -29,6 +32,7 @@
 #include "absl/time/time.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
+#include "plugins/typed_access.h"
 
 namespace hublink {
 
@@ -49,9 +53,9 @@ struct Credentials {
   std::vector<std::pair<std::string, std::string>> http_query;
 };
 
-class Signer {
+class Signer : public TypedAccess {
  public:
-  virtual ~Signer() = default;
+  ~Signer() override = default;
   // Fresh credentials for one connection attempt.
   virtual absl::StatusOr<Credentials> Sign(const SignRequest& request) = 0;
 };

@@ -96,7 +96,7 @@ std::vector<std::string> SplitUsername(absl::string_view username) {
 TEST(HmacSignerTest, WorkedExampleReproducesByteForByte) {
   std::unique_ptr<Signer> signer = MustConfigure(ExampleConfig());
   ASSERT_NE(signer, nullptr);
-  auto* tencent = dynamic_cast<TencentSigner*>(signer.get());
+  auto* tencent = signer->As<TencentSigner>();
   ASSERT_NE(tencent, nullptr);
   absl::StatusOr<Credentials> credentials = tencent->SignWith("a1B2c", "1700000000");
   ASSERT_TRUE(credentials.ok()) << credentials.status();
@@ -150,7 +150,7 @@ TEST(HmacSignerTest, AlgorithmNames) {
     std::unique_ptr<Signer> signer = MustConfigure(config);
     ASSERT_NE(signer, nullptr);
     absl::StatusOr<Credentials> credentials =
-        dynamic_cast<TencentSigner&>(*signer).SignWith("a1B2c", "1700000000");
+        signer->As<TencentSigner>()->SignWith("a1B2c", "1700000000");
     ASSERT_TRUE(credentials.ok());
     EXPECT_EQ(credentials->password, kExamplePassword) << name;
   }
@@ -179,7 +179,7 @@ TEST(HmacSignerTest, SecretFromFileAndFromEnvironment) {
     std::unique_ptr<Signer> signer = MustConfigure(config);
     ASSERT_NE(signer, nullptr);
     absl::StatusOr<Credentials> credentials =
-        dynamic_cast<TencentSigner&>(*signer).SignWith("a1B2c", "1700000000");
+        signer->As<TencentSigner>()->SignWith("a1B2c", "1700000000");
     ASSERT_TRUE(credentials.ok()) << credentials.status();
     EXPECT_EQ(credentials->password, kExamplePassword);
   }
@@ -196,7 +196,7 @@ TEST(HmacSignerTest, SecretIsReadOnceAtConfigure) {
   ASSERT_NE(signer, nullptr);
   ASSERT_EQ(unlink(path.c_str()), 0);
   absl::StatusOr<Credentials> credentials =
-      dynamic_cast<TencentSigner&>(*signer).SignWith("a1B2c", "1700000000");
+      signer->As<TencentSigner>()->SignWith("a1B2c", "1700000000");
   ASSERT_TRUE(credentials.ok()) << credentials.status();
   EXPECT_EQ(credentials->password, kExamplePassword);
 }
@@ -252,7 +252,7 @@ TEST(HmacSignerTest, ConfiguredFromAPipeline) {
   absl::StatusOr<std::unique_ptr<ResolvedPipeline>> pipeline =
       ResolvedPipeline::Resolve(*config, *registry, "device.textproto");
   ASSERT_TRUE(pipeline.ok()) << pipeline.status();
-  auto* signer = dynamic_cast<TencentSigner*>((*pipeline)->signer());
+  auto* signer = (*pipeline)->signer()->As<TencentSigner>();
   ASSERT_NE(signer, nullptr);
   absl::StatusOr<Credentials> credentials = signer->SignWith("a1B2c", "1700000000");
   ASSERT_TRUE(credentials.ok()) << credentials.status();
@@ -385,8 +385,7 @@ TEST(HmacSignerTest, NoSecretOrPasswordInLogsOrErrors) {
           ASSERT_TRUE(credentials.ok());
           passwords.push_back(credentials->password);
         }
-        absl::StatusOr<Credentials> bad =
-            dynamic_cast<TencentSigner&>(*signer).SignWith("bad", "x");
+        absl::StatusOr<Credentials> bad = signer->As<TencentSigner>()->SignWith("bad", "x");
         ASSERT_FALSE(bad.ok());
         errors.emplace_back(bad.status().message());
       }

@@ -157,7 +157,7 @@ TEST(RsaSignerTest, SignaturesVerifyWithOpensslAndMatchItsBytes) {
       ExpectOpensslAgrees(*credentials, key, pub);
     }
     absl::StatusOr<Credentials> fixed =
-        dynamic_cast<TencentSigner&>(*signer).SignWith("a1B2c", "1700000000");
+        signer->As<TencentSigner>()->SignWith("a1B2c", "1700000000");
     ASSERT_TRUE(fixed.ok()) << fixed.status();
     EXPECT_EQ(fixed->username, "ABCDEFGHIJdev01;21010406;a1B2c;1700000000");
     ExpectOpensslAgrees(*fixed, key, pub);
@@ -293,8 +293,7 @@ TEST(RsaSignerTest, NoKeyOrPasswordInLogsOrErrors) {
         ASSERT_TRUE(credentials.ok());
         passwords.push_back(credentials->password);
       }
-      absl::StatusOr<Credentials> bad =
-          dynamic_cast<TencentSigner&>(*signer).SignWith("a1B2c", "soon");
+      absl::StatusOr<Credentials> bad = signer->As<TencentSigner>()->SignWith("a1B2c", "soon");
       ASSERT_FALSE(bad.ok());
       errors.emplace_back(bad.status().message());
     }

@@ -86,7 +86,7 @@ absl::StatusOr<Response> HttpClient::Fetch(Request request, const FetchOptions& 
   }
   HUBLINK_ASSIGN_OR_RETURN(std::unique_ptr<Protocol> protocol,
                            pipeline_->protocol()->Create(*loop_));
-  auto* exchange = dynamic_cast<HttpExchange*>(protocol.get());
+  auto* exchange = protocol->As<HttpExchange>();
   if (exchange == nullptr) {
     return absl::InvalidArgumentError("http: the pipeline's protocol is not the http plugin");
   }

@@ -3,7 +3,8 @@
 // (`Connection: close`): the uses here (device registration, firmware downloads) are one-shot, and
 // a fresh connection per request keeps resumption after a cut the same code path as a first try.
 //
-// The plugin's Protocol is an HttpExchange: the owner hands it the request with Start() before the
+// The plugin's Protocol is an HttpExchange (reached with `protocol->As<http::HttpExchange>()`,
+// plugins/typed_access.h): the owner hands it the request with Start() before the
 // link opens; it writes the request when the link opens, feeds the reply to the pure codec
 // (codec.h) and reports the response or the error exactly once. HttpClient (http_client.h) drives
 // it over a pipeline for blocking callers.
@@ -35,6 +36,7 @@ struct ExchangeOptions {
 class HttpExchange : public Protocol {
  public:
   using Done = std::function<void(absl::StatusOr<Response>)>;
+  static constexpr absl::string_view kInterfaceId = "hublink.http.HttpExchange";
 
   explicit HttpExchange(ExchangeOptions options) : options_(std::move(options)) {}
 
@@ -48,6 +50,11 @@ class HttpExchange : public Protocol {
   void OnLinkOpen(ProtocolLink& link) override;
   void OnLinkData(absl::string_view bytes) override;
   void OnLinkClosed(const absl::Status& status) override;
+
+ protected:
+  void* FindInterface(absl::string_view id) override {
+    return OfferInterface<HttpExchange>(this, id);
+  }
 
  private:
   void Finish(absl::StatusOr<Response> result);

@@ -962,7 +962,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(
   }
   absl::StatusOr<std::unique_ptr<Protocol>> protocol = pipeline->protocol()->Create(*loop);
   if (!protocol.ok()) return protocol.status();
-  auto* session = dynamic_cast<mqtt::Session*>(protocol->get());
+  auto* session = (*protocol)->As<mqtt::Session>();
   if (session == nullptr) {
     return absl::InvalidArgumentError(
         "client: the pipeline's protocol is not \"mqtt\"; hublink::Client speaks MQTT only");

@@ -111,9 +111,12 @@ class SessionObserver {
   virtual void OnPermanentError(const absl::Status& status) {}
 };
 
-// The publish/subscribe facet a Client needs on top of Protocol.
+// The publish/subscribe facet a Client needs on top of Protocol. The "mqtt" plugin's Protocol is a
+// Session; an owner reaches it with `protocol->As<mqtt::Session>()` (plugins/typed_access.h).
 class Session : public Protocol {
  public:
+  static constexpr absl::string_view kInterfaceId = "hublink.mqtt.Session";
+
   Session(EventLoop& loop, SessionOptions options,
           std::unique_ptr<MessageStore> store = std::make_unique<MemoryMessageStore>());
   // Keep-alive, ping and CONNACK timers on `clock` (a ManualClock in tests), which must outlive the
@@ -177,6 +180,9 @@ class Session : public Protocol {
   // re-delivery that is not handed to the application again excluded), over the session's life.
   uint64_t publishes_sent() const { return publishes_sent_; }
   uint64_t publishes_received() const { return publishes_received_; }
+
+ protected:
+  void* FindInterface(absl::string_view id) override { return OfferInterface<Session>(this, id); }
 
  private:
   enum class State { kDown, kAwaitingConnack, kUp };

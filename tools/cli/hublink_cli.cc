@@ -392,7 +392,7 @@ int Sign(const CommandFlags& flags, const Pipeline& pipeline, const Registry& re
   }
   absl::StatusOr<Credentials> credentials;
   if (!flags.connid.empty() || !flags.expiry.empty()) {
-    auto* tencent = dynamic_cast<auth::TencentSigner*>(signer);
+    auto* tencent = signer->As<auth::TencentSigner>();
     if (tencent == nullptr) {
       return Fail(err, "sign",
                   absl::InvalidArgumentError(

@@ -79,14 +79,13 @@ int Fail(const absl::Status& status) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // `bazel run` starts us in the runfiles tree, where the pipeline file sits under its workspace
-  // path.
+  // `bazel run` starts us in the runfiles tree: the pipeline file sits under its workspace path.
   std::string path = argc > 1 ? argv[1] : "examples/tap_plugin/pipeline.textproto";
 
   hublink::Registry::Builder builder;
   hublink::RegisterBuiltinPlugins(builder);
-  acme::RegisterTapTransport(
-      builder);  // the only line an application adds for a third-party plugin
+  // The only line an application adds for a third-party plugin:
+  acme::RegisterTapTransport(builder);
   absl::StatusOr<hublink::Registry> registry = std::move(builder).Build();
   if (!registry.ok()) return Fail(registry.status());
 

@@ -1,10 +1,16 @@
 // Tencent Cloud IoT Hub as a hublink pipeline: reads the C SDK's device_info.json unchanged and
 // composes the transports, the MQTT protocol and the signer that the hub expects.
 //
-//   KEY device,  WSS (default): tcp > tls(system roots) > websocket("mqtt")  + mqtt + hmac
-//   (HMAC-SHA1) CERT device, WSS:           tcp > tls > websocket                        + mqtt +
-//   rsa  (RSA-SHA256) WS:  tcp > websocket, port 80.   TLS: tcp > tls, port 8883 (PSK for KEY,
-//   mutual TLS for CERT). TCP: tcp, port 1883.
+//   device  transport        port  stack                                        signer
+//   KEY     WSS (default)    443   tcp > tls (system roots) > websocket "mqtt"  hmac (HMAC-SHA1)
+//   CERT    WSS (default)    443   tcp > tls > websocket "mqtt"                 rsa (RSA-SHA256)
+//   any     WS                80   tcp > websocket "mqtt"
+//   KEY     TLS             8883   tcp > tls (TLS-PSK with the device secret, TLS 1.2)
+//   CERT    TLS             8883   tcp > tls (mutual TLS with the device certificate)
+//   any     TCP             1883   tcp
+//   any     AUTO                   TLS 8883, then WSS 443 (then WS 80 with allow_plain_websocket)
+//
+// Every stack carries the "mqtt" protocol; the signer column applies to all of a device's rows.
 #ifndef HUBLINK_PROFILES_TENCENT_TENCENT_PROFILE_H_
 #define HUBLINK_PROFILES_TENCENT_TENCENT_PROFILE_H_
 

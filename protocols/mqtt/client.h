@@ -135,8 +135,10 @@ struct ConnectionEvent {
 const char* ConnectionEventKindName(ConnectionEvent::Kind kind);
 // "reconnecting in 1.20 s (retry 3): tcp: 127.0.0.1:1883: connection refused"
 std::string DescribeConnectionEvent(const ConnectionEvent& event);
-// One line per attempt: "dns 0.1 ms · tcp 0.2 ms · tls 1.3 ms (resumed) · ws 2.0 ms · connack
-// 0.3 ms", a failed one ending "· tls failed after 12 ms".
+// One line per attempt, e.g.
+//   dns 0.1 ms · tcp 0.2 ms · tls 1.3 ms (resumed) · ws 2.0 ms · connack 0.3 ms
+// and for a failed one, ending where it failed:
+//   dns 0.1 ms · tcp 0.2 ms · tls failed after 12 ms
 std::string DescribeConnectPhases(const std::vector<ConnectPhase>& phases);
 
 // Counters of one client since Create (Client::Stats()).

@@ -108,8 +108,7 @@ struct Packet {
   absl::string_view body;
 };
 
-// --- Encoders (append to *out)
-// ---------------------------------------------------------------------------
+// --- Encoders (append to *out) -------------------------------------------------------------------
 
 absl::Status AppendConnect(const ConnectPacket& packet, std::string* out);
 absl::Status AppendPublish(const PublishPacket& packet, std::string* out);
@@ -131,8 +130,7 @@ size_t PublishPacketSize(size_t topic_size, size_t payload_size, uint8_t qos);
 // Bytes of a fixed header + remaining length for a packet whose remaining length is `remaining`.
 size_t PacketSize(size_t remaining);
 
-// --- Validation
-// --------------------------------------------------------------------------------------------
+// --- Validation ----------------------------------------------------------------------------------
 
 // Well-formed UTF-8 with no U+0000 and no surrogates, at most 65535 bytes (MQTT 3.1.1
 // section 1.5.3). `what` prefixes the error ("topic").
@@ -146,8 +144,7 @@ absl::Status ValidateTopicFilter(absl::string_view filter);
 // with a wildcard do not match topics starting with '$' (MQTT-4.7.2-1).
 bool TopicMatches(absl::string_view filter, absl::string_view topic);
 
-// --- Decoding
-// ----------------------------------------------------------------------------------------------
+// --- Decoding ------------------------------------------------------------------------------------
 
 class Decoder {
  public:

@@ -1,15 +1,19 @@
 // The flags every hublink tool uses to say where and how to connect, and the pipeline they make:
-//   --pipeline=FILE                       a pipeline file (text format or .json), used as is but
-//   for overrides
-//   --device_info=FILE                    a Tencent C SDK device_info.json, through
-//   profiles/tencent
-//   --transport=wss|ws|tls|tcp            with --device_info (default wss), or for a plain broker
-//   --host, --port                        override the endpoint
-//   --ca_file=FILE, --insecure            server verification for tls/wss
-//   --client_id, --username, --password   plain MQTT credentials (no signer), e.g. a hub console
-//   account
-//   --proxy=URL, --no_proxy               an HTTP or SOCKS5 proxy (proxy_flags.h); without --proxy,
-//   HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and NO_PROXY
+//
+//   --pipeline=FILE              a pipeline file (text format or .json), used as is but for
+//                                overrides
+//   --device_info=FILE           a Tencent C SDK device_info.json, through profiles/tencent
+//   --transport=wss|ws|tls|tcp|auto
+//                                with --device_info (default wss), or for a plain broker (not
+//                                auto); auto: TLS 8883, then WSS 443
+//   --allow_plain_fallback       with --transport=auto: WS 80 last
+//   --state_file=FILE            start at the stack that last reached CONNACK (policy.state_file)
+//   --host, --port               override the endpoint
+//   --ca_file=FILE, --insecure   server verification for tls/wss
+//   --client_id, --username, --password
+//                                plain MQTT credentials (no signer), e.g. a hub console account
+//   --proxy=URL, --no_proxy      an HTTP or SOCKS5 proxy (proxy_flags.h); without --proxy,
+//                                HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and NO_PROXY
 #ifndef HUBLINK_TOOLS_CLI_CONNECTION_FLAGS_H_
 #define HUBLINK_TOOLS_CLI_CONNECTION_FLAGS_H_
 

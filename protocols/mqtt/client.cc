@@ -321,7 +321,6 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
     session_->Unsubscribe(filter, std::move(done));
   }
 
-  // Loop thread: ends everything without waiting.
   // Runs what other threads handed off, oldest first; bounded per turn so a flood of publishes
   // cannot starve the loop's sockets and timers.
   void DrainHandedOff(const std::shared_ptr<Impl>& self) {
@@ -362,7 +361,6 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
     }
   }
 
-  // Resolves publishes that were handed off but will never run.
   // Resolves what was handed off but will never run: publishes with kCancelled, other calls by
   // dropping them (their completions resolve kCancelled when destroyed). Outside the lock, since
   // completions run user code.
@@ -384,6 +382,10 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
     for (mqtt::Completion& done : orphans) done(ClientGone());
   }
 
+  // ~Client: ends everything without waiting, on the loop thread (posted to the client's own loop;
+  // with Options::loop, run at once, on that loop's thread or while it is stopped). The link is
+  // abandoned after a best-effort DISCONNECT, timers and the re-probe stop, pending completions
+  // fail (a durable store keeps its messages), Disconnect() waiters resolve.
   void Teardown() {
     FailHandedOff();
     want_connected_ = false;
@@ -763,7 +765,8 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
     if (probe_ != nullptr) RetireProbe();
   }
 
-  // Destroyed from the loop, never inside its own callback (like the attempts' graveyard).
+  // Drops the probe in progress; it is destroyed from a posted task, never inside its own callback
+  // (like the attempts' graveyard).
   void RetireProbe() {
     retired_probes_.push_back(std::move(probe_));
     loop_.Post(guard_.Wrap([this] { retired_probes_.clear(); }));

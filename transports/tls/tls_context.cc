@@ -1,7 +1,6 @@
 #include "transports/tls/tls_context.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <openssl/base64.h>
 #include <openssl/bio.h>
 #include <openssl/bytestring.h>
@@ -13,11 +12,8 @@
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -28,6 +24,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "plugins/duration.h"
+#include "plugins/read_file.h"
 #include "plugins/status_macros.h"
 #include "transports/tls/tls_diagnostics.h"
 #include "transports/tls/tls_transport.h"
@@ -59,60 +57,16 @@ class WipeOnExit {
   std::string& secret_;
 };
 
-// docs/errors.md: a file named by the config that cannot be read reports its errno's code (ENOENT
-// kNotFound, EACCES/EPERM kPermissionDenied, ...).
-absl::Status FileError(absl::string_view field, const std::string& path, int err) {
-  return absl::Status(absl::ErrnoToStatusCode(err),
-                      absl::StrCat("tls: ", field, ": ", path, ": ", std::strerror(err)));
-}
-
-// The whole file. With `secret` (a private key) every copy made on the way is wiped; the caller
-// wipes the result.
+// The whole file, read by the core's reader (plugins/read_file.h) so that errors have the words
+// and the errno-mapped codes of docs/errors.md: "tls: ca_file: /etc/x.pem: No such file or
+// directory" (kNotFound). With `secret` (a private key) every copy made on the way is wiped; the
+// caller wipes the result.
 absl::StatusOr<std::string> ReadConfigFile(absl::string_view field, const std::string& path,
                                            bool secret = false) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return FileError(field, path, errno);
-  struct Closer {
-    int fd;
-    ~Closer() { close(fd); }
-  } closer{fd};
-  std::string contents;
-  struct stat st;
-  if (fstat(fd, &st) == 0 && st.st_size > 0) {
-    // Sized up front so that growing never leaves an unwiped copy behind.
-    contents.reserve(std::min<size_t>(static_cast<size_t>(st.st_size), kMaxConfigFileBytes) + 1);
-  }
-  char buffer[16384];
-  absl::Status error;
-  while (true) {
-    ssize_t n = read(fd, buffer, sizeof(buffer));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      error = FileError(field, path, errno);
-      break;
-    }
-    if (n == 0) break;
-    if (contents.size() + static_cast<size_t>(n) > kMaxConfigFileBytes) {
-      error = absl::InvalidArgumentError(absl::StrCat("tls: ", field, ": ", path, ": larger than ",
-                                                      kMaxConfigFileBytes, " bytes"));
-      break;
-    }
-    if (secret && contents.size() + static_cast<size_t>(n) > contents.capacity()) {
-      // The file grew since fstat: move to a larger block by hand, wiping the old one.
-      std::string larger;
-      larger.reserve(2 * (contents.size() + static_cast<size_t>(n)));
-      larger.append(contents);
-      WipeString(contents);
-      contents.swap(larger);
-    }
-    contents.append(buffer, static_cast<size_t>(n));
-  }
-  if (secret) OPENSSL_cleanse(buffer, sizeof(buffer));
-  if (!error.ok()) {
-    if (secret) WipeString(contents);
-    return error;
-  }
-  return contents;  // moved: no copy is left behind
+  ReadFileOptions options;
+  options.max_bytes = kMaxConfigFileBytes;
+  options.secret = secret;
+  return ReadFileWithPrefix(path, absl::StrCat("tls: ", field, ": ", path), options);
 }
 
 // Adds every certificate in PEM `text` to `store`; `what` names the source in errors.
@@ -475,12 +429,10 @@ absl::StatusOr<std::shared_ptr<TlsShared>> BuildTlsShared(const TlsConfig& confi
   } else {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   }
-  if (config.handshake_timeout().seconds() < 0 || config.handshake_timeout().nanos() < 0) {
-    return absl::InvalidArgumentError("tls: handshake_timeout: must not be negative");
-  }
-  if (config.close_timeout().seconds() < 0 || config.close_timeout().nanos() < 0) {
-    return absl::InvalidArgumentError("tls: close_timeout: must not be negative");
-  }
+  HUBLINK_RETURN_IF_ERROR(
+      ValidateNonNegativeDuration(config.handshake_timeout(), "tls: handshake_timeout"));
+  HUBLINK_RETURN_IF_ERROR(
+      ValidateNonNegativeDuration(config.close_timeout(), "tls: close_timeout"));
   return shared;
 }
 

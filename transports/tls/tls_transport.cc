@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "plugins/duration.h"
 #include "plugins/log.h"
 #include "plugins/weak_guard.h"
 #include "transports/tls/tls.pb.h"
@@ -250,8 +251,7 @@ class TlsTransport : public Transport, private TransportListener {
     state_ = State::kHandshaking;
     context_.BeginPhase("tls");
     absl::Duration timeout = config_.has_handshake_timeout()
-                                 ? absl::Seconds(config_.handshake_timeout().seconds()) +
-                                       absl::Nanoseconds(config_.handshake_timeout().nanos())
+                                 ? ToDuration(config_.handshake_timeout())
                                  : kDefaultHandshakeTimeout;
     absl::Time deadline = loop_.Now() + timeout;
     if (!config_.has_handshake_timeout() && context_.deadline() != absl::InfiniteFuture()) {
@@ -605,10 +605,8 @@ class TlsTransport : public Transport, private TransportListener {
   // stopped reading, say), the connection is abandoned and OnClosed reports kDeadlineExceeded.
   void StartCloseTimer() {
     if (close_timer_ != 0) return;
-    const absl::Duration linger = config_.has_close_timeout()
-                                      ? absl::Seconds(config_.close_timeout().seconds()) +
-                                            absl::Nanoseconds(config_.close_timeout().nanos())
-                                      : kDefaultCloseTimeout;
+    const absl::Duration linger =
+        config_.has_close_timeout() ? ToDuration(config_.close_timeout()) : kDefaultCloseTimeout;
     close_timer_ = loop_.RunAfter(linger, guard_.Wrap([this, linger] {
       close_timer_ = 0;
       if (state_ != State::kClosing) return;

@@ -32,7 +32,7 @@ namespace {
 using auth::HmacSignerConfig;
 using auth::TencentSigner;
 
-// The worked example in shared/docs/tencent-iothub.md, "MQTT CONNECT".
+// The worked example in docs/tencent-iothub.md, "MQTT CONNECT: worked example".
 constexpr absl::string_view kExampleSecret = "MDEyMzQ1Njc4OWFiY2RlZg==";
 constexpr absl::string_view kExampleUsername = "ABCDEFGHIJdev01;21010406;a1B2c;1700000000";
 constexpr absl::string_view kExamplePassword = "108eac8bd80d3f25b6799504dcd094ba5bfb2f91;hmacsha1";

@@ -25,7 +25,7 @@ struct Region {
   absl::string_view mqtt_domain;
 };
 
-// From the SDK's region table (see docs/tencent-iothub facts): WebSocket and plain MQTT use
+// From the SDK's region table (docs/tencent-iothub.md, "Endpoints"): WebSocket and plain MQTT use
 // different domains.
 constexpr Region kRegions[] = {
     {"china", "ap-guangzhou.iothub.tencentdevices.com", "iotcloud.tencentdevices.com"},

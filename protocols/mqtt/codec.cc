@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "plugins/utf8.h"
 
 namespace hublink {
 namespace mqtt {
@@ -11,54 +12,13 @@ namespace {
 
 constexpr size_t kMaxStringSize = 65535;
 
-// Why `s` is not an MQTT UTF-8 string, or empty when it is.
+// Why `s` is not an MQTT UTF-8 string (MQTT 3.1.1 1.5.3: well-formed UTF-8, no U+0000, at most
+// 65535 bytes), or empty when it is.
 std::string Utf8Problem(absl::string_view s) {
   if (s.size() > kMaxStringSize) {
     return absl::StrCat("is ", s.size(), " bytes, above the 65535-byte limit");
   }
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  size_t n = s.size();
-  for (size_t i = 0; i < n;) {
-    unsigned char c = p[i];
-    if (c == 0) return absl::StrCat("contains U+0000 at byte ", i);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return absl::StrFormat("invalid UTF-8: byte 0x%02X at byte %d cannot start a character", c,
-                             i);
-    }
-    if (i + len > n) return absl::StrCat("invalid UTF-8: truncated character at byte ", i);
-    for (size_t k = 1; k < len; ++k) {
-      unsigned char cc = p[i + k];
-      if ((cc & 0xC0) != 0x80) {
-        return absl::StrFormat("invalid UTF-8: byte 0x%02X at byte %d is not a continuation byte",
-                               cc, i + k);
-      }
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) {
-      return absl::StrCat("invalid UTF-8: overlong encoding at byte ", i);
-    }
-    if (cp >= 0xD800 && cp <= 0xDFFF) {
-      return absl::StrFormat("contains a UTF-16 surrogate U+%04X at byte %d", cp, i);
-    }
-    if (cp > 0x10FFFF) return absl::StrCat("invalid UTF-8: code point above U+10FFFF at byte ", i);
-    i += len;
-  }
-  return "";
+  return hublink::Utf8Problem(s, MqttUtf8Rules());
 }
 
 std::string TopicNameProblem(absl::string_view topic) {

@@ -61,7 +61,6 @@ void AppendClientFrame(Opcode opcode, absl::string_view payload, MaskKeySource& 
 // A CLOSE frame's payload: the code, then the reason cut to fit 125 bytes at a UTF-8 boundary.
 std::string ClosePayload(uint16_t code, absl::string_view reason);
 
-bool IsValidUtf8(absl::string_view text);
 // Whether a peer may send `code` in a CLOSE frame (1005, 1006, 1015 and unassigned ranges may not).
 bool IsValidCloseCode(uint16_t code);
 // "normal closure", "going away", ... for messages; empty when the code has no registered name.

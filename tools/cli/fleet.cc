@@ -910,8 +910,11 @@ int RunFleet(const std::vector<std::string>& args, std::ostream& out, std::ostre
     if (arg == "--") break;
     if (arg == "--help" || arg == "-h") {
       out << "usage: hublink fleet [flags]\n       hublink fleet merge [--json] FILE...\n"
-          << "  many clients in one process: connect, publish, summarize\nflags:\n"
-          << parser.Usage();
+          << "  many clients in one process: connect, publish, summarize (docs/fleet.md)\nflags:\n"
+          << parser.Usage()
+          // Taken by `hublink` before these flags are parsed (TakePluginFlags in hublink_cli.cc).
+          << "  --plugin=VALUE          load plugins from this shared object (repeatable; see "
+             "docs/plugin-authoring.md)\n";
       return 0;
     }
   }

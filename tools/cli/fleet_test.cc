@@ -8,8 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
 
@@ -24,6 +27,7 @@ using ::hublink::testing::PickFreePort;
 using ::hublink::testing::ReadFile;
 using ::hublink::testing::RunCommand;
 using ::hublink::testing::TempDir;
+using ::hublink::testing::WriteFile;
 
 TEST(LogHistogramTest, PercentilesWithinABucket) {
   LogHistogram h;
@@ -233,6 +237,158 @@ TEST(FleetTest, TwoShardProcessesCoverDisjointIdentitiesAndMerge) {
   ASSERT_TRUE(text.ok()) << text.status();
   EXPECT_NE(text->find("fleet merged from 2: 60 of 60 clients connected"), std::string::npos)
       << *text;
+}
+
+// The lines of `file` between the "# [NAME script begins]" and "# [NAME script ends]" markers,
+// with the indentation of the begin marker removed: the shell scripts of a YAML manifest's literal
+// blocks, as the container's /bin/sh -c gets them.
+absl::StatusOr<std::string> ScriptFromManifest(const std::string& file, const std::string& name) {
+  absl::StatusOr<std::string> text = ReadFile(file);
+  if (!text.ok()) return text.status();
+  const std::string begins = absl::StrCat("# [", name, " script begins]");
+  const std::string ends = absl::StrCat("# [", name, " script ends]");
+  std::string script;
+  size_t indent = std::string::npos;
+  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+    const size_t at = line.find_first_not_of(' ');
+    const absl::string_view body = at == absl::string_view::npos ? "" : line.substr(at);
+    if (indent == std::string::npos) {
+      if (body == begins) indent = at;
+      continue;
+    }
+    if (body == ends) return script;
+    if (!body.empty() && at < indent) break;  // the literal block ended before the end marker
+    absl::StrAppend(&script, line.size() > indent ? line.substr(indent) : "", "\n");
+  }
+  return absl::NotFoundError(absl::StrCat(file, ": no \"", begins, "\" ... \"", ends, "\""));
+}
+
+// docs/fleet-indexed-job.yaml as three pods of an Indexed Job would run it, but as three processes
+// here: the manifest's own shard script with JOB_COMPLETION_INDEX=0,1,2 and SHARDS=3, at the same
+// time against one mosquitto, then its merge script. Together the shards connect every identity
+// exactly once, and the merge adds their summaries.
+TEST(FleetTest, IndexedJobManifestScriptsShardAndMergeAsThreeProcesses) {
+  const std::string manifest = "docs/fleet-indexed-job.yaml";
+  absl::StatusOr<std::string> yaml = ReadFile(manifest);
+  ASSERT_TRUE(yaml.ok()) << yaml.status();
+  // The settings that must agree for the shards to cover the identities (the file says so too).
+  for (const char* line : {"completionMode: Indexed", "completions: 4", "parallelism: 4",
+                           "- name: SHARDS\n              value: \"4\""}) {
+    EXPECT_TRUE(absl::StrContains(*yaml, line)) << line;
+  }
+  absl::StatusOr<std::string> shard_script = ScriptFromManifest(manifest, "shard");
+  ASSERT_TRUE(shard_script.ok()) << shard_script.status();
+  absl::StatusOr<std::string> merge_script = ScriptFromManifest(manifest, "merge");
+  ASSERT_TRUE(merge_script.ok()) << merge_script.status();
+  const std::string dir = absl::StrCat(TempDir(), "/indexed_job");
+  ASSERT_TRUE(RunCommand(absl::StrCat("mkdir -p ", dir, "/results")).ok());
+  ASSERT_TRUE(WriteFile(dir + "/shard.sh", *shard_script).ok());
+  ASSERT_TRUE(WriteFile(dir + "/merge.sh", *merge_script).ok());
+
+  auto broker = MosquittoBroker::Start();
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  // The container's environment: the manifest's variables, with `hublink` on PATH.
+  const std::string env = absl::StrCat(
+      "PATH=\"$PWD/tools:$PATH\" SHARDS=3 BROKER_HOST=127.0.0.1 BROKER_PORT=",
+      (*broker)->tcp_port(),
+      " CLIENTS=60 CONNECT_RATE=200 INTERVAL=300ms DURATION=1s RESULTS=", dir, "/results");
+  std::string command;
+  for (int k = 0; k < 3; ++k) {
+    absl::StrAppend(&command, "JOB_COMPLETION_INDEX=", k, " ", env, " timeout 60 sh ", dir,
+                    "/shard.sh 2>", dir, "/s", k, ".err & p", k, "=$!; ");
+  }
+  absl::StrAppend(&command, "wait $p0; r0=$?; wait $p1; r1=$?; wait $p2; r2=$?; cat ", dir,
+                  "/s*.err; exit $((r0 | r1 | r2))");
+  absl::StatusOr<std::string> ran = RunCommand(command);
+  ASSERT_TRUE(ran.ok()) << ran.status();
+
+  for (int k = 0; k < 3; ++k) {
+    absl::StatusOr<std::string> json = ReadFile(absl::StrCat(dir, "/results/shard-", k, ".json"));
+    ASSERT_TRUE(json.ok()) << json.status();
+    absl::StatusOr<FleetSummary> summary = FleetSummaryFromJson(*json, "shard");
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    EXPECT_EQ(summary->shard, absl::StrCat(k, "/3"));
+    EXPECT_EQ(summary->identity_first, k);
+    EXPECT_EQ(summary->identity_step, 3);
+    EXPECT_EQ(summary->clients, 20);
+    EXPECT_EQ(summary->connected, 20);
+  }
+  // Disjoint and complete: each of the 60 identities connected once, by one of the shards.
+  std::multiset<std::string> ids = ConnectedIds((*broker)->log_file());
+  EXPECT_EQ(ids.size(), 60u);
+  for (int i = 0; i < 60; ++i) EXPECT_EQ(ids.count(absl::StrCat("fleet-", i)), 1u) << i;
+
+  // Every summary is there, so the merge script's wait loop returns at once.
+  absl::StatusOr<std::string> merged_text =
+      RunCommand(absl::StrCat("PATH=\"$PWD/tools:$PATH\" SHARDS=3 RESULTS=", dir,
+                              "/results timeout 60 sh ", dir, "/merge.sh"));
+  ASSERT_TRUE(merged_text.ok()) << merged_text.status();
+  EXPECT_NE(merged_text->find("fleet merged from 3: 60 of 60 clients connected, 0 failed"),
+            std::string::npos)
+      << *merged_text;
+  absl::StatusOr<std::string> merged_json = ReadFile(dir + "/results/merged.json");
+  ASSERT_TRUE(merged_json.ok()) << merged_json.status();
+  absl::StatusOr<FleetSummary> total = FleetSummaryFromJson(*merged_json, "merged.json");
+  ASSERT_TRUE(total.ok()) << total.status();
+  EXPECT_EQ(total->shards, 3);
+  EXPECT_EQ(total->clients, 60);
+  EXPECT_EQ(total->connected, 60);
+  EXPECT_EQ(total->failed, 0);
+  EXPECT_EQ(total->connect_us.count(), 60u);
+  EXPECT_GE(total->messages_sent, 60);
+  EXPECT_EQ(total->messages_acked, total->messages_sent);
+  EXPECT_EQ(total->ack_us.count(), static_cast<uint64_t>(total->messages_acked));
+}
+
+// `hublink fleet` with a plugin from a shared object (the tap transport of
+// //examples/tap_plugin:tap_plugin.so): named by --plugin, or by the --pipeline file's
+// plugin_libraries. Every client connects through tcp > tap.
+TEST(FleetTest, ClientsConnectThroughAPluginFromASharedObject) {
+  auto broker = MosquittoBroker::Start();
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  absl::StatusOr<std::string> shipped = ReadFile("examples/tap_plugin/mqtt_pipeline.textproto");
+  ASSERT_TRUE(shipped.ok()) << shipped.status();
+  const std::string pipeline = absl::StrReplaceAll(
+      *shipped, {{"port: 1883", absl::StrCat("port: ", (*broker)->tcp_port())}});
+  const std::string dir = TempDir();
+  ASSERT_TRUE(WriteFile(dir + "/tap.textproto", pipeline).ok());
+  ASSERT_TRUE(
+      WriteFile(dir + "/tap_with_library.textproto",
+                "plugin_libraries { path: \"examples/tap_plugin/tap_plugin.so\" }\n" + pipeline)
+          .ok());
+  struct Case {
+    std::string name;
+    std::string flags;
+  };
+  for (const Case& c :
+       {Case{"flag", absl::StrCat("--plugin=examples/tap_plugin/tap_plugin.so "
+                                  "--pipeline=",
+                                  dir, "/tap.textproto")},
+        Case{"file", absl::StrCat("--pipeline=", dir, "/tap_with_library.textproto")}}) {
+    SCOPED_TRACE(c.name);
+    absl::StatusOr<std::string> out = RunCommand(
+        absl::StrCat("timeout 60 tools/hublink fleet ", c.flags, " --clients=5 --client_id='tap-",
+                     c.name, "-{i}' --duration=0 --json 2>", dir, "/tap_", c.name, ".err"));
+    absl::StatusOr<std::string> log = ReadFile(absl::StrCat(dir, "/tap_", c.name, ".err"));
+    ASSERT_TRUE(out.ok()) << out.status() << "\n" << (log.ok() ? *log : "");
+    absl::StatusOr<FleetSummary> summary = FleetSummaryFromJson(*out, "stdout");
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    EXPECT_EQ(summary->connected, 5);
+    ASSERT_TRUE(log.ok()) << log.status();
+    EXPECT_TRUE(absl::StrContains(*log, "[mqtt] open")) << *log;  // the tap's own log line
+  }
+  std::multiset<std::string> ids = ConnectedIds((*broker)->log_file());
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(ids.count(absl::StrCat("tap-flag-", i)), 1u) << i;
+    EXPECT_EQ(ids.count(absl::StrCat("tap-file-", i)), 1u) << i;
+  }
+}
+
+TEST(FleetTest, HelpNamesThePluginFlag) {
+  absl::StatusOr<std::string> help = RunCommand("tools/hublink fleet --help");
+  ASSERT_TRUE(help.ok()) << help.status();
+  EXPECT_TRUE(absl::StrContains(*help, "--plugin=VALUE")) << *help;
+  EXPECT_TRUE(absl::StrContains(*help, "--shard=VALUE")) << *help;
 }
 
 // 20 devices made by `local_hub.sh register-many` connect to the local hub over WSS, each signing

@@ -523,12 +523,15 @@ std::string Usage() {
 }
 
 // --plugin=PATH (or --plugin PATH) for the commands that parse their own flags: taken out of
-// `args`, loaded and checked here, and handed to the command inside its registration callback.
+// `args`, loaded and checked here, and handed to the command inside its registration callback. The
+// plugin_libraries of a --pipeline file come first, as for the other commands: the command builds
+// its registry before it reads the file, so they must be in the callback too.
 absl::StatusOr<std::function<void(Registry::Builder&)>> TakePluginFlags(
     std::vector<std::string>& args,
     const std::function<void(Registry::Builder&)>& register_plugins) {
   std::vector<PluginLibrary> libraries;
   std::vector<std::string> kept;
+  std::string pipeline_path;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--") {
       kept.insert(kept.end(), args.begin() + i, args.end());
@@ -539,10 +542,17 @@ absl::StatusOr<std::function<void(Registry::Builder&)>> TakePluginFlags(
     } else if (args[i] == "--plugin" && i + 1 < args.size()) {
       libraries.push_back(PluginLibraryFromPath(args[++i]));
     } else {
+      if (absl::StartsWith(args[i], "--pipeline=")) pipeline_path = args[i].substr(11);
+      if (args[i] == "--pipeline" && i + 1 < args.size()) pipeline_path = args[i + 1];
       kept.push_back(args[i]);
     }
   }
   args = std::move(kept);
+  if (!pipeline_path.empty()) {
+    HUBLINK_ASSIGN_OR_RETURN(std::vector<PluginLibrary> from_file,
+                             ReadPluginLibraries(pipeline_path));
+    libraries.insert(libraries.begin(), from_file.begin(), from_file.end());
+  }
   if (libraries.empty()) return register_plugins;
   // Loads them, and reports a bad library or a clash now, while the error can still be returned.
   HUBLINK_RETURN_IF_ERROR(MakeRegistry(register_plugins, libraries).status());

@@ -9,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "plugins/duration.h"
 #include "plugins/log.h"
 #include "plugins/status_macros.h"
 
@@ -83,8 +84,7 @@ absl::StatusOr<TencentLayout> TencentLayout::Create(const TencentIdentity& ident
     layout.sdkappid_ = identity.sdkappid();
   }
   if (identity.has_ttl()) {
-    const absl::Duration ttl =
-        absl::Seconds(identity.ttl().seconds()) + absl::Nanoseconds(identity.ttl().nanos());
+    const absl::Duration ttl = ToDuration(identity.ttl());
     if (ttl < absl::Seconds(1)) {
       return absl::InvalidArgumentError(
           absl::StrCat(stage, ": identity.ttl: ", absl::FormatDuration(ttl),

@@ -14,6 +14,7 @@
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
 #include "plugins/did_you_mean.h"
+#include "plugins/duration.h"
 #include "plugins/read_file.h"
 #include "plugins/status_macros.h"
 
@@ -304,24 +305,20 @@ std::string WithHelp(absl::string_view message, const Registry* registry) {
   return absl::StrCat(base, help);
 }
 
-absl::Status ValidateDuration(const pb::Duration& duration, absl::string_view field) {
-  if (duration.seconds() < 0 || duration.nanos() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": must not be negative"));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status ValidatePolicy(const ConnectionPolicy& policy) {
-  HUBLINK_RETURN_IF_ERROR(ValidateDuration(policy.connect_timeout(), "policy.connect_timeout"));
-  HUBLINK_RETURN_IF_ERROR(ValidateDuration(policy.handshake_timeout(), "policy.handshake_timeout"));
+  HUBLINK_RETURN_IF_ERROR(
+      ValidateNonNegativeDuration(policy.connect_timeout(), "policy.connect_timeout"));
+  HUBLINK_RETURN_IF_ERROR(
+      ValidateNonNegativeDuration(policy.handshake_timeout(), "policy.handshake_timeout"));
   const ReconnectPolicy& reconnect = policy.reconnect();
   HUBLINK_RETURN_IF_ERROR(
-      ValidateDuration(reconnect.initial_delay(), "policy.reconnect.initial_delay"));
-  HUBLINK_RETURN_IF_ERROR(ValidateDuration(reconnect.max_delay(), "policy.reconnect.max_delay"));
+      ValidateNonNegativeDuration(reconnect.initial_delay(), "policy.reconnect.initial_delay"));
   HUBLINK_RETURN_IF_ERROR(
-      ValidateDuration(reconnect.stable_after(), "policy.reconnect.stable_after"));
+      ValidateNonNegativeDuration(reconnect.max_delay(), "policy.reconnect.max_delay"));
   HUBLINK_RETURN_IF_ERROR(
-      ValidateDuration(reconnect.give_up_after(), "policy.reconnect.give_up_after"));
+      ValidateNonNegativeDuration(reconnect.stable_after(), "policy.reconnect.stable_after"));
+  HUBLINK_RETURN_IF_ERROR(
+      ValidateNonNegativeDuration(reconnect.give_up_after(), "policy.reconnect.give_up_after"));
   if (reconnect.multiplier() != 0 && reconnect.multiplier() < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("policy.reconnect.multiplier: ", reconnect.multiplier(),

@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "plugins/duration.h"
 #include "plugins/log.h"
 #include "plugins/read_file.h"
 #include "plugins/status_macros.h"
@@ -23,10 +24,6 @@
 
 namespace hublink {
 namespace {
-
-absl::Duration ToDuration(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
 
 absl::Duration DurationOr(bool has, const google::protobuf::Duration& d, absl::Duration fallback) {
   return has ? ToDuration(d) : fallback;

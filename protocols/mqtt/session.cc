@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "plugins/connect_context.h"
+#include "plugins/duration.h"
 #include "plugins/log.h"
 #include "plugins/signer.h"
 #include "plugins/status_macros.h"
@@ -12,10 +13,6 @@
 namespace hublink {
 namespace mqtt {
 namespace {
-
-absl::Duration ToDuration(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
 
 absl::Status Stopped() { return absl::CancelledError("mqtt: link closing"); }
 
@@ -34,8 +31,8 @@ absl::StatusOr<SessionOptions> SessionOptionsFromConfig(const protocols::MqttCon
   o.password = config.password();
   o.clean_session = config.has_clean_session() ? config.clean_session() : true;
   if (config.has_keep_alive()) {
+    HUBLINK_RETURN_IF_ERROR(ValidateNonNegativeDuration(config.keep_alive(), "mqtt: keep_alive"));
     absl::Duration k = ToDuration(config.keep_alive());
-    if (k < absl::ZeroDuration()) return invalid("keep_alive", "must not be negative");
     if (k > absl::Seconds(65535)) {
       return invalid("keep_alive",
                      absl::StrCat(absl::FormatDuration(k), " is above MQTT's 65535 s"));

@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "auth/secret_file.h"
+#include "plugins/duration.h"
 #include "plugins/status_macros.h"
 
 namespace hublink {
@@ -245,8 +246,7 @@ absl::StatusOr<absl::optional<absl::Duration>> ProxyHandshakeTimeout(
       (timeout.seconds() == 0 && timeout.nanos() == 0)) {
     return absl::InvalidArgumentError(absl::StrCat(layer, ": handshake_timeout: must be positive"));
   }
-  return absl::optional<absl::Duration>(absl::Seconds(timeout.seconds()) +
-                                        absl::Nanoseconds(timeout.nanos()));
+  return absl::optional<absl::Duration>(ToDuration(timeout));
 }
 
 }  // namespace hublink

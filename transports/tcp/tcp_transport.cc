@@ -26,7 +26,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
+#include "plugins/duration.h"
 #include "plugins/log.h"
+#include "plugins/status_macros.h"
 #include "plugins/weak_guard.h"
 #include "transports/tcp/address_order.h"
 #include "transports/tcp/tcp.pb.h"
@@ -45,10 +47,6 @@ constexpr absl::Duration kDefaultCloseTimeout = absl::Seconds(3);
 // attempts would pile onto a network faster than it can answer.
 constexpr absl::Duration kDefaultAttemptDelay = absl::Milliseconds(250);
 constexpr absl::Duration kMinAttemptDelay = absl::Milliseconds(10);
-
-absl::Duration ToDuration(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
 
 // The socket family `config.family` allows; AF_UNSPEC for either.
 int AllowedFamily(const TcpConfig& config) {
@@ -771,12 +769,10 @@ class TcpFactory : public TransportFactory {
     if (config.host().find('\0') != std::string::npos) {
       return absl::InvalidArgumentError("tcp: host: contains a NUL byte");
     }
-    if (config.connect_timeout().seconds() < 0 || config.connect_timeout().nanos() < 0) {
-      return absl::InvalidArgumentError("tcp: connect_timeout: must not be negative");
-    }
-    if (config.close_timeout().seconds() < 0 || config.close_timeout().nanos() < 0) {
-      return absl::InvalidArgumentError("tcp: close_timeout: must not be negative");
-    }
+    HUBLINK_RETURN_IF_ERROR(
+        ValidateNonNegativeDuration(config.connect_timeout(), "tcp: connect_timeout"));
+    HUBLINK_RETURN_IF_ERROR(
+        ValidateNonNegativeDuration(config.close_timeout(), "tcp: close_timeout"));
     absl::Duration attempt_delay = ToDuration(config.connection_attempt_delay());
     if (attempt_delay != absl::ZeroDuration() && attempt_delay < kMinAttemptDelay) {
       return absl::InvalidArgumentError(

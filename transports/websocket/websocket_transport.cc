@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
+#include "plugins/duration.h"
 #include "plugins/log.h"
 #include "plugins/signer.h"
 #include "plugins/status_macros.h"
@@ -36,10 +37,6 @@ constexpr absl::Duration kDefaultCloseTimeout = absl::Seconds(1);
 // Coalesced writes are flushed early once this much is pending, and a single write this large
 // becomes its own frame without a copy into the coalescing buffer.
 constexpr size_t kCoalesceLimit = 64 * 1024;
-
-absl::Duration ToDuration(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
 
 // Bytes that were written (an MQTT CONNECT's password, a signed upgrade's credentials) are wiped
 // before their storage is released or reused.
@@ -742,13 +739,6 @@ class ConfiguredWebSocket : public ConfiguredTransport {
   const Settings settings_;
 };
 
-absl::Status CheckDuration(const google::protobuf::Duration& d, absl::string_view field) {
-  if (d.seconds() < 0 || d.nanos() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("websocket: ", field, ": must not be negative"));
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<Settings> MakeSettings(const WebSocketConfig& config) {
   Settings s;
   s.path = config.path().empty() ? "/" : config.path();
@@ -806,10 +796,14 @@ absl::StatusOr<Settings> MakeSettings(const WebSocketConfig& config) {
     s.max_response_bytes = config.max_response_bytes();
   }
   if (config.max_message_bytes() != 0) s.max_message_bytes = config.max_message_bytes();
-  HUBLINK_RETURN_IF_ERROR(CheckDuration(config.upgrade_timeout(), "upgrade_timeout"));
-  HUBLINK_RETURN_IF_ERROR(CheckDuration(config.ping_interval(), "ping_interval"));
-  HUBLINK_RETURN_IF_ERROR(CheckDuration(config.pong_timeout(), "pong_timeout"));
-  HUBLINK_RETURN_IF_ERROR(CheckDuration(config.close_timeout(), "close_timeout"));
+  HUBLINK_RETURN_IF_ERROR(
+      ValidateNonNegativeDuration(config.upgrade_timeout(), "websocket: upgrade_timeout"));
+  HUBLINK_RETURN_IF_ERROR(
+      ValidateNonNegativeDuration(config.ping_interval(), "websocket: ping_interval"));
+  HUBLINK_RETURN_IF_ERROR(
+      ValidateNonNegativeDuration(config.pong_timeout(), "websocket: pong_timeout"));
+  HUBLINK_RETURN_IF_ERROR(
+      ValidateNonNegativeDuration(config.close_timeout(), "websocket: close_timeout"));
   if (config.has_upgrade_timeout()) s.upgrade_timeout = ToDuration(config.upgrade_timeout());
   if (config.has_ping_interval()) s.ping_interval = ToDuration(config.ping_interval());
   s.pong_timeout = config.has_pong_timeout() ? ToDuration(config.pong_timeout()) : s.ping_interval;

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "auth/secret_file.h"
+#include "plugins/duration.h"
 #include "plugins/status_macros.h"
 #include "protocols/mqtt/file_store/crc32c.h"
 
@@ -187,8 +188,7 @@ FileMessageStore::FileMessageStore(const FileStoreConfig& config, FileStoreEvent
   while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();
   max_bytes_ = config.max_bytes() == 0 ? kDefaultMaxBytes : config.max_bytes();
   max_messages_ = config.max_messages() == 0 ? kDefaultMaxMessages : config.max_messages();
-  batch_interval_ = absl::Seconds(config.batch_interval().seconds()) +
-                    absl::Nanoseconds(config.batch_interval().nanos());
+  batch_interval_ = ToDuration(config.batch_interval());
   if (batch_interval_ == absl::ZeroDuration()) batch_interval_ = kDefaultBatchInterval;
   if (options_.segment_bytes == 0) options_.segment_bytes = 4 << 20;
   if (options_.compact_min_bytes == 0) options_.compact_min_bytes = 2 * options_.segment_bytes;
@@ -206,10 +206,8 @@ absl::Status FileMessageStore::Init(const FileStoreConfig& config) {
   if (config.path().empty()) {
     return absl::InvalidArgumentError("file_store: path: missing (the store's directory)");
   }
-  if (batch_interval_ < absl::ZeroDuration() || config.batch_interval().nanos() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("file_store: batch_interval: negative (",
-                                                   absl::FormatDuration(batch_interval_), ")"));
-  }
+  HUBLINK_RETURN_IF_ERROR(
+      ValidateNonNegativeDuration(config.batch_interval(), "file_store: batch_interval"));
   if (sync_mode_ != FileStoreConfig::ALWAYS && sync_mode_ != FileStoreConfig::BATCH &&
       sync_mode_ != FileStoreConfig::NONE) {
     return absl::InvalidArgumentError(

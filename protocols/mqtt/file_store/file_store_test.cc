@@ -975,7 +975,7 @@ TEST(FileStoreConfigTest, BadConfigurations) {
       {"no path", [](FileStoreConfig& c) { c.clear_path(); }, absl::StatusCode::kInvalidArgument,
        "file_store: path: missing"},
       {"negative interval", [](FileStoreConfig& c) { c.mutable_batch_interval()->set_seconds(-1); },
-       absl::StatusCode::kInvalidArgument, "file_store: batch_interval: negative"},
+       absl::StatusCode::kInvalidArgument, "file_store: batch_interval: must not be negative"},
       {"encryption without key", [](FileStoreConfig& c) { c.mutable_encryption(); },
        absl::StatusCode::kInvalidArgument, "set encryption.key_file or encryption.key_env"},
       {"missing key file",

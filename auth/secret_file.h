@@ -11,9 +11,11 @@
 namespace hublink {
 namespace auth {
 
-// The whole file at `path` (at most 1 MiB: anything larger is not a key). Errors read
-// "<stage>: <field> <path>: <cause>": kNotFound (no such file), kPermissionDenied, kInvalidArgument
-// (a directory, too large), kInternal (other I/O errors).
+// The whole file at `path` (at most 1 MiB: anything larger is not a key), read with
+// plugins/read_file.h's ReadFileWithPrefix in secret mode (no copy left in freed memory; wipe the
+// result with Wipe or WipeOnExit). Errors read "<stage>: <field> <path>: <cause>", with the codes
+// of docs/errors.md: the errno's (ENOENT kNotFound, EACCES kPermissionDenied, a directory
+// kFailedPrecondition "is a directory, not a file", ...), kInvalidArgument for a file too large.
 absl::StatusOr<std::string> ReadSecretFile(absl::string_view stage, absl::string_view field,
                                            const std::string& path);
 

@@ -308,7 +308,7 @@ std::vector<BadConfig> BadConfigs() {
        absl::StrCat("hmac: device_secret_file ", dir,
                     "/no/such/secret: No such file or directory")},
       {"directory", [dir](HmacSignerConfig& c) { c.set_device_secret_file(dir); },
-       StatusCode::kInvalidArgument,
+       StatusCode::kFailedPrecondition,
        absl::StrCat("hmac: device_secret_file ", dir, ": is a directory, not a file")},
       {"empty file", [empty_file](HmacSignerConfig& c) { c.set_device_secret_file(empty_file); },
        StatusCode::kInvalidArgument,

@@ -225,7 +225,7 @@ std::vector<BadConfig> BadConfigs() {
       {"no file", file(""), StatusCode::kInvalidArgument, "rsa: private_key_file: is required"},
       {"missing", file(dir + "/no/such.pem"), StatusCode::kNotFound,
        absl::StrCat(p, dir, "/no/such.pem: No such file or directory")},
-      {"directory", file(dir), StatusCode::kInvalidArgument,
+      {"directory", file(dir), StatusCode::kFailedPrecondition,
        absl::StrCat(p, dir, ": is a directory, not a file")},
       {"empty", file(empty), StatusCode::kInvalidArgument, absl::StrCat(p, empty, ": is empty")},
       {"garbage", file(garbage), StatusCode::kInvalidArgument,

@@ -1,7 +1,7 @@
 // Tencent IoT Hub dynamic registration: a device that knows only its product's id and secret asks
 // the hub for its own credentials (POST https://<region gateway>/device/register) and gets them
 // AES-encrypted with the product secret. The result is the C SDK's device_info.json, which the rest
-// of hublink (and the SDK) reads. Facts and sources: docs/tencent-services-http.md.
+// of hublink (and the SDK) reads. Facts and sources: docs/tencent-services.md.
 //
 // Pure parts (string to sign, signature, request, payload decryption, device_info.json text) are
 // separate from RegisterDevice(), which sends the request over an HttpClient (protocols/http), so

@@ -40,7 +40,7 @@ DynregParams VectorParams() {
   return params;
 }
 
-// Tencent's published sign-tool vector (docs/tencent-services-http.md).
+// Tencent's published sign-tool vector (docs/tencent-services.md).
 TEST(Dynreg, PublishedVector) {
   const DynregParams params = VectorParams();
   const std::string body = DynregBody(params.product_id, params.device_name);

@@ -1,7 +1,7 @@
 // Tencent IoT Hub OTA (firmware update), the device's side: the MQTT payloads on
 // $ota/report/<pid>/<dn> and $ota/update/<pid>/<dn>, and the firmware download over HTTPS with the
 // "http" plugin, resumed with Range after a cut and checked with MD5 at the end. Facts and sources:
-// docs/tencent-services-http.md.
+// docs/tencent-services.md.
 //
 // The pure parts (topics, payloads, update parsing, URL parsing) are separate from
 // DownloadFirmware(), which owns the network and the files.

@@ -20,6 +20,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "plugins/builtin.h"
+#include "plugins/read_file.h"
 #include "plugins/status_macros.h"
 #include "protocols/http/http_client.h"
 #include "transports/http/http_syntax.h"
@@ -78,15 +79,6 @@ absl::Status WriteAll(int fd, absl::string_view bytes, const std::string& path) 
     bytes.remove_prefix(static_cast<size_t>(n));
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
-  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return absl::ErrnoToStatus(errno, absl::StrCat("ota: cannot read ", path));
-  char buffer[256];
-  ssize_t n = read(fd.get(), buffer, sizeof(buffer));
-  if (n < 0) return absl::ErrnoToStatus(errno, absl::StrCat("ota: cannot read ", path));
-  return std::string(buffer, static_cast<size_t>(n));
 }
 
 // Worth another connection: the transfer was cut, the server was unreachable or slow, or answered
@@ -251,7 +243,7 @@ absl::StatusOr<DownloadResult> DownloadFirmware(const FirmwareUpdate& update,
   const std::string part = path + ".part";
   const std::string marker = part + ".md5";
   // A partial file is resumed only if it belongs to this firmware.
-  absl::StatusOr<std::string> owner = ReadSmallFile(marker);
+  absl::StatusOr<std::string> owner = ReadFileContents(marker, "OTA resume marker", 256);
   if (!owner.ok() || *owner != update.md5sum) {
     unlink(part.c_str());
     Fd fd(open(marker.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));

@@ -519,5 +519,41 @@ ConformanceTarget TcpConformanceTarget() {
           StartTcpConformancePeer};
 }
 
+namespace {
+
+// The TCP peer, reached through tcp > the plugin's transports.
+class PluginOverTcpPeer : public ConformancePeer {
+ public:
+  PluginOverTcpPeer(std::unique_ptr<ConformancePeer> tcp, std::string plugin_transports)
+      : tcp_(std::move(tcp)), plugin_transports_(std::move(plugin_transports)) {}
+  std::string pipeline_text() const override {
+    return absl::StrCat(tcp_->pipeline_text(), plugin_transports_, "\n");
+  }
+  int closed_connections() override { return tcp_->closed_connections(); }
+
+ private:
+  std::unique_ptr<ConformancePeer> tcp_;
+  std::string plugin_transports_;
+};
+
+}  // namespace
+
+ConformanceTarget PluginOverTcpTarget(std::string name,
+                                      std::function<void(Registry::Builder&)> register_plugins,
+                                      std::string plugin_transports) {
+  return {std::move(name),
+          [register_plugins = std::move(register_plugins)](Registry::Builder& builder) {
+            RegisterTcpTransport(builder);
+            register_plugins(builder);
+          },
+          [plugin_transports =
+               std::move(plugin_transports)]() -> absl::StatusOr<std::unique_ptr<ConformancePeer>> {
+            absl::StatusOr<std::unique_ptr<ConformancePeer>> tcp = StartTcpConformancePeer();
+            if (!tcp.ok()) return tcp.status();
+            return std::unique_ptr<ConformancePeer>(
+                new PluginOverTcpPeer(*std::move(tcp), plugin_transports));
+          }};
+}
+
 }  // namespace testing
 }  // namespace hublink

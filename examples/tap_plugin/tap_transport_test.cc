@@ -1,52 +1,32 @@
+// The tap's conformance test, written as a plugin author outside hublink writes theirs: in the
+// plugin's own namespace, with hublink's suite (//tests:conformance) linked in and instantiated;
+// docs/plugin-authoring.md shows this file whole.
 #include "examples/tap_plugin/tap_transport.h"
 
 #include "gtest/gtest.h"
 #include "tests/conformance.h"
 #include "tests/tls_conformance_peer.h"
-#include "transports/tcp/tcp_transport.h"
 
-namespace hublink {
-namespace testing {
+namespace acme {
 namespace {
 
-// The TCP conformance peer, reached through tcp > tap.
-class TapPeer : public ConformancePeer {
- public:
-  explicit TapPeer(std::unique_ptr<ConformancePeer> tcp) : tcp_(std::move(tcp)) {}
-  std::string pipeline_text() const override {
-    return tcp_->pipeline_text() +
-           "transports { typed_config { [type.googleapis.com/acme.tap.TapConfig] { label: \"t\" } "
-           "} }\n";
-  }
-  int closed_connections() override { return tcp_->closed_connections(); }
+using ::hublink::testing::PluginOverTcpTarget;
+using ::hublink::testing::TargetName;
+using ::hublink::testing::TlsOverPluginTarget;
+using ::hublink::testing::TransportConformanceTest;
 
- private:
-  std::unique_ptr<ConformancePeer> tcp_;
-};
+// The tap as a pipeline names it, with its config.
+constexpr char kTapTransport[] =
+    "transports { typed_config { [type.googleapis.com/acme.tap.TapConfig] { label: \"t\" } } }";
 
-ConformanceTarget TapTarget() {
-  return {"TcpTap",
-          [](Registry::Builder& builder) {
-            RegisterTcpTransport(builder);
-            acme::RegisterTapTransport(builder);
-          },
-          []() -> absl::StatusOr<std::unique_ptr<ConformancePeer>> {
-            auto tcp = StartTcpConformancePeer();
-            if (!tcp.ok()) return tcp.status();
-            return std::unique_ptr<ConformancePeer>(new TapPeer(std::move(tcp).value()));
-          }};
-}
-
-// tcp > tap, and tcp > tap > tls: the same cases with TLS over the tap, which must then hand the
-// handshake, records split anywhere and close_notify through unchanged, both ways.
+// tcp > tap against the suite's TCP peer, and tcp > tap > tls against its TLS peer: the same cases
+// with TLS over the tap, which must then hand the handshake, records split anywhere and
+// close_notify through unchanged, both ways.
 INSTANTIATE_TEST_SUITE_P(
     Tap, TransportConformanceTest,
-    ::testing::Values(TapTarget(), TlsOverPluginTarget("TcpTapTls", acme::RegisterTapTransport,
-                                                       "transports { typed_config { "
-                                                       "[type.googleapis.com/acme.tap."
-                                                       "TapConfig] { label: \"t\" } } }")),
+    ::testing::Values(PluginOverTcpTarget("TcpTap", RegisterTapTransport, kTapTransport),
+                      TlsOverPluginTarget("TcpTapTls", RegisterTapTransport, kTapTransport)),
     TargetName);
 
 }  // namespace
-}  // namespace testing
-}  // namespace hublink
+}  // namespace acme

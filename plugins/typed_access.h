@@ -20,15 +20,17 @@
 //   class MySigner : public hublink::Signer {  // out of tree, or in a .so
 //    public:
 //     static constexpr absl::string_view kInterfaceId = "mycompany.MySigner";
-//     void Rotate();
+//     absl::StatusOr<hublink::Credentials> Sign(const hublink::SignRequest& request) override;
+//     void Rotate();  // what callers reach through As<MySigner>()
 //
 //    protected:
 //     void* FindInterface(absl::string_view id) override {
 //       return hublink::OfferInterface<MySigner>(this, id);  // or: the base class's answer
 //     }
 //   };
-//   ...
-//   if (MySigner* mine = pipeline->signer()->As<MySigner>()) mine->Rotate();
+//
+//   // With a ResolvedPipeline whose signer is "mysigner":
+//   if (auto* mine = (*pipeline)->signer()->As<MySigner>()) mine->Rotate();
 //
 // Ids are "<namespace>.<Class>" by convention (hublink's start with "hublink."). As<T>() returns
 // null when the object does not offer T; callers turn that into an error naming what they needed.

@@ -1,7 +1,11 @@
 #include "plugins/typed_access.h"
 
+#include <memory>
+
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
+#include "plugins/signer.h"
 
 namespace hublink {
 namespace {
@@ -45,6 +49,31 @@ class NamedRotatingObject : public RotatingObject, public Named {
     return RotatingObject::FindInterface(id);
   }
 };
+
+// The example of typed_access.h, as an out-of-tree signer would write it.
+class MySigner : public Signer {
+ public:
+  static constexpr absl::string_view kInterfaceId = "mycompany.MySigner";
+  absl::StatusOr<Credentials> Sign(const SignRequest& request) override { return Credentials(); }
+  void Rotate() { ++rotations; }
+  int rotations = 0;
+
+ protected:
+  void* FindInterface(absl::string_view id) override { return OfferInterface<MySigner>(this, id); }
+};
+
+class PlainSigner : public Signer {
+ public:
+  absl::StatusOr<Credentials> Sign(const SignRequest& request) override { return Credentials(); }
+};
+
+TEST(TypedAccessTest, TheHeaderExampleReachesItsSignerAndNoOther) {
+  std::unique_ptr<Signer> mine = std::make_unique<MySigner>();
+  if (auto* signer = mine->As<MySigner>()) signer->Rotate();
+  EXPECT_EQ(static_cast<MySigner&>(*mine).rotations, 1);
+  std::unique_ptr<Signer> plain = std::make_unique<PlainSigner>();
+  EXPECT_EQ(plain->As<MySigner>(), nullptr);
+}
 
 TEST(TypedAccessTest, AnObjectOffersNothingByDefault) {
   Plain plain;

@@ -67,9 +67,9 @@
 //
 // Why the Client lives in protocols/mqtt rather than the core: its API (QoS, topic filters, message
 // handlers) is MQTT's publish/subscribe model, reached through mqtt::Session, the pub/sub facet of
-// the "mqtt" Protocol. The core Protocol interface stays minimal; if a second pub/sub protocol
-// appears, the facet (Publish/Subscribe/Unsubscribe/Disconnect/SessionObserver) can move to
-// plugins/ unchanged.
+// the "mqtt" Protocol (asked for with As<mqtt::Session>(), plugins/typed_access.h). The core
+// Protocol interface stays minimal; if a second pub/sub protocol appears, the facet
+// (Publish/Subscribe/Unsubscribe/Disconnect/SessionObserver) can move to plugins/ unchanged.
 #ifndef HUBLINK_PROTOCOLS_MQTT_CLIENT_H_
 #define HUBLINK_PROTOCOLS_MQTT_CLIENT_H_
 

@@ -20,7 +20,7 @@
 #include "absl/time/time.h"
 #include "plugins/duration.h"
 #include "plugins/log.h"
-#include "plugins/weak_guard.h"
+#include "plugins/transport_end.h"
 #include "transports/tls/tls.pb.h"
 #include "transports/tls/tls_context.h"
 #include "transports/tls/tls_diagnostics.h"
@@ -72,8 +72,6 @@ class TlsTransport : public Transport, private TransportListener {
   }
 
   ~TlsTransport() override {
-    loop_.Cancel(timer_);
-    loop_.Cancel(close_timer_);
     ssl_.reset();  // before the buffers its BIO points into
   }
 
@@ -82,7 +80,7 @@ class TlsTransport : public Transport, private TransportListener {
       RefuseOpen(listener);
       return;
     }
-    listener_ = listener;
+    end_.set_listener(listener);
     state_ = State::kOpeningLower;
     absl::Status setup = SetUpSsl();
     if (!setup.ok()) {
@@ -121,13 +119,12 @@ class TlsTransport : public Transport, private TransportListener {
     switch (state_) {
       case State::kIdle:
         state_ = State::kClosed;
-        loop_.Post(guard_.Wrap([this] { Deliver(absl::OkStatus()); }));
+        end_.DeliverLater(absl::OkStatus());
         return;
       case State::kOpeningLower:
       case State::kHandshaking:
         state_ = State::kClosing;
-        loop_.Cancel(timer_);
-        timer_ = 0;
+        end_.Cancel(timer_);
         StartCloseTimer();
         lower_->Close();
         return;
@@ -258,14 +255,13 @@ class TlsTransport : public Transport, private TransportListener {
       deadline = context_.deadline();
     }
     deadline = std::min(deadline, context_.deadline());
-    timer_ = loop_.RunAt(deadline, guard_.Wrap([this, deadline, start = loop_.Now()] {
-      timer_ = 0;
+    end_.RunAt(timer_, deadline, [this, deadline, start = loop_.Now()] {
       if (state_ == State::kHandshaking) {
         Fail(absl::DeadlineExceededError(absl::StrCat("tls: handshake with ", name_,
                                                       " timed out after ",
                                                       absl::FormatDuration(deadline - start))));
       }
-    }));
+    });
     if (config_.insecure_skip_verify() && config_.psk().identity().empty()) {
       HLOG(WARNING) << "tls: insecure_skip_verify is set: the certificate of " << name_ << ":"
                     << context_.port()
@@ -328,7 +324,7 @@ class TlsTransport : public Transport, private TransportListener {
       Fail(flushed);
       return;
     }
-    if (outbox_.empty() && state_ == State::kOpen) listener_->OnWritable();
+    if (outbox_.empty() && state_ == State::kOpen) end_.listener()->OnWritable();
   }
 
   // ---- the engine ----
@@ -359,8 +355,7 @@ class TlsTransport : public Transport, private TransportListener {
   }
 
   void HandshakeDone() {
-    loop_.Cancel(timer_);
-    timer_ = 0;
+    end_.Cancel(timer_);
     state_ = State::kOpen;
     handshake_done_ = true;
     const uint8_t* alpn = nullptr;
@@ -378,7 +373,7 @@ class TlsTransport : public Transport, private TransportListener {
     HLOG(DEBUG) << "tls: " << name_ << ": " << detail;
     context_.EndPhase("tls", SSL_session_reused(ssl_.get()) ? "resumed" : "");
     context_.ReportStage("tls", detail);
-    listener_->OnOpen();
+    end_.listener()->OnOpen();
   }
 
   void ReadPlaintext() {
@@ -393,7 +388,7 @@ class TlsTransport : public Transport, private TransportListener {
       int n = SSL_read(ssl_.get(), buffer.bytes, sizeof(buffer.bytes));
       if (n > 0) {
         buffer.used = std::max(buffer.used, static_cast<size_t>(n));
-        listener_->OnData(absl::string_view(buffer.bytes, static_cast<size_t>(n)));
+        end_.listener()->OnData(absl::string_view(buffer.bytes, static_cast<size_t>(n)));
         continue;
       }
       int err = SSL_get_error(ssl_.get(), n);
@@ -592,12 +587,12 @@ class TlsTransport : public Transport, private TransportListener {
   // already owns the connection hears of its end once, as ever, so it is not told twice.
   void RefuseOpen(TransportListener* listener) {
     absl::Status status = absl::FailedPreconditionError(
-        listener_ == nullptr ? "tls: Open() after Close()" : "tls: Open() called twice");
-    if (listener == nullptr || listener == listener_) {
+        end_.listener() == nullptr ? "tls: Open() after Close()" : "tls: Open() called twice");
+    if (listener == nullptr || listener == end_.listener()) {
       HLOG(ERROR) << status.message() << " (ignored: the connection keeps its listener)";
       return;
     }
-    loop_.Post(guard_.Wrap([listener, status] { listener->OnClosed(status); }));
+    end_.Post([listener, status] { listener->OnClosed(status); });
   }
 
   // Bounds an orderly close (ours, or our answer to the peer's): if the last records, the
@@ -607,8 +602,7 @@ class TlsTransport : public Transport, private TransportListener {
     if (close_timer_ != 0) return;
     const absl::Duration linger =
         config_.has_close_timeout() ? ToDuration(config_.close_timeout()) : kDefaultCloseTimeout;
-    close_timer_ = loop_.RunAfter(linger, guard_.Wrap([this, linger] {
-      close_timer_ = 0;
+    end_.RunAfter(close_timer_, linger, [this, linger] {
       if (state_ != State::kClosing) return;
       const size_t held = BufferedBytes();
       Abandon();
@@ -617,7 +611,7 @@ class TlsTransport : public Transport, private TransportListener {
           held > 0 ? absl::StrCat(held, " bytes were still queued (the peer stopped reading?)")
                    : std::string("the layer below did not finish closing"),
           "; connection abandoned")));
-    }));
+    });
   }
 
   // Drops the layer below at once (its socket closes with no goodbye) and what was queued for it.
@@ -642,23 +636,13 @@ class TlsTransport : public Transport, private TransportListener {
     state_ = State::kClosing;
     pending_error_ = status;
     lower_->Close();
-    loop_.Post(guard_.Wrap([this] { Finish(pending_error_); }));
+    end_.Post([this] { Finish(pending_error_); });
   }
 
   void Finish(const absl::Status& status) {
-    if (state_ == State::kClosed && delivered_) return;
+    if (state_ == State::kClosed && end_.delivered()) return;
     state_ = State::kClosed;
-    loop_.Cancel(timer_);
-    timer_ = 0;
-    loop_.Cancel(close_timer_);
-    close_timer_ = 0;
-    Deliver(status);
-  }
-
-  void Deliver(const absl::Status& status) {
-    if (delivered_) return;
-    delivered_ = true;
-    if (listener_ != nullptr) listener_->OnClosed(status);
+    end_.Finish(status);  // cancels the handshake and close timers, tells the listener once
   }
 
   std::shared_ptr<TlsShared> shared_;
@@ -670,11 +654,9 @@ class TlsTransport : public Transport, private TransportListener {
   bool name_is_ip_ = false;
   std::string session_key_;
 
-  TransportListener* listener_ = nullptr;
   State state_ = State::kIdle;
   EventLoop::TimerId timer_ = 0;        // the handshake deadline
   EventLoop::TimerId close_timer_ = 0;  // the orderly-close linger
-  bool delivered_ = false;
   bool handshake_done_ = false;
   bool close_after_flush_ = false;
   uint8_t header_[5];  // a TLS record header being received
@@ -687,7 +669,9 @@ class TlsTransport : public Transport, private TransportListener {
   size_t inbox_offset_ = 0;
   std::string outbox_;  // ciphertext BoringSSL wrote that the layer below has not accepted yet
   bssl::UniquePtr<SSL> ssl_;
-  WeakGuard guard_;
+  // The listener, OnClosed once, the timers above, deferred work; last, so that it is destroyed
+  // first and no task or timer of this transport runs during or after its destruction.
+  TransportEnd end_{loop_};
 };
 
 class ConfiguredTls : public ConfiguredTransport {

@@ -29,7 +29,7 @@
 #include "plugins/duration.h"
 #include "plugins/log.h"
 #include "plugins/status_macros.h"
-#include "plugins/weak_guard.h"
+#include "plugins/transport_end.h"
 #include "transports/tcp/address_order.h"
 #include "transports/tcp/tcp.pb.h"
 
@@ -146,7 +146,6 @@ class TcpTransport : public Transport {
   }
 
   ~TcpTransport() override {
-    loop_.Cancel(timer_);
     CloseAttempts();
     CloseSocket();
     WipeQueue();
@@ -160,14 +159,14 @@ class TcpTransport : public Transport {
       // both from the loop, never from here.
       absl::Status misuse =
           absl::FailedPreconditionError(absl::StrCat("tcp: ", endpoint_, ": Open() called twice"));
-      if (listener != nullptr && listener != listener_) {
-        loop_.Post(guard_.Wrap([listener, misuse] { listener->OnClosed(misuse); }));
+      if (listener != nullptr && listener != end_.listener()) {
+        end_.Post([listener, misuse] { listener->OnClosed(misuse); });
       }
       FailLater(misuse);
       return;
     }
     opened_ = true;
-    listener_ = listener;
+    end_.set_listener(listener);
     if (state_ != State::kIdle) {
       // Closed before it was opened: report that end now that there is someone to tell.
       FailLater(absl::FailedPreconditionError(
@@ -181,10 +180,7 @@ class TcpTransport : public Transport {
                                  ? ToDuration(config_.connect_timeout())
                                  : context_.connect_timeout().value_or(kDefaultConnectTimeout);
     absl::Time deadline = std::min(loop_.Now() + timeout, context_.deadline());
-    timer_ = loop_.RunAt(deadline, guard_.Wrap([this, timeout] {
-      timer_ = 0;
-      Fail(ConnectTimedOut(timeout));
-    }));
+    end_.RunAt(timer_, deadline, [this, timeout] { Fail(ConnectTimedOut(timeout)); });
     int family = AllowedFamily(config_);
     // Pinned addresses (checked when the config was read), else an IP literal, need no resolver
     // thread. Connecting is still deferred: Open() never calls back.
@@ -200,9 +196,9 @@ class TcpTransport : public Transport {
     }
     if (!addresses_.empty()) {
       StartConnecting();
-      loop_.Post(guard_.Wrap([this] {
+      end_.Post([this] {
         if (state_ == State::kConnecting) StartNextAttempt();
-      }));
+      });
       return;
     }
     resolution_ = std::make_shared<Resolution>();
@@ -267,19 +263,15 @@ class TcpTransport : public Transport {
       case State::kResolving:
       case State::kConnecting:
         state_ = State::kClosed;
-        loop_.Cancel(timer_);
-        timer_ = 0;
+        end_.Cancel(timer_);
         CloseAttempts();
         CloseSocket();
-        loop_.Post(guard_.Wrap([this] { Deliver(absl::OkStatus()); }));
+        end_.DeliverLater(absl::OkStatus());
         return;
       case State::kOpen:
         state_ = State::kDraining;
         // The whole orderly close is bounded: a peer that stops reading cannot hold it open.
-        timer_ = loop_.RunAfter(close_timeout_, guard_.Wrap([this] {
-          timer_ = 0;
-          OnCloseTimeout();
-        }));
+        end_.RunAfter(timer_, close_timeout_, [this] { OnCloseTimeout(); });
         if (queue_.empty()) ShutdownWrite();
         UpdateInterest();
         return;
@@ -357,8 +349,7 @@ class TcpTransport : public Transport {
   // one after it starts, while this one is still pending. Also called when an attempt fails: the
   // next one need not wait out the delay then.
   void StartNextAttempt() {
-    loop_.Cancel(attempt_timer_);
-    attempt_timer_ = 0;
+    end_.Cancel(attempt_timer_);
     while (next_address_ < addresses_.size()) {
       size_t index = next_address_++;
       const SocketAddress& address = addresses_[index];
@@ -388,10 +379,7 @@ class TcpTransport : public Transport {
       }
       attempts_.push_back(Attempt{fd, index});
       if (next_address_ < addresses_.size()) {
-        attempt_timer_ = loop_.RunAfter(attempt_delay_, guard_.Wrap([this] {
-          attempt_timer_ = 0;
-          StartNextAttempt();
-        }));
+        end_.RunAfter(attempt_timer_, attempt_delay_, [this] { StartNextAttempt(); });
       }
       return;
     }
@@ -430,8 +418,7 @@ class TcpTransport : public Transport {
     watching_ = true;
     interest_ = 0;
     current_address_ = FormatIp(addresses_[index]);
-    loop_.Cancel(timer_);
-    timer_ = 0;
+    end_.Cancel(timer_);
     int one = 1;
     if (!config_.enable_nagle()) setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (config_.has_keepalive_idle()) {
@@ -443,7 +430,7 @@ class TcpTransport : public Transport {
     UpdateInterest();
     context_.EndPhase("tcp", addresses_.size() > 1 ? current_address_ : std::string());
     context_.ReportStage("tcp", absl::StrCat("connected ", endpoint_, " (", current_address_, ")"));
-    if (listener_ != nullptr) listener_->OnOpen();
+    if (end_.listener() != nullptr) end_.listener()->OnOpen();
   }
 
   void OnSocketReady(uint32_t ready) {
@@ -453,8 +440,7 @@ class TcpTransport : public Transport {
 
   // Closes the attempts still pending and stops starting new ones.
   void CloseAttempts() {
-    loop_.Cancel(attempt_timer_);
-    attempt_timer_ = 0;
+    end_.Cancel(attempt_timer_);
     for (const Attempt& attempt : attempts_) {
       loop_.Unwatch(attempt.fd);
       close(attempt.fd);
@@ -506,7 +492,7 @@ class TcpTransport : public Transport {
       if (n > 0) {
         context_.CountBytesIn(static_cast<size_t>(n));
         if (state_ == State::kOpen || state_ == State::kDraining) {
-          listener_->OnData(absl::string_view(buffer, static_cast<size_t>(n)));
+          end_.listener()->OnData(absl::string_view(buffer, static_cast<size_t>(n)));
         }
         if (static_cast<size_t>(n) < sizeof(buffer)) return;
         continue;
@@ -573,7 +559,7 @@ class TcpTransport : public Transport {
     UpdateInterest();
     if (want_writable_ && buffered_ <= high_water_ / 4 && state_ == State::kOpen) {
       want_writable_ = false;
-      listener_->OnWritable();
+      end_.listener()->OnWritable();
     }
   }
 
@@ -635,16 +621,14 @@ class TcpTransport : public Transport {
   // the socket says meanwhile) and reported from the loop.
   void FailLater(const absl::Status& status) {
     if (state_ == State::kClosed) {
-      if (!delivered_) {
-        loop_.Post(guard_.Wrap([this, status] { Deliver(status); }));
-      }
+      if (!end_.delivered()) end_.DeliverLater(status);
       return;
     }
     if (error_.ok()) error_ = status;
     if (state_ == State::kFailing) return;  // already on its way
     state_ = State::kFailing;
     UpdateInterest();
-    loop_.Post(guard_.Wrap([this] { Finish(error_); }));
+    end_.Post([this] { Finish(error_); });
   }
 
   // Ends the connection and tells the listener once. Runs on the loop thread, never inside a
@@ -653,12 +637,10 @@ class TcpTransport : public Transport {
     if (state_ == State::kClosed) return;
     if (error_.ok()) error_ = status;
     state_ = State::kClosed;
-    loop_.Cancel(timer_);
-    timer_ = 0;
     CloseAttempts();
     CloseSocket();
     WipeQueue();
-    Deliver(error_);
+    end_.Finish(error_);  // cancels the timers, tells the listener once
   }
 
   static void WipeString(std::string& bytes) {
@@ -670,13 +652,6 @@ class TcpTransport : public Transport {
     queue_.clear();
     front_offset_ = 0;
     buffered_ = 0;
-  }
-
-  void Deliver(const absl::Status& status) {
-    // With no listener yet (Close() before Open()), Open() reports the end later.
-    if (delivered_ || listener_ == nullptr) return;
-    delivered_ = true;
-    listener_->OnClosed(status);
   }
 
   void CloseSocket() {
@@ -698,7 +673,6 @@ class TcpTransport : public Transport {
   uint64_t high_water_;
   absl::Duration close_timeout_;
 
-  TransportListener* listener_ = nullptr;
   bool opened_ = false;
   // The first failure of this connection; what OnClosed reports.
   absl::Status error_;
@@ -727,8 +701,9 @@ class TcpTransport : public Transport {
   size_t front_offset_ = 0;
   size_t buffered_ = 0;
   bool want_writable_ = false;
-  bool delivered_ = false;
-  WeakGuard guard_;
+  // The listener, OnClosed once, the timers above, deferred work; last, so that it is destroyed
+  // first and no task or timer of this transport runs during or after its destruction.
+  TransportEnd end_{loop_};
 };
 
 class ConfiguredTcp : public ConfiguredTransport {

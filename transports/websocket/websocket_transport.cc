@@ -19,7 +19,7 @@
 #include "plugins/log.h"
 #include "plugins/signer.h"
 #include "plugins/status_macros.h"
-#include "plugins/weak_guard.h"
+#include "plugins/transport_end.h"
 #include "transports/websocket/frame.h"
 #include "transports/websocket/upgrade.h"
 #include "transports/websocket/websocket.pb.h"
@@ -117,7 +117,6 @@ class WebSocketTransport : public Transport,
         pending_(websocket::kMaxFrameHeaderSize, '\0') {}
 
   ~WebSocketTransport() override {
-    CancelTimers();
     Wipe(pending_);
     for (Control& control : controls_) Wipe(control.payload);
   }
@@ -128,18 +127,18 @@ class WebSocketTransport : public Transport,
       // (the second Open() does not take it over), and so does a different second listener;
       // both from the loop, never from here.
       absl::Status misuse = absl::FailedPreconditionError("websocket: Open() called twice");
-      if (listener != nullptr && listener != listener_) {
-        loop_.Post(guard_.Wrap([listener, misuse] { listener->OnClosed(misuse); }));
+      if (listener != nullptr && listener != end_.listener()) {
+        end_.Post([listener, misuse] { listener->OnClosed(misuse); });
       }
-      loop_.Post(guard_.Wrap([this, misuse] { Abort(misuse); }));
+      end_.Post([this, misuse] { Abort(misuse); });
       return;
     }
     opened_ = true;
-    listener_ = listener;
+    end_.set_listener(listener);
     if (state_ != State::kIdle) {
       // Closed before it was opened: report that end now that there is someone to tell.
-      loop_.Post(guard_.Wrap(
-          [this] { Deliver(absl::FailedPreconditionError("websocket: Open() after Close()")); }));
+      end_.Post(
+          [this] { Deliver(absl::FailedPreconditionError("websocket: Open() after Close()")); });
       return;
     }
     state_ = State::kOpening;
@@ -161,10 +160,10 @@ class WebSocketTransport : public Transport,
     AppendPending(bytes);
     if (!flush_posted_) {
       flush_posted_ = true;
-      loop_.Post(guard_.Wrap([this] {
+      end_.Post([this] {
         flush_posted_ = false;
         if (state_ == State::kOpen) (void)FlushOutgoing();
-      }));
+      });
     }
     return absl::OkStatus();
   }
@@ -176,18 +175,17 @@ class WebSocketTransport : public Transport,
       case State::kUpgrading:
         if (state_ != State::kIdle) lower_->Close();
         state_ = State::kClosed;
-        CancelTimers();
-        loop_.Post(guard_.Wrap([this] { Deliver(absl::OkStatus()); }));
+        end_.CancelTimers();
+        end_.Post([this] { Deliver(absl::OkStatus()); });
         return;
       case State::kOpen: {
         // Bytes written before Close() reach the server ahead of the CLOSE frame; when the layer
         // below is full, both wait for its OnWritable(), bounded by close_timeout.
         state_ = State::kClosing;
         close_requested_ = true;
-        CancelTimer(ping_timer_);
-        CancelTimer(pong_timer_);
-        close_timer_ = loop_.RunAfter(settings_.close_timeout, guard_.Wrap([this] {
-          close_timer_ = 0;
+        end_.Cancel(ping_timer_);
+        end_.Cancel(pong_timer_);
+        end_.RunAfter(close_timer_, settings_.close_timeout, [this] {
           if (!close_handed_below_) {
             CloseBelow(absl::DeadlineExceededError(absl::StrCat(
                 "websocket: close timed out after ", absl::FormatDuration(settings_.close_timeout),
@@ -198,7 +196,7 @@ class WebSocketTransport : public Transport,
           HLOG(DEBUG) << "websocket: no CLOSE echo within " << settings_.close_timeout
                       << "; closing below";
           CloseBelow(absl::OkStatus());
-        }));
+        });
         (void)FlushOutgoing();
         return;
       }
@@ -247,12 +245,11 @@ class WebSocketTransport : public Transport,
                      ? loop_.Now() + kDefaultUpgradeTimeout
                      : context_.deadline();
     }
-    upgrade_timer_ = loop_.RunAt(deadline, guard_.Wrap([this] {
-      upgrade_timer_ = 0;
+    end_.RunAt(upgrade_timer_, deadline, [this] {
       Abort(absl::DeadlineExceededError(
           absl::StrCat("websocket: no upgrade response from ", Endpoint(), " in time (",
                        parser_ ? parser_->bytes_seen() : 0, " bytes received)")));
-    }));
+    });
 
     websocket::UpgradeRequest request;
     request.host = context_.host();
@@ -327,7 +324,7 @@ class WebSocketTransport : public Transport,
   }
 
   void OnUpgraded() {
-    CancelTimer(upgrade_timer_);
+    end_.Cancel(upgrade_timer_);
     const websocket::UpgradeResponse& response = parser_->response();
     if (response.date.has_value()) {
       // Date has whole seconds and was stamped when the server answered: the server's clock is on
@@ -342,7 +339,7 @@ class WebSocketTransport : public Transport,
         absl::StrCat("upgrade 101 GET ", settings_.path,
                      response.subprotocol.empty() ? "" : " subprotocol ", response.subprotocol));
     StartPingTimer();
-    listener_->OnOpen();
+    end_.listener()->OnOpen();
     // Frames that came with the 101 (a greeting, a CONNACK) go up after OnOpen, in order.
     if (!leftover.empty() && (state_ == State::kOpen || state_ == State::kClosing))
       Decode(leftover);
@@ -384,7 +381,7 @@ class WebSocketTransport : public Transport,
     switch (state_) {
       case State::kOpen:
         if (!FlushOutgoing().ok()) return;
-        listener_->OnWritable();
+        end_.listener()->OnWritable();
         return;
       case State::kClosing:
         (void)FlushOutgoing();
@@ -425,7 +422,7 @@ class WebSocketTransport : public Transport,
       CloseBelow(error);
       return;
     }
-    if (!data.empty()) listener_->OnData(data);
+    if (!data.empty()) end_.listener()->OnData(data);
   }
 
   void OnControl(Opcode opcode, absl::string_view payload) override {
@@ -435,13 +432,13 @@ class WebSocketTransport : public Transport,
       return;
     }
     if (opcode == websocket::kPong) {
-      if (pong_timer_ != 0 && payload == ping_payload_) CancelTimer(pong_timer_);
+      if (pong_timer_ != 0 && payload == ping_payload_) end_.Cancel(pong_timer_);
       return;
     }
     // CLOSE: nothing after it is read.
     decoder_.stop();
     if (state_ == State::kClosing) {
-      CancelTimer(close_timer_);
+      end_.Cancel(close_timer_);
       if (!close_sent_) {
         // The server closed first while our data still waited: it reads no more of it; echo.
         DropPending();
@@ -595,23 +592,21 @@ class WebSocketTransport : public Transport,
 
   void StartPingTimer() {
     if (settings_.ping_interval <= absl::ZeroDuration()) return;
-    ping_timer_ = loop_.RunAfter(settings_.ping_interval, guard_.Wrap([this] {
-      ping_timer_ = 0;
+    end_.RunAfter(ping_timer_, settings_.ping_interval, [this] {
       if (state_ != State::kOpen) return;
       if (pong_timer_ == 0) {
         ++ping_count_;
         ping_payload_ = absl::StrCat("hublink-", ping_count_);
         WriteControl(websocket::kPing, ping_payload_);
-        pong_timer_ = loop_.RunAfter(settings_.pong_timeout, guard_.Wrap([this] {
-          pong_timer_ = 0;
+        end_.RunAfter(pong_timer_, settings_.pong_timeout, [this] {
           Abort(absl::DeadlineExceededError(
               absl::StrCat("websocket: no PONG from ", Endpoint(), " within ",
                            absl::FormatDuration(settings_.pong_timeout),
                            " of our PING; the connection is presumed dead")));
-        }));
+        });
       }
       StartPingTimer();
-    }));
+    });
   }
 
   // --- Ending ---
@@ -623,15 +618,14 @@ class WebSocketTransport : public Transport,
     state_ = State::kClosingBelow;
     close_status_ = status;
     decoder_.stop();
-    CancelTimers();
+    end_.CancelTimers();
     DropPending();
     if (controls_.empty()) {
       lower_->Close();
     } else {
       close_below_deferred_ = true;
     }
-    close_timer_ = loop_.RunAfter(settings_.close_timeout, guard_.Wrap([this] {
-      close_timer_ = 0;
+    end_.RunAfter(close_timer_, settings_.close_timeout, [this] {
       if (close_below_deferred_) {
         close_below_deferred_ = false;
         if (close_status_.ok()) {
@@ -642,7 +636,7 @@ class WebSocketTransport : public Transport,
         lower_->Close();
       }
       Finish(close_status_);
-    }));
+    });
   }
 
   // Immediate end for failures where waiting helps nobody (refused or timed-out upgrade, a dead
@@ -654,29 +648,15 @@ class WebSocketTransport : public Transport,
   }
 
   void Finish(const absl::Status& status) {
-    if (state_ == State::kClosed && delivered_) return;
+    if (state_ == State::kClosed && end_.delivered()) return;
     state_ = State::kClosed;
-    CancelTimers();
-    Deliver(status);
+    end_.Finish(status);  // cancels the timers, tells the listener once
   }
 
   void Deliver(const absl::Status& status) {
     state_ = State::kClosed;
     // With no listener yet (Close() before Open()), Open() reports the end later.
-    if (delivered_ || listener_ == nullptr) return;
-    delivered_ = true;
-    listener_->OnClosed(status);
-  }
-
-  void CancelTimer(EventLoop::TimerId& timer) {
-    if (timer != 0) loop_.Cancel(timer);
-    timer = 0;
-  }
-  void CancelTimers() {
-    CancelTimer(upgrade_timer_);
-    CancelTimer(ping_timer_);
-    CancelTimer(pong_timer_);
-    CancelTimer(close_timer_);
+    end_.Deliver(status);
   }
 
   std::string Endpoint() const { return absl::StrCat(context_.host(), ":", context_.port()); }
@@ -685,7 +665,6 @@ class WebSocketTransport : public Transport,
   ConnectContext& context_;
   EventLoop& loop_;
   std::unique_ptr<Transport> lower_;
-  TransportListener* listener_ = nullptr;
   State state_ = State::kIdle;
 
   std::unique_ptr<websocket::UpgradeResponseParser> parser_;
@@ -711,7 +690,6 @@ class WebSocketTransport : public Transport,
   bool close_handed_below_ = false;
   // CloseBelow() waits for queued control frames before closing the layer below.
   bool close_below_deferred_ = false;
-  bool delivered_ = false;
   absl::Status close_status_;
 
   EventLoop::TimerId upgrade_timer_ = 0;
@@ -720,7 +698,9 @@ class WebSocketTransport : public Transport,
   EventLoop::TimerId close_timer_ = 0;
   uint64_t ping_count_ = 0;
   std::string ping_payload_;
-  WeakGuard guard_;
+  // The listener, OnClosed once, the timers above, deferred work; last, so that it is destroyed
+  // first and no task or timer of this transport runs during or after its destruction.
+  TransportEnd end_{loop_};
 };
 
 class ConfiguredWebSocket : public ConfiguredTransport {

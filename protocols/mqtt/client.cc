@@ -146,6 +146,8 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
         DurationOr(policy.has_reprobe_interval(), policy.reprobe_interval(), absl::Minutes(15));
     state_file_ = policy.state_file();
     if (pipeline_->stack_count() > 1) LoadRememberedStack();
+    handoff_max_messages_ = session_->options().max_queued_messages;
+    handoff_max_bytes_ = session_->options().max_queued_bytes;
     session_->set_observer(this);
     if (options_.clock != nullptr) session_->set_clock(*options_.clock);
   }
@@ -240,16 +242,42 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
   // Publishes from other threads land in reusable slots of the same FIFO: after warm-up, copying a
   // topic and payload into a slot allocates nothing, and one drain task is posted per batch rather
   // than one task per publish.
+  //
+  // The FIFO is bounded by the offline queue's limits (MqttConfig.offline_queue): a thread that
+  // publishes faster than the loop takes the messages would otherwise grow it without limit in
+  // front of the session's own bounded queue. A publish that does not fit fails at once with
+  // kResourceExhausted, which is the publisher's backpressure: wait for earlier completions.
   static void PostPublish(const std::shared_ptr<Impl>& self, absl::string_view topic,
                           absl::string_view payload, int qos, bool retain, mqtt::Completion done) {
-    std::lock_guard<std::mutex> lock(self->handoff_mutex_);
-    PendingCall& slot = self->NextSlot();
-    slot.topic.assign(topic.data(), topic.size());
-    slot.payload.assign(payload.data(), payload.size());
-    slot.qos = qos;
-    slot.retain = retain;
-    slot.done = std::move(done);
-    self->CommitSlot(self);
+    const size_t bytes = topic.size() + payload.size();
+    size_t waiting = 0, waiting_bytes = 0;
+    {
+      std::lock_guard<std::mutex> lock(self->handoff_mutex_);
+      if (self->handoff_publishes_ + 1 <= self->handoff_max_messages_ &&
+          self->handoff_bytes_ + bytes <= self->handoff_max_bytes_) {
+        PendingCall& slot = self->NextSlot();
+        slot.topic.assign(topic.data(), topic.size());
+        slot.payload.assign(payload.data(), payload.size());
+        slot.qos = qos;
+        slot.retain = retain;
+        slot.done = std::move(done);
+        ++self->handoff_publishes_;
+        self->handoff_bytes_ += bytes;
+        self->CommitSlot(self);
+        return;
+      }
+      waiting = self->handoff_publishes_;
+      waiting_bytes = self->handoff_bytes_;
+    }
+    // Outside the lock: the completion is user code.
+    if (done) {
+      done(absl::ResourceExhaustedError(absl::StrCat(
+          "client: publish to \"", topic, "\" rejected: ", waiting, " publishes (", waiting_bytes,
+          " bytes) are waiting for the event loop to take them, and one more of ", bytes,
+          " bytes would pass the offline_queue limits (", self->handoff_max_messages_,
+          " messages, ", self->handoff_max_bytes_,
+          " bytes); wait for earlier publishes to complete before publishing more")));
+    }
   }
 
   void SetServerClockOffset(absl::Duration offset) {
@@ -335,6 +363,10 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
         PendingCall& slot = handoff_[handoff_head_];
         // Swap, not copy: the slot keeps the scratch strings' capacity for its next use, and the
         // data stays valid here even if another thread grows the ring meanwhile.
+        if (!slot.call) {
+          --handoff_publishes_;
+          handoff_bytes_ -= slot.topic.size() + slot.payload.size();
+        }
         running_.topic.swap(slot.topic);
         running_.payload.swap(slot.payload);
         running_.qos = slot.qos;
@@ -368,6 +400,10 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
       std::lock_guard<std::mutex> lock(handoff_mutex_);
       for (; handoff_count_ > 0; --handoff_count_) {
         PendingCall& slot = handoff_[handoff_head_];
+        if (!slot.call) {
+          --handoff_publishes_;
+          handoff_bytes_ -= slot.topic.size() + slot.payload.size();
+        }
         if (slot.done) orphans.push_back(std::move(slot.done));
         if (slot.call) dropped.push_back(std::move(slot.call));
         slot.done = nullptr;
@@ -911,9 +947,13 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
   std::vector<PendingCall> handoff_;  // a ring: handoff_count_ slots from handoff_head_
   size_t handoff_head_ = 0;
   size_t handoff_count_ = 0;
-  bool drain_posted_ = false;  // a DrainHandedOff task is queued or running
-  PendingCall running_;        // loop thread: the call being run
-  int stack_ = 0;              // the pipeline stack of the current (or next) attempt
+  bool drain_posted_ = false;     // a DrainHandedOff task is queued or running
+  size_t handoff_publishes_ = 0;  // publishes among the handoff_count_ slots
+  size_t handoff_bytes_ = 0;      // their topic + payload bytes
+  size_t handoff_max_messages_ = 0;
+  size_t handoff_max_bytes_ = 0;
+  PendingCall running_;  // loop thread: the call being run
+  int stack_ = 0;        // the pipeline stack of the current (or next) attempt
   // server clock - local clock, seeded into every attempt's ConnectContext for the signer.
   absl::optional<absl::Duration> clock_offset_;
   bool clock_offset_explicit_ = false;

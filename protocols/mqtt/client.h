@@ -218,6 +218,10 @@ class Client {
 
   // Resolves when the QoS flow completes (QoS 0: handed to the transport; 1: PUBACK; 2: PUBCOMP).
   // Publishes made while disconnected are queued (bounded, see MqttConfig.offline_queue).
+  // From other threads, publishes the loop has not taken yet are bounded by the same limits: one
+  // that does not fit fails at once with kResourceExhausted. That is backpressure, not loss of
+  // earlier messages: bound what you have outstanding (wait for completions, as `hublink pub`
+  // does with at most 1,024 messages or 4 MiB) instead of publishing in a tight loop.
   // `topic` and `payload` are copied before the call returns. The callback form allocates nothing
   // in steady state (QoS 0): the copies land in reused buffers of a hand-off queue.
   std::future<absl::Status> Publish(absl::string_view topic, absl::string_view payload, int qos = 0,

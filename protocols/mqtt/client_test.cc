@@ -986,6 +986,52 @@ TEST(ClientTest, RunsOnACallerDrivenLoop) {
   client.reset();  // on the loop thread, with the loop idle
 }
 
+TEST(ClientTest, PublishesHandedOffBeyondTheOfflineQueueLimitsFailAtOnce) {
+  // A caller-driven loop nobody runs yet: every publish from this thread waits in the hand-off
+  // FIFO, which is what a publisher faster than the loop sees.
+  auto loop = *EventLoop::Create();
+  Client::Options options;
+  options.loop = loop.get();
+  int port = *testing::PickFreePort();
+  auto client = *Client::Create(
+      MakePipeline(port,
+                   R"(client_id: "handoff" offline_queue { max_messages: 4 max_bytes: 100 })"),
+      options);
+  std::vector<absl::Status> results(7, absl::UnknownError("not resolved"));
+  auto publish = [&](int i, size_t payload_size) {
+    client->Publish("h/t", std::string(payload_size, 'x'), 1, false,
+                    [&results, i](const absl::Status& s) { results[i] = s; });
+  };
+  for (int i = 0; i < 4; ++i) publish(i, 10);  // 4 messages, 52 bytes: fit
+  publish(4, 1);                               // a fifth message: over max_messages
+  EXPECT_EQ(results[4].code(), absl::StatusCode::kResourceExhausted) << results[4];
+  EXPECT_TRUE(absl::StrContains(results[4].message(),
+                                "4 publishes (52 bytes) are waiting for the event loop"))
+      << results[4];
+  EXPECT_TRUE(absl::StrContains(results[4].message(), "offline_queue limits")) << results[4];
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(results[i].code(), absl::StatusCode::kUnknown);
+
+  // The loop takes them into the session's queue (no broker: they wait there, not failed).
+  auto pending = client->Pending();
+  ASSERT_TRUE(testing::RunUntil(*loop, [&] {
+    return pending.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  }));
+  EXPECT_EQ(pending.get(), 4u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(results[i].code(), absl::StatusCode::kUnknown) << i;
+
+  // The FIFO is empty again; the byte limit applies to what waits in it. From another thread,
+  // since this one has run the loop and would now publish straight into the session.
+  std::thread([&] {
+    publish(5, 80);  // 83 bytes: fits alone
+    publish(6, 20);  // 83 + 23 > 100
+  }).join();
+  EXPECT_EQ(results[6].code(), absl::StatusCode::kResourceExhausted) << results[6];
+  EXPECT_TRUE(absl::StrContains(results[6].message(), "\"h/t\" rejected")) << results[6];
+  EXPECT_EQ(results[5].code(), absl::StatusCode::kUnknown);
+  client.reset();  // the loop is idle; pending completions resolve as cancelled
+  EXPECT_EQ(results[5].code(), absl::StatusCode::kCancelled) << results[5];
+}
+
 TEST(ClientTest, DestroyingTheClientCancelsPendingCompletions) {
   int port = *testing::PickFreePort();
   auto client = MakeClient(MakePipeline(port, R"(client_id: "gone")"), nullptr);

@@ -62,6 +62,26 @@ TEST(TapMqttExample, GuideQuotesTheTapsBuildAndTestFiles) {
          "whole, in a ```cpp block";
 }
 
+// Section 4 of the guide shows the tap's transport class: the lines of tap_transport.cc between its
+// "[plugin-authoring.md transport begins]" and "...ends]" markers, unchanged, in a ```cpp block.
+TEST(TapMqttExample, GuideShowsTheTapTransportClass) {
+  absl::StatusOr<std::string> guide = ReadFile("docs/plugin-authoring.md");
+  ASSERT_TRUE(guide.ok()) << guide.status();
+  absl::StatusOr<std::string> source = ReadFile("examples/tap_plugin/tap_transport.cc");
+  ASSERT_TRUE(source.ok()) << source.status();
+  const std::string begin = "// [plugin-authoring.md transport begins]\n";
+  const std::string end = "// [plugin-authoring.md transport ends]";
+  const size_t from = source->find(begin);
+  ASSERT_NE(from, std::string::npos) << "tap_transport.cc lost its marker: " << begin;
+  const size_t to = source->find(end, from);
+  ASSERT_NE(to, std::string::npos) << "tap_transport.cc lost its marker: " << end;
+  const std::string shown = source->substr(from + begin.size(), to - from - begin.size());
+  EXPECT_TRUE(absl::StrContains(*guide, absl::StrCat("```cpp\n", shown, "```\n")))
+      << "docs/plugin-authoring.md, section 4, should show these lines of tap_transport.cc in a "
+         "```cpp block:\n"
+      << shown;
+}
+
 TEST(TapMqttExample, PublishesThroughTheTapToMosquitto) {
   absl::StatusOr<std::unique_ptr<MosquittoBroker>> broker = MosquittoBroker::Start();
   ASSERT_TRUE(broker.ok()) << broker.status();

@@ -8,34 +8,36 @@
 #include "absl/strings/escaping.h"
 #include "examples/tap_plugin/tap.pb.h"
 #include "plugins/log.h"
+#include "plugins/transport_end.h"
 
 namespace acme {
 namespace {
 
 std::atomic<uint64_t> bytes_down{0}, bytes_up{0}, writes{0}, reads{0};
 
+// [plugin-authoring.md transport begins]
 // Wrapping transports own the layer below and listen to it; this one forwards everything.
 class TapTransport : public hublink::Transport, private hublink::TransportListener {
  public:
   TapTransport(const tap::TapConfig& config, hublink::EventLoop& loop,
                std::unique_ptr<hublink::Transport> lower)
-      : config_(config), loop_(loop), lower_(std::move(lower)) {}
+      : config_(config), lower_(std::move(lower)), end_(loop) {}
 
   void Open(hublink::TransportListener* listener) override {
-    if (listener_ != nullptr) {
+    if (end_.listener() != nullptr) {
       // A second Open() is API misuse. The layer below refuses it too and ends the connection,
       // which reaches the first listener through OnClosed below: a pass-through layer gets that
       // for free. A different second listener is ours to tell, from the loop (never from inside
-      // Open()); it captures no `this`, so it needs no WeakGuard.
-      if (listener != listener_) {
-        loop_.Post([listener] {
+      // Open()), and not at all if this transport is destroyed first.
+      if (listener != end_.listener()) {
+        end_.Post([listener] {
           listener->OnClosed(absl::FailedPreconditionError("tap: Open() called twice"));
         });
       }
       lower_->Open(this);
       return;
     }
-    listener_ = listener;
+    end_.set_listener(listener);
     lower_->Open(this);
   }
   absl::Status Write(absl::string_view bytes) override {
@@ -53,19 +55,19 @@ class TapTransport : public hublink::Transport, private hublink::TransportListen
  private:
   void OnOpen() override {
     HLOG(INFO) << "[" << config_.label() << "] open";
-    listener_->OnOpen();
+    end_.listener()->OnOpen();
   }
   void OnData(absl::string_view bytes) override {
     bytes_up += bytes.size();
     ++reads;
     Preview("up", bytes);
-    listener_->OnData(bytes);
+    end_.listener()->OnData(bytes);
   }
   void OnClosed(const absl::Status& status) override {
     HLOG(INFO) << "[" << config_.label() << "] closed: " << status;
-    listener_->OnClosed(status);
+    end_.Deliver(status);  // once, whatever the layer below does
   }
-  void OnWritable() override { listener_->OnWritable(); }
+  void OnWritable() override { end_.listener()->OnWritable(); }
 
   void Preview(absl::string_view direction, absl::string_view bytes) const {
     if (config_.preview_bytes() == 0) return;
@@ -74,10 +76,11 @@ class TapTransport : public hublink::Transport, private hublink::TransportListen
   }
 
   const tap::TapConfig config_;
-  hublink::EventLoop& loop_;
   std::unique_ptr<hublink::Transport> lower_;
-  hublink::TransportListener* listener_ = nullptr;
+  // The listener and its one OnClosed; tasks posted through it never outlive this transport.
+  hublink::TransportEnd end_;
 };
+// [plugin-authoring.md transport ends]
 
 class ConfiguredTap : public hublink::ConfiguredTransport {
  public:

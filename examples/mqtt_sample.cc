@@ -5,14 +5,15 @@
 // {"action": "publish_test", "count": "<n>"} to it, print what the cloud sends, log every event and
 // every transport stage, and DISCONNECT on the way out. The same binary talks to the real IoT Hub
 // or to the local hub (tools/local_hub) with --host/--port/--ca_file.
+#include <condition_variable>
 #include <csignal>
 #include <iostream>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "plugins/builtin.h"
 #include "plugins/log.h"
@@ -29,8 +30,10 @@ namespace {
 volatile std::sig_atomic_t interrupted = 0;
 
 // What the sample waits on, filled in by the client's loop thread.
+// std::mutex and std::condition_variable, per plugins/event_loop.h's locking policy.
 struct State {
-  absl::Mutex mutex;
+  std::mutex mutex;
+  std::condition_variable changed;  // notified whenever a StateLock is released
   int events = 0;
   bool connected = false;
   absl::Status connect_failure;
@@ -39,17 +42,34 @@ struct State {
   absl::flat_hash_set<std::string> published;
 };
 
-// Waits until `done()` (evaluated under the state's mutex, re-checked whenever the loop thread
-// releases it) or `timeout`. Wakes every 100 ms to notice an interrupt.
+// Holds the state's mutex and wakes WaitFor() on release: the holder may have changed what it
+// waits on.
+class StateLock {
+ public:
+  explicit StateLock(State& state) : state_(state), lock_(state.mutex) {}
+  ~StateLock() {
+    lock_.unlock();
+    state_.changed.notify_all();
+  }
+  StateLock(const StateLock&) = delete;
+  StateLock& operator=(const StateLock&) = delete;
+
+ private:
+  State& state_;
+  std::unique_lock<std::mutex> lock_;
+};
+
+// Waits until `done()` (evaluated under the state's mutex, re-checked whenever a StateLock is
+// released) or `timeout`. Wakes every 100 ms to notice an interrupt.
 bool WaitFor(State& state, std::function<bool()> done, absl::Duration timeout) {
-  absl::MutexLock lock(&state.mutex);
+  std::unique_lock<std::mutex> lock(state.mutex);
   absl::Time deadline = absl::Now() + timeout;
-  absl::Condition condition(
-      +[](std::function<bool()>* fn) { return (*fn)(); }, &done);
   while (!interrupted && !done()) {
     absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) break;
-    state.mutex.AwaitWithTimeout(condition, std::min(left, absl::Milliseconds(100)));
+    state.changed.wait_for(lock,
+                           absl::ToChronoMilliseconds(std::min(left, absl::Milliseconds(100))) +
+                               std::chrono::milliseconds(1));
   }
   return done();
 }
@@ -159,7 +179,7 @@ int main(int argc, char** argv) {
         HLOG(INFO) << hublink::DescribeConnectionEvent(event);
         break;
     }
-    absl::MutexLock lock(&state.mutex);
+    StateLock lock(state);
     ++state.events;
     if (event.kind == ConnectionEvent::Kind::kConnected) state.connected = true;
     if (!state.connected && event.kind == ConnectionEvent::Kind::kReconnecting &&
@@ -200,7 +220,7 @@ int main(int argc, char** argv) {
           return;
         }
         HLOG(DEBUG) << "Recv Msg Topic:" << message.topic << ", payload:" << message.payload;
-        absl::MutexLock lock(&state.mutex);
+        StateLock lock(state);
         state.time_sync = hublink::tencent::ComputeTimeSync(*reply, request_sent, received);
       });
   absl::Status sub_status = subscribed.get();
@@ -213,7 +233,7 @@ int main(int argc, char** argv) {
                        hublink::tencent::TimeRequestPayload(), 0);
     if (WaitFor(
             state, [&] { return state.time_sync.has_value(); }, absl::Seconds(5))) {
-      absl::MutexLock lock(&state.mutex);
+      StateLock lock(state);
       HLOG(INFO) << "system time is " << absl::ToUnixSeconds(state.time_sync->server_now);
       (*client)->SetServerClockOffset(state.time_sync->offset);
       HLOG(INFO) << "sync ntp time success! offset "
@@ -232,7 +252,7 @@ int main(int argc, char** argv) {
                       [&state](const hublink::mqtt::Message& message) {
                         HLOG(INFO) << "Receive Message With topicName:" << message.topic
                                    << ", payload:" << message.payload;
-                        absl::MutexLock lock(&state.mutex);
+                        StateLock lock(state);
                         // The hub echoes our own publishes on this topic.
                         if (!state.published.contains(message.payload)) {
                           ++state.messages_received;
@@ -250,7 +270,7 @@ int main(int argc, char** argv) {
     std::string payload = absl::StrCat("{\"action\": \"publish_test\", \"count\": \"", n, "\"}");
     HLOG(DEBUG) << "publish topicName=" << data_topic << "|payload=" << payload;
     {
-      absl::MutexLock lock(&state.mutex);
+      StateLock lock(state);
       state.published.insert(payload);
     }
     auto ack = (*client)->Publish(data_topic, payload, 1);
@@ -278,7 +298,7 @@ int main(int argc, char** argv) {
              << (disconnected.ok() ? "" : std::string(disconnected.message()));
   int received;
   {
-    absl::MutexLock lock(&state.mutex);
+    StateLock lock(state);
     received = state.messages_received;
   }
   HLOG(INFO) << "published " << published << ", failed " << failed << ", received " << received

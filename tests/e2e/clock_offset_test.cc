@@ -1,12 +1,14 @@
 // The server clock offset reaches the signature: against the local hub (which refuses expired
 // signatures), a device whose signatures live 60 s is refused when told the server is two hours
 // behind its clock, and accepted with the offset the $sys time service measures.
+#include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "plugins/builtin.h"
 #include "plugins/pipeline.h"
@@ -48,8 +50,10 @@ class LocalHub {
   int mqtt_port_ = 0;
 };
 
+// std::mutex and std::condition_variable, per plugins/event_loop.h's locking policy.
 struct Outcome {
-  absl::Mutex mutex;
+  std::mutex mutex;
+  std::condition_variable changed;
   bool connected = false;
   absl::Status refused;
 };
@@ -69,21 +73,22 @@ void ConnectWithOffset(const LocalHub& hub, const tencent::DeviceInfo& device,
   Registry registry = std::move(builder).Build().value();
   Client::Options client_options;
   client_options.on_event = [&outcome](const ConnectionEvent& event) {
-    absl::MutexLock lock(&outcome.mutex);
-    if (event.kind == ConnectionEvent::Kind::kConnected) outcome.connected = true;
-    if (event.kind == ConnectionEvent::Kind::kReconnecting && outcome.refused.ok()) {
-      outcome.refused = event.reason;
+    {
+      std::lock_guard<std::mutex> lock(outcome.mutex);
+      if (event.kind == ConnectionEvent::Kind::kConnected) outcome.connected = true;
+      if (event.kind == ConnectionEvent::Kind::kReconnecting && outcome.refused.ok()) {
+        outcome.refused = event.reason;
+      }
     }
+    outcome.changed.notify_all();
   };
   auto client = Client::Create(*pipeline, registry, std::move(client_options));
   ASSERT_TRUE(client.ok()) << client.status();
   (*client)->SetServerClockOffset(offset);
   (*client)->Connect();
-  absl::MutexLock lock(&outcome.mutex);
-  outcome.mutex.AwaitWithTimeout(
-      absl::Condition(
-          +[](Outcome* o) { return o->connected || !o->refused.ok(); }, &outcome),
-      absl::Seconds(20));
+  std::unique_lock<std::mutex> lock(outcome.mutex);
+  outcome.changed.wait_for(lock, std::chrono::seconds(20),
+                           [&outcome] { return outcome.connected || !outcome.refused.ok(); });
 }
 
 TEST(ClockOffsetTest, ExpiryIsComputedInServerTime) {
@@ -94,14 +99,14 @@ TEST(ClockOffsetTest, ExpiryIsComputedInServerTime) {
   Outcome behind;
   ConnectWithOffset(*hub, *device, -absl::Hours(2), behind);
   {
-    absl::MutexLock lock(&behind.mutex);
+    std::lock_guard<std::mutex> lock(behind.mutex);
     EXPECT_FALSE(behind.connected) << "a signature that expired 2 h ago was accepted";
     EXPECT_TRUE(absl::StrContains(behind.refused.message(), "CONNACK 5")) << behind.refused;
   }
 
   Outcome in_sync;
   ConnectWithOffset(*hub, *device, absl::ZeroDuration(), in_sync);
-  absl::MutexLock lock(&in_sync.mutex);
+  std::lock_guard<std::mutex> lock(in_sync.mutex);
   EXPECT_TRUE(in_sync.connected) << in_sync.refused;
 }
 

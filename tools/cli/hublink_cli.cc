@@ -2,14 +2,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <future>
 #include <iterator>
 #include <memory>
+#include <mutex>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "auth/tencent_credentials.h"
 #include "plugins/builtin.h"
@@ -92,11 +93,12 @@ void AddFlagLibraries(const CommandFlags& flags, Pipeline& pipeline) {
   }
 }
 
-// Connection state shared with the client's loop thread.
+// Connection state shared with the client's loop thread. std::mutex and std::condition_variable,
+// per plugins/event_loop.h's locking policy.
 class Watch {
  public:
   void OnEvent(const ConnectionEvent& event, std::ostream& err) {
-    absl::MutexLock lock(&mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     err << "hublink: " << DescribeConnectionEvent(event) << "\n";
     if (event.kind == ConnectionEvent::Kind::kConnected) connected_ = true;
     // A command-line tool reports the first failure instead of retrying forever like a device
@@ -114,34 +116,45 @@ class Watch {
   // Waits until `done` holds, a failure is recorded, or `deadline`. Returns the failure, or
   // kDeadlineExceeded.
   absl::Status Wait(const std::function<bool()>& done, absl::Time deadline) {
-    absl::MutexLock lock(&mutex_);
+    std::unique_lock<std::mutex> lock(mutex_);
     while (!done() && failure_.ok()) {
-      if (mutex_.AwaitWithDeadline(absl::Condition(
-                                       +[](Watch* w) { return w->changed_; }, this),
-                                   deadline)) {
+      const absl::Duration left = deadline - absl::Now();
+      // In steps of at most an hour: an absl::InfiniteFuture() deadline does not overflow the
+      // condition variable's clock arithmetic.
+      if (left > absl::ZeroDuration() &&
+          changed_cv_.wait_for(lock,
+                               absl::ToChronoMilliseconds(std::min(left, absl::Hours(1))) +
+                                   std::chrono::milliseconds(1),
+                               [this] { return changed_; })) {
         changed_ = false;
         continue;
       }
+      if (absl::Now() < deadline) continue;
       if (!done()) return absl::DeadlineExceededError("timed out");
     }
     return failure_;
   }
   void Notify() {
-    absl::MutexLock lock(&mutex_);
-    changed_ = true;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      changed_ = true;
+    }
+    changed_cv_.notify_all();
   }
   void ExpectClose() {
-    absl::MutexLock lock(&mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     expect_close_ = true;
   }
-  absl::Mutex& mutex() { return mutex_; }
+  std::mutex& mutex() { return mutex_; }
 
  private:
-  absl::Mutex mutex_;
-  bool connected_ ABSL_GUARDED_BY(mutex_) = false;
-  bool changed_ ABSL_GUARDED_BY(mutex_) = false;
-  bool expect_close_ ABSL_GUARDED_BY(mutex_) = false;
-  absl::Status failure_ ABSL_GUARDED_BY(mutex_);
+  std::mutex mutex_;
+  std::condition_variable changed_cv_;  // changed_ became true
+  // Guarded by mutex_:
+  bool connected_ = false;
+  bool changed_ = false;
+  bool expect_close_ = false;
+  absl::Status failure_;
 };
 
 int Fail(std::ostream& err, absl::string_view command, const absl::Status& status) {
@@ -161,7 +174,7 @@ absl::StatusOr<std::unique_ptr<Client>> MakeClient(const CommandFlags& flags,
   const bool verbose = flags.verbose;
   options.on_event = [&watch, &err, verbose](const ConnectionEvent& event) {
     if (verbose && !event.phases.empty()) {
-      absl::MutexLock lock(&watch.mutex());
+      std::lock_guard<std::mutex> lock(watch.mutex());
       err << "hublink: connect " << DescribeConnectPhases(event.phases) << "\n";
     }
     watch.OnEvent(event, err);
@@ -169,7 +182,7 @@ absl::StatusOr<std::unique_ptr<Client>> MakeClient(const CommandFlags& flags,
   };
   if (verbose) {
     options.on_stage = [&watch, &err](absl::string_view layer, absl::string_view detail) {
-      absl::MutexLock lock(&watch.mutex());
+      std::lock_guard<std::mutex> lock(watch.mutex());
       err << "hublink: " << layer << ": " << detail << "\n";
     };
   }
@@ -265,7 +278,7 @@ int Publish(const CommandFlags& flags, const Pipeline& pipeline_in, const Regist
       paced = watch.Wait([&] { return i - completed < window || !first_error.ok(); },
                          absl::Now() + timeout);
       if (paced.code() == absl::StatusCode::kDeadlineExceeded) {
-        absl::MutexLock lock(&watch.mutex());
+        std::lock_guard<std::mutex> lock(watch.mutex());
         paced = absl::DeadlineExceededError(absl::StrCat(
             "timed out with ", completed, " of ", count, " publishes done: none completed for ",
             absl::FormatDuration(timeout), " with ", i - completed,
@@ -273,7 +286,7 @@ int Publish(const CommandFlags& flags, const Pipeline& pipeline_in, const Regist
       }
     }
     {
-      absl::MutexLock lock(&watch.mutex());
+      std::lock_guard<std::mutex> lock(watch.mutex());
       if (!first_error.ok()) break;
     }
     if (!paced.ok()) break;
@@ -285,7 +298,7 @@ int Publish(const CommandFlags& flags, const Pipeline& pipeline_in, const Regist
     (*client)->Publish(flags.topics[0], message, flags.qos, flags.retain,
                        [&](const absl::Status& status) {
                          {
-                           absl::MutexLock lock(&watch.mutex());
+                           std::lock_guard<std::mutex> lock(watch.mutex());
                            ++completed;
                            if (!status.ok() && first_error.ok()) first_error = status;
                          }
@@ -296,7 +309,7 @@ int Publish(const CommandFlags& flags, const Pipeline& pipeline_in, const Regist
   if (!flags.outbox.empty()) {
     // Every publish above is now in the store (fdatasync'ed) or failed: what a caller may forget.
     (*client)->Pending().wait();
-    absl::MutexLock lock(&watch.mutex());
+    std::lock_guard<std::mutex> lock(watch.mutex());
     if (first_error.ok()) {
       out << "accepted " << count << "\n";
       out.flush();
@@ -308,12 +321,12 @@ int Publish(const CommandFlags& flags, const Pipeline& pipeline_in, const Regist
         watch.Wait([&] { return completed == issued || !first_error.ok(); }, absl::Now() + timeout);
   }
   if (waited.code() == absl::StatusCode::kDeadlineExceeded && paced.ok()) {
-    absl::MutexLock lock(&watch.mutex());
+    std::lock_guard<std::mutex> lock(watch.mutex());
     waited = absl::DeadlineExceededError(
         absl::StrCat("timed out with ", completed, " of ", count, " publishes done"));
   }
   if (waited.ok()) {
-    absl::MutexLock lock(&watch.mutex());
+    std::lock_guard<std::mutex> lock(watch.mutex());
     waited = first_error;
   }
   watch.ExpectClose();
@@ -341,7 +354,7 @@ int Subscribe(const CommandFlags& flags, const Pipeline& pipeline, const Registr
                                         [raw] { return RenderPrometheus(raw->Stats().get()); });
     if (!started.ok()) return Fail(err, "sub", started.status());
     metrics = std::move(started).value();
-    absl::MutexLock lock(&watch.mutex());
+    std::lock_guard<std::mutex> lock(watch.mutex());
     err << "hublink: metrics on http://127.0.0.1:" << metrics->port() << "/metrics\n";
   }
   for (const std::string& topic : flags.topics) {
@@ -349,7 +362,7 @@ int Subscribe(const CommandFlags& flags, const Pipeline& pipeline, const Registr
         topic, flags.qos,
         [&](const mqtt::Message& message) {
           {
-            absl::MutexLock lock(&watch.mutex());
+            std::lock_guard<std::mutex> lock(watch.mutex());
             if (flags.count > 0 && received >= flags.count) return;
             out << message.topic << " " << message.payload << "\n";
             out.flush();
@@ -359,7 +372,7 @@ int Subscribe(const CommandFlags& flags, const Pipeline& pipeline, const Registr
         },
         [&err, &watch, topic](const absl::Status& status) {
           if (!status.ok()) {
-            absl::MutexLock lock(&watch.mutex());
+            std::lock_guard<std::mutex> lock(watch.mutex());
             err << "hublink sub: " << topic << ": " << status.message() << "\n";
           }
         });

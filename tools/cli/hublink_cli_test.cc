@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -14,7 +15,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "examples/tap_plugin/tap_transport.h"
 #include "gtest/gtest.h"
 #include "plugins/log.h"
@@ -321,9 +321,9 @@ TEST_F(HublinkBrokerTest, PubOutboxAcceptsPublishesAndDrains) {
 // and with -v each layer's milestones and one timing line per attempt.
 TEST_F(HublinkBrokerTest, VerbosePrintsATimingLinePerAttemptAndEventsPrintOnce) {
   std::vector<std::string> logged;
-  absl::Mutex logged_mutex;
+  std::mutex logged_mutex;
   LogSink previous = SetLogSink([&](const LogRecord& record) {
-    absl::MutexLock lock(&logged_mutex);
+    std::lock_guard<std::mutex> lock(logged_mutex);
     logged.push_back(FormatLogRecord(record));
   });
   std::vector<std::string> args = {"pub",

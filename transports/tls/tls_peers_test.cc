@@ -4,13 +4,13 @@
 #include <signal.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "plugins/log.h"
 #include "tests/test_util.h"
@@ -185,10 +185,10 @@ TEST_F(TlsPeersTest, ExpiredCertificateIsRefused) {
 TEST_F(TlsPeersTest, InsecureSkipVerifyConnectsAndWarnsEveryTime) {
   auto server = StartSServer({"-cert", certs_->cert_file, "-key", certs_->key_file});
   ASSERT_TRUE(server.ok()) << server.status();
-  absl::Mutex mutex;
+  std::mutex mutex;
   std::vector<std::string> warnings;
   LogSink previous = SetLogSink([&](const LogRecord& record) {
-    absl::MutexLock lock(&mutex);
+    std::lock_guard<std::mutex> lock(mutex);
     if (record.level == LogLevel::kWarning) warnings.emplace_back(record.message);
   });
   TlsConfig config;
@@ -201,7 +201,7 @@ TEST_F(TlsPeersTest, InsecureSkipVerifyConnectsAndWarnsEveryTime) {
     CloseAndWait(*attempt);
   }
   SetLogSink(previous);
-  absl::MutexLock lock(&mutex);
+  std::lock_guard<std::mutex> lock(mutex);
   ASSERT_EQ(warnings.size(), 2u);
   for (const std::string& warning : warnings) {
     EXPECT_TRUE(absl::StrContains(warning, "insecure_skip_verify is set")) << warning;

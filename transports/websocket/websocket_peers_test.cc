@@ -13,6 +13,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,7 +22,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "plugins/pipeline.h"
 #include "plugins/registry.h"
@@ -167,7 +167,7 @@ class RawPeer {
   bool done() const { return done_.load(); }
   // Everything the client sent after its upgrade request, up to its FIN.
   std::string received() {
-    absl::MutexLock lock(&mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     return received_;
   }
 
@@ -206,13 +206,13 @@ class RawPeer {
     std::string rest = end == std::string::npos ? "" : request.substr(end + 4);
     script_(fd, request.substr(0, end == std::string::npos ? request.size() : end + 4));
     {
-      absl::MutexLock lock(&mutex_);
+      std::lock_guard<std::mutex> lock(mutex_);
       received_ = rest;
     }
     while (WaitReadable(fd)) {
       ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
       if (n <= 0) break;
-      absl::MutexLock lock(&mutex_);
+      std::lock_guard<std::mutex> lock(mutex_);
       received_.append(buffer, n);
     }
     close(fd);
@@ -225,8 +225,8 @@ class RawPeer {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> done_{false};
-  absl::Mutex mutex_;
-  std::string received_ ABSL_GUARDED_BY(mutex_);
+  std::mutex mutex_;
+  std::string received_;  // guarded by mutex_
 };
 
 TEST(RawPeerTest, LargeResponseInManySmallSegments) {

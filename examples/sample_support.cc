@@ -1,6 +1,8 @@
 #include "examples/sample_support.h"
 
+#include <condition_variable>
 #include <iostream>
+#include <mutex>
 #include <utility>
 
 #include "plugins/builtin.h"
@@ -55,30 +57,34 @@ absl::StatusOr<Device> ConnectDevice(const SampleFlags& flags, absl::Duration ti
              << (*resolved)->DescribeStack();
 
   // Connected, or the reason of the first failed attempt: the samples stop there rather than
-  // retry for ever, so a wrong flag shows at once.
+  // retry for ever, so a wrong flag shows at once. std::mutex, per plugins/event_loop.h.
   struct Outcome {
-    absl::Mutex mutex;
-    bool connected = false;
-    absl::Status failure;
+    std::mutex mutex;
+    std::condition_variable changed;
+    bool connected = false;  // guarded by mutex
+    absl::Status failure;    // guarded by mutex
   };
   auto outcome = std::make_shared<Outcome>();
   Client::Options options;
   options.on_event = [outcome](const ConnectionEvent& event) {
     HLOG(INFO) << DescribeConnectionEvent(event);
-    absl::MutexLock lock(&outcome->mutex);
-    if (event.kind == ConnectionEvent::Kind::kConnected) outcome->connected = true;
-    if (!outcome->connected && !event.reason.ok() && outcome->failure.ok()) {
-      outcome->failure = event.reason;
+    {
+      std::lock_guard<std::mutex> lock(outcome->mutex);
+      if (event.kind == ConnectionEvent::Kind::kConnected) outcome->connected = true;
+      if (!outcome->connected && !event.reason.ok() && outcome->failure.ok()) {
+        outcome->failure = event.reason;
+      }
     }
+    outcome->changed.notify_all();
   };
   absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(
       std::shared_ptr<const ResolvedPipeline>(*std::move(resolved)), std::move(options));
   if (!client.ok()) return client.status();
   device.client = *std::move(client);
   device.client->Connect();
-  absl::MutexLock lock(&outcome->mutex);
-  auto settled = [&outcome] { return outcome->connected || !outcome->failure.ok(); };
-  outcome->mutex.AwaitWithTimeout(absl::Condition(&settled), timeout);
+  std::unique_lock<std::mutex> lock(outcome->mutex);
+  outcome->changed.wait_for(lock, absl::ToChronoMicroseconds(timeout),
+                            [&outcome] { return outcome->connected || !outcome->failure.ok(); });
   if (outcome->connected) return device;
   absl::Status why = outcome->failure.ok()
                          ? absl::DeadlineExceededError(

@@ -8,10 +8,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -19,7 +21,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "plugins/registry.h"
@@ -64,8 +65,7 @@ T CallOnLoop(Client& client, absl::string_view what, absl::Duration timeout,
       if (!called->exchange(true)) promise->set_value(std::move(value));
     });
   });
-  if (result.wait_for(std::chrono::microseconds(absl::ToInt64Microseconds(timeout))) !=
-      std::future_status::ready) {
+  if (result.wait_for(absl::ToChronoMicroseconds(timeout)) != std::future_status::ready) {
     return absl::DeadlineExceededError(
         absl::StrCat(what, ": no answer within ", absl::FormatDuration(timeout)));
   }
@@ -75,27 +75,34 @@ T CallOnLoop(Client& client, absl::string_view what, absl::Duration timeout,
 // Runs `fn` on the loop thread and waits for it (to create and destroy the service clients there).
 void RunOnLoop(Client& client, std::function<void()> fn);
 
-// Messages from the loop thread's handlers to main(), in order.
+// Messages from the loop thread's handlers to main(), in order. std::mutex, per the project's
+// locking policy (plugins/event_loop.h).
 template <typename T>
 class Mailbox {
  public:
   void Put(T value) {
-    absl::MutexLock lock(&mutex_);
-    queue_.push_back(std::move(value));
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.push_back(std::move(value));
+    }
+    changed_.notify_all();
   }
   // The oldest message, or nullopt when none arrives within `timeout`.
   absl::optional<T> Take(absl::Duration timeout) {
-    absl::MutexLock lock(&mutex_);
-    auto has_one = [this] { return !queue_.empty(); };
-    if (!mutex_.AwaitWithTimeout(absl::Condition(&has_one), timeout)) return absl::nullopt;
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (!changed_.wait_for(lock, absl::ToChronoMicroseconds(timeout),
+                           [this] { return !queue_.empty(); })) {
+      return absl::nullopt;
+    }
     T value = std::move(queue_.front());
     queue_.pop_front();
     return value;
   }
 
  private:
-  absl::Mutex mutex_;
-  std::deque<T> queue_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<T> queue_;  // guarded by mutex_
 };
 
 // Sends DISCONNECT and waits up to 5 s for the close.

@@ -9,9 +9,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "bench/bench_util.h"
+#include "bench/notification.h"
 #include "bench/scenarios.h"
 #include "plugins/builtin.h"
 #include "plugins/pipeline.h"
@@ -62,9 +62,9 @@ std::string PipelineText(const Target& target, const std::string& client_id, int
 class HublinkConnection : public Connection {
  public:
   struct State {
-    absl::Notification settled;  // connected or gave up
-    bool connected = false;      // written before settled.Notify()
-    absl::Time started;          // set before Connect()
+    Notification settled;    // connected or gave up
+    bool connected = false;  // written before settled.Notify()
+    absl::Time started;      // set before Connect()
   };
 
   HublinkConnection(std::unique_ptr<Client> client, ConnectionListener* listener,

@@ -17,15 +17,15 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "bench/notification.h"
 
 namespace {
 
 std::atomic<int> done{0};
 std::atomic<int> failed{0};
-absl::Notification connected;
-absl::Notification all_done;
+hublink::bench::Notification connected;
+hublink::bench::Notification all_done;
 int total = 0;
 
 void OnPublished(bool ok) {

@@ -12,8 +12,8 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "bench/bench_util.h"
+#include "bench/notification.h"
 #include "bench/scenarios.h"
 
 namespace hublink {
@@ -83,7 +83,7 @@ class PahoConnection : public Connection {
 
   bool Subscribe(const std::string& filter, int qos, absl::Duration timeout) override {
     struct Wait {
-      absl::Notification done;
+      Notification done;
       bool ok = false;
     } wait;
     MQTTAsync_responseOptions options = MQTTAsync_responseOptions_initializer;
@@ -129,15 +129,15 @@ class PahoConnection : public Connection {
   }
 
   void Disconnect() override {
-    absl::Notification done;
+    Notification done;
     MQTTAsync_disconnectOptions options = MQTTAsync_disconnectOptions_initializer;
     options.timeout = 1000;
     options.context = &done;
     options.onSuccess = [](void* context, MQTTAsync_successData*) {
-      static_cast<absl::Notification*>(context)->Notify();
+      static_cast<Notification*>(context)->Notify();
     };
     options.onFailure = [](void* context, MQTTAsync_failureData*) {
-      static_cast<absl::Notification*>(context)->Notify();
+      static_cast<Notification*>(context)->Notify();
     };
     if (MQTTAsync_disconnect(handle_, &options) == MQTTASYNC_SUCCESS) {
       done.WaitForNotificationWithTimeout(absl::Seconds(5));
@@ -165,7 +165,7 @@ class PahoConnection : public Connection {
   const int max_inflight_;
   ConnectionListener* const listener_;
   MQTTAsync handle_ = nullptr;
-  absl::Notification settled_;
+  Notification settled_;
   bool connected_ = false;  // written before settled_.Notify()
   int errors_ = 0;
 };

@@ -1,14 +1,16 @@
 #include "bench/scenarios.h"
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "bench/alloc_counter.h"
+#include "bench/notification.h"
 
 namespace hublink {
 namespace bench {
@@ -29,8 +31,8 @@ class PublishWindow : public ConnectionListener {
     int64_t done = completed_.fetch_add(1) + 1;
     if (!ok) failed_.fetch_add(1);
     if (waiting_.load() && sent_.load() - done <= window_ / 2) {
-      absl::MutexLock lock(&mutex_);
-      condition_.Signal();
+      std::lock_guard<std::mutex> lock(mutex_);
+      condition_.notify_one();
     }
   }
 
@@ -49,7 +51,7 @@ class PublishWindow : public ConnectionListener {
 
  private:
   bool WaitUntil(int64_t outstanding, absl::Time deadline) {
-    absl::MutexLock lock(&mutex_);
+    std::unique_lock<std::mutex> lock(mutex_);
     waiting_.store(true);
     while (sent_.load() - completed_.load() > outstanding) {
       if (absl::Now() >= deadline) {
@@ -57,7 +59,7 @@ class PublishWindow : public ConnectionListener {
         return false;
       }
       // The short timeout is only a safety net; OnPublished signals.
-      condition_.WaitWithTimeout(&mutex_, absl::Milliseconds(10));
+      condition_.wait_for(lock, std::chrono::milliseconds(10));
     }
     waiting_.store(false);
     return true;
@@ -68,8 +70,9 @@ class PublishWindow : public ConnectionListener {
   std::atomic<int64_t> completed_{0};
   std::atomic<int64_t> failed_{0};
   std::atomic<bool> waiting_{false};
-  absl::Mutex mutex_;
-  absl::CondVar condition_;
+  // std::mutex and std::condition_variable: plugins/event_loop.h's locking policy.
+  std::mutex mutex_;
+  std::condition_variable condition_;
 };
 
 // Counts what a subscriber receives.
@@ -112,7 +115,7 @@ class Sink : public ConnectionListener {
   std::atomic<int64_t> received_{0};
   std::atomic<int64_t> bytes_{0};
   std::atomic<int64_t> last_nanos_{0};
-  absl::Notification all_;
+  Notification all_;
 };
 
 Target TargetFromFlags(const Flags& flags) {
@@ -250,7 +253,7 @@ class Pinger : public ConnectionListener {
   absl::Time sent_at_;
   int64_t round_ = 0;
   std::vector<double> rtts_;
-  absl::Notification done_;
+  Notification done_;
 };
 
 class Ponger : public ConnectionListener {

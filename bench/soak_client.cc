@@ -5,11 +5,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <climits>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,7 +20,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 
 namespace hublink {
@@ -51,11 +53,11 @@ class Recorder {
   Recorder(FILE* out, size_t capacity) : out_(out), acked_(capacity + 1), received_(capacity + 1) {}
 
   void Line(const std::string& line) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     std::fputs(line.c_str(), out_);
   }
   void Flush() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     std::fflush(out_);
   }
 
@@ -64,7 +66,7 @@ class Recorder {
     for (char& c : clean) {
       if (c == '\n' || c == '\r') c = ' ';
     }
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     std::fprintf(out_, "E %lld %s %s %s\n", static_cast<long long>(NowUs()), role, kind,
                  clean.c_str());
     std::fflush(out_);
@@ -72,7 +74,7 @@ class Recorder {
 
   // Returns false past capacity (the caller stops publishing).
   bool Published(uint64_t seq, int qos) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (seq >= acked_.size()) return false;
     ++published_;
     std::fprintf(out_, "P %lld %llu %d\n", static_cast<long long>(NowUs()),
@@ -85,7 +87,7 @@ class Recorder {
     for (char& c : clean) {
       if (c == '\n' || c == '\r') c = ' ';
     }
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     std::fprintf(out_, "A %lld %llu %s %s\n", static_cast<long long>(NowUs()),
                  static_cast<unsigned long long>(seq), ok ? "ok" : "fail", clean.c_str());
     if (seq == 0 || seq >= acked_.size() || acked_[seq] != 0) return;  // counted once
@@ -97,7 +99,7 @@ class Recorder {
   void Received(absl::string_view payload, int qos, bool dup) {
     uint64_t seq = 0;
     if (payload.size() < 10 || !absl::SimpleAtoi(payload.substr(0, 10), &seq)) seq = 0;
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     std::fprintf(out_, "R %lld %llu %d %d\n", static_cast<long long>(NowUs()),
                  static_cast<unsigned long long>(seq), qos, dup ? 1 : 0);
     if (seq == 0 || seq >= received_.size()) return;
@@ -106,14 +108,14 @@ class Recorder {
 
   // Every publish completed and every acknowledged message received.
   bool Drained(uint64_t* unacked, uint64_t* missing) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     *unacked = published_ - completed_;
     *missing = missing_;
     return *unacked == 0 && *missing == 0;
   }
 
  private:
-  absl::Mutex mu_;
+  std::mutex mu_;  // std::mutex: plugins/event_loop.h's locking policy
   FILE* const out_;
   std::vector<uint8_t> acked_;      // 0 pending, 1 ok, 2 failed
   std::vector<uint32_t> received_;  // times received
@@ -126,9 +128,12 @@ class RoleListener : public SoakListener {
 
   void OnEvent(const char* kind, absl::string_view detail) override {
     recorder_->Event(role_, kind, detail);
-    absl::MutexLock lock(&mu_);
-    if (std::strcmp(kind, "connected") == 0) connected_ = true;
-    if (std::strcmp(kind, "lost") == 0) connected_ = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (std::strcmp(kind, "connected") == 0) connected_ = true;
+      if (std::strcmp(kind, "lost") == 0) connected_ = false;
+    }
+    connected_changed_.notify_all();
   }
   void OnMessage(absl::string_view payload, int qos, bool dup) override {
     recorder_->Received(payload, qos, dup);
@@ -138,15 +143,18 @@ class RoleListener : public SoakListener {
   }
 
   bool WaitConnected(absl::Duration timeout) {
-    absl::MutexLock lock(&mu_);
-    return mu_.AwaitWithTimeout(absl::Condition(&connected_), timeout);
+    std::unique_lock<std::mutex> lock(mu_);
+    return connected_changed_.wait_for(
+        lock, absl::ToChronoMilliseconds(timeout) + std::chrono::milliseconds(1),
+        [this] { return connected_; });
   }
 
  private:
   const char* const role_;
   Recorder* const recorder_;
-  absl::Mutex mu_;
-  bool connected_ = false;
+  std::mutex mu_;  // std::mutex: plugins/event_loop.h's locking policy
+  std::condition_variable connected_changed_;
+  bool connected_ = false;  // guarded by mu_
 };
 
 std::string Resources(const char* what) {

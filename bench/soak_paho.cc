@@ -9,12 +9,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "bench/bench_util.h"
+#include "bench/notification.h"
 #include "bench/soak_client.h"
 
 namespace hublink {
@@ -81,7 +81,7 @@ class PahoSoakConnection : public SoakConnection {
 
   bool Subscribe(const std::string& filter, int qos, absl::Duration timeout) override {
     struct Wait {
-      absl::Notification done;
+      Notification done;
       bool ok = false;
     };
     // Heap-allocated: Paho may call back after a timed-out wait returned.
@@ -137,15 +137,15 @@ class PahoSoakConnection : public SoakConnection {
   }
 
   void Stop() override {
-    absl::Notification done;
+    Notification done;
     MQTTAsync_disconnectOptions options = MQTTAsync_disconnectOptions_initializer;
     options.timeout = 1000;
     options.context = &done;
     options.onSuccess = [](void* context, MQTTAsync_successData*) {
-      static_cast<absl::Notification*>(context)->Notify();
+      static_cast<Notification*>(context)->Notify();
     };
     options.onFailure = [](void* context, MQTTAsync_failureData*) {
-      static_cast<absl::Notification*>(context)->Notify();
+      static_cast<Notification*>(context)->Notify();
     };
     if (MQTTAsync_disconnect(handle_, &options) == MQTTASYNC_SUCCESS) {
       done.WaitForNotificationWithTimeout(absl::Seconds(5));
@@ -162,7 +162,7 @@ class PahoSoakConnection : public SoakConnection {
   // one "connected" per CONNACK.
   void Up(const char* how) {
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       if (up_) return;
       up_ = true;
     }
@@ -176,7 +176,7 @@ class PahoSoakConnection : public SoakConnection {
   static void Lost(void* context, char* cause) {
     auto* self = static_cast<PahoSoakConnection*>(context);
     {
-      absl::MutexLock lock(&self->mu_);
+      std::lock_guard<std::mutex> lock(self->mu_);
       self->up_ = false;
     }
     self->listener_->OnEvent("lost", cause ? cause : "connection lost");
@@ -200,7 +200,7 @@ class PahoSoakConnection : public SoakConnection {
   const SoakSettings settings_;
   SoakListener* const listener_;
   MQTTAsync handle_ = nullptr;
-  absl::Mutex mu_;
+  std::mutex mu_;  // std::mutex: plugins/event_loop.h's locking policy
   bool up_ = false;
 };
 

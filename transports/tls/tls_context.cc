@@ -213,9 +213,10 @@ absl::StatusOr<Pin> SpkiSha256(X509* cert) {
   bssl::UniquePtr<uint8_t> der_owner(der);
   CBS input, certificate, tbs, skipped, spki;
   CBS_init(&input, der, static_cast<size_t>(der_len));
-  // Certificate ::= SEQUENCE { tbsCertificate TBSCertificate, ... }; TBSCertificate ::= SEQUENCE {
-  // [0] version OPTIONAL, serialNumber, signature, issuer, validity, subject,
-  // subjectPublicKeyInfo, ... }
+  // RFC 5280:
+  //   Certificate    ::= SEQUENCE { tbsCertificate TBSCertificate, ... }
+  //   TBSCertificate ::= SEQUENCE { [0] version OPTIONAL, serialNumber, signature, issuer,
+  //                                 validity, subject, subjectPublicKeyInfo, ... }
   if (!CBS_get_asn1(&input, &certificate, CBS_ASN1_SEQUENCE) ||
       !CBS_get_asn1(&certificate, &tbs, CBS_ASN1_SEQUENCE) ||
       !CBS_get_optional_asn1(&tbs, &skipped, nullptr,
@@ -269,8 +270,7 @@ absl::StatusOr<std::shared_ptr<TlsShared>> BuildTlsShared(const TlsConfig& confi
   if (config.insecure_skip_verify() && config.spki_pins_size() > 0) {
     return absl::InvalidArgumentError(
         "tls: insecure_skip_verify and spki_pins contradict each other; to check only the pins, "
-        "set "
-        "pins_only instead of insecure_skip_verify");
+        "set pins_only instead of insecure_skip_verify");
   }
   if (config.pins_only() && config.spki_pins_size() == 0) {
     return absl::InvalidArgumentError("tls: pins_only is set but spki_pins is empty");
@@ -306,8 +306,7 @@ absl::StatusOr<std::shared_ptr<TlsShared>> BuildTlsShared(const TlsConfig& confi
   if (psk && max_version > TLS1_2_VERSION) {
     return absl::InvalidArgumentError(
         "tls: psk works with TLS 1.2 only (this BoringSSL has no TLS 1.3 external PSK); set "
-        "max_version "
-        "to TLS1_2 or leave it unset");
+        "max_version to TLS1_2 or leave it unset");
   }
   if (min_version > max_version) {
     return absl::InvalidArgumentError("tls: min_version is above max_version");

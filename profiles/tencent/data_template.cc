@@ -5,6 +5,7 @@
 #include <map>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "profiles/tencent/json_util.h"
@@ -292,6 +293,49 @@ absl::Status ValidateActionOutput(const DataTemplate& tmpl, absl::string_view ac
                       absl::StrCat("template: actions.", action_id, ".output"), false);
 }
 
+absl::Status ValidateReportInfo(absl::string_view params_json) {
+  absl::StatusOr<Struct> params = ParseObject(params_json, "report_info params");
+  if (!params.ok()) return params.status();
+  constexpr const char* kStrings[] = {
+      "module_hardinfo", "module_softinfo", "fw_ver", "imei", "lat", "lon", "mac"};
+  bool has_required = false;
+  // Sorted keys, so that the first problem named is the same on every run.
+  std::map<std::string, const Value*> fields;
+  for (const auto& [key, value] : params->fields()) fields[key] = &value;
+  for (const auto& [key, value] : fields) {
+    std::string where = absl::StrCat("template: report_info.", key);
+    if (key == "device_label") {
+      if (value->kind_case() != Value::kStructValue) {
+        return Invalid(where, "not an object (the device's own fields, as strings)");
+      }
+      for (const auto& [label, v] : value->struct_value().fields()) {
+        if (v.kind_case() != Value::kStringValue) {
+          return Invalid(absl::StrCat(where, ".", label),
+                         absl::StrCat(Show(v), " is not a string"));
+        }
+      }
+      continue;
+    }
+    bool known = false;
+    for (const char* k : kStrings) known = known || key == k;
+    if (!known) {
+      return Invalid(where,
+                     "not a report_info field (module_hardinfo, module_softinfo, fw_ver, imei, "
+                     "lat, lon, mac); put the device's own fields in \"device_label\"");
+    }
+    if (value->kind_case() != Value::kStringValue) {
+      return Invalid(where, absl::StrCat(Show(*value), " is not a string"));
+    }
+    has_required =
+        has_required || key == "module_hardinfo" || key == "module_softinfo" || key == "fw_ver";
+  }
+  if (!has_required) {
+    return absl::InvalidArgumentError(
+        "template: report_info needs at least one of module_hardinfo, module_softinfo, fw_ver");
+  }
+  return absl::OkStatus();
+}
+
 std::string ThingTopic(absl::string_view direction, absl::string_view kind,
                        absl::string_view product_id, absl::string_view device_name) {
   return absl::StrCat("$thing/", direction, "/", kind, "/", product_id, "/", device_name);
@@ -349,6 +393,9 @@ absl::StatusOr<ThingMessage> ParseThingMessage(absl::string_view json) {
   }
   if (const Value* params = JsonField(s, "params"); params != nullptr) {
     message.params_json = ToJson(*params);
+  }
+  if (const Value* data = JsonField(s, "data"); data != nullptr) {
+    message.data_json = ToJson(*data);
   }
   return message;
 }
@@ -409,10 +456,25 @@ TemplateClient::~TemplateClient() {
   for (auto& [token, request] : pending) {
     clock_.Cancel(request.timer);
     if (request.done) {
-      request.done(absl::CancelledError(
-          absl::StrCat("template: ", request.what, " (", token, ") abandoned: client destroyed")));
+      request.done(absl::CancelledError(absl::StrCat("template: ", request.what, " (", token,
+                                                     ") abandoned: client destroyed")),
+                   nullptr);
     }
   }
+}
+
+namespace {
+// A reply that only says OK or not, for the callers that want no data.
+auto StatusOnly(TemplateClient::Callback done) {
+  return [done = std::move(done)](const absl::Status& status, const ThingMessage*) {
+    if (done) done(status);
+  };
+}
+}  // namespace
+
+std::string TemplateClient::NextToken() {
+  // "<productId>-<counter>", as the SDK's build_empty_json.
+  return absl::StrCat(product_id_, "-", next_token_++);
 }
 
 void TemplateClient::ReportProperties(absl::string_view params_json, Callback done) {
@@ -421,9 +483,10 @@ void TemplateClient::ReportProperties(absl::string_view params_json, Callback do
     if (done) done(valid);
     return;
   }
-  std::string token = absl::StrCat(product_id_, "-", next_token_++);
+  std::string token = NextToken();
   std::string payload = PropertyReportPayload(token, params_json);
-  Send("property", 0, "report", std::move(token), std::move(payload), std::move(done));
+  Send("property", 0, "report", "report_reply", std::move(token), std::move(payload),
+       StatusOnly(std::move(done)));
 }
 
 void TemplateClient::PostEvent(absl::string_view event_id, absl::string_view params_json,
@@ -433,19 +496,75 @@ void TemplateClient::PostEvent(absl::string_view event_id, absl::string_view par
     if (done) done(valid);
     return;
   }
-  std::string token = absl::StrCat(product_id_, "-", next_token_++);
+  std::string token = NextToken();
   std::string payload =
       EventPostPayload(token, event_id, tmpl_.events.at(std::string(event_id)).type,
                        absl::ToUnixMillis(clock_.Now()), params_json);
-  Send("event", 1, absl::StrCat("event_post ", event_id), std::move(token), std::move(payload),
-       std::move(done));
+  Send("event", 1, absl::StrCat("event_post ", event_id), "event_reply", std::move(token),
+       std::move(payload), StatusOnly(std::move(done)));
 }
 
-void TemplateClient::Send(absl::string_view kind, int qos, std::string what, std::string token,
-                          std::string payload, Callback done) {
+void TemplateClient::GetStatus(StatusCallback done) {
+  std::string token = NextToken();
+  std::string payload = GetStatusPayload(token);
+  Send(
+      "property", 0, "get_status", "get_status_reply", std::move(token), std::move(payload),
+      [done = std::move(done)](const absl::Status& status, const ThingMessage* reply) {
+        if (!done) return;
+        if (!status.ok()) {
+          done(status);
+          return;
+        }
+        absl::StatusOr<Struct> data = ParseObject(reply->data_json, "get_status_reply data");
+        if (!data.ok()) {
+          done(absl::DataLossError(absl::StrCat(
+              "template: get_status_reply: \"data\" is not an object: ", reply->data_json)));
+          return;
+        }
+        DeviceStatus device_status;
+        if (const Value* reported = JsonField(*data, "reported"); reported != nullptr) {
+          if (reported->kind_case() != Value::kStructValue) {
+            done(absl::DataLossError("template: get_status_reply: data.reported is not an object"));
+            return;
+          }
+          device_status.reported_json = ToJson(*reported);
+        }
+        // An empty control is no control: nothing to apply, nothing to clear.
+        if (const Value* control = JsonField(*data, "control");
+            control != nullptr && control->kind_case() == Value::kStructValue &&
+            control->struct_value().fields_size() > 0) {
+          device_status.control_json = ToJson(*control);
+        }
+        done(std::move(device_status));
+      });
+}
+
+void TemplateClient::ClearControl(Callback done) {
+  std::string token = NextToken();
+  std::string payload = ClearControlPayload(token);
+  Send("property", 0, "clear_control", "clear_control_reply", std::move(token), std::move(payload),
+       StatusOnly(std::move(done)));
+}
+
+void TemplateClient::ReportInfo(absl::string_view params_json, Callback done) {
+  absl::Status valid = ValidateReportInfo(params_json);
+  if (!valid.ok()) {
+    if (done) done(valid);
+    return;
+  }
+  std::string token = NextToken();
+  std::string payload = ReportInfoPayload(token, params_json);
+  Send("property", 0, "report_info", "report_info_reply", std::move(token), std::move(payload),
+       StatusOnly(std::move(done)));
+}
+
+void TemplateClient::Send(absl::string_view kind, int qos, std::string what,
+                          std::string reply_method, std::string token, std::string payload,
+                          ReplyFn done) {
   std::weak_ptr<TemplateClient*> weak = self_;
   Pending& request = pending_[token];
   request.what = what;
+  request.reply_method = std::move(reply_method);
   request.done = std::move(done);
   request.timer = clock_.RunAfter(options_.timeout, [weak, token, what, this] {
     if (weak.expired()) return;
@@ -462,26 +581,29 @@ void TemplateClient::Send(absl::string_view kind, int qos, std::string what, std
            });
 }
 
-void TemplateClient::Finish(const std::string& token, const absl::Status& status) {
+void TemplateClient::Finish(const std::string& token, const absl::Status& status,
+                            const ThingMessage* reply) {
   auto it = pending_.find(token);
   if (it == pending_.end()) return;
   Pending request = std::move(it->second);
   pending_.erase(it);
   clock_.Cancel(request.timer);
-  if (request.done) request.done(status);
+  if (request.done) request.done(status, status.ok() ? reply : nullptr);
 }
 
 void TemplateClient::OnMessage(absl::string_view kind, absl::string_view payload) {
   absl::StatusOr<ThingMessage> message = ParseThingMessage(payload);
   if (!message.ok()) return;
-  if (message->method == "report_reply" || message->method == "event_reply") {
+  if (absl::EndsWith(message->method, "_reply")) {
+    // Matched by clientToken; a reply of another method under the same token is not this one's.
     auto it = pending_.find(message->client_token);
-    if (it == pending_.end()) return;
-    Finish(message->client_token, message->code == 0
-                                      ? absl::OkStatus()
-                                      : absl::FailedPreconditionError(absl::StrCat(
-                                            "template: ", it->second.what, " refused (code ",
-                                            message->code, ": ", message->status, ")")));
+    if (it == pending_.end() || it->second.reply_method != message->method) return;
+    Finish(message->client_token,
+           message->code == 0 ? absl::OkStatus()
+                              : absl::FailedPreconditionError(
+                                    absl::StrCat("template: ", it->second.what, " refused (code ",
+                                                 message->code, ": ", message->status, ")")),
+           &*message);
     return;
   }
   if (message->method == "control" && kind == "property") {

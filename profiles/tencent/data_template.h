@@ -71,6 +71,12 @@ absl::Status ValidateEvent(const DataTemplate& tmpl, absl::string_view event_id,
 // An action's output (the action_reply "response").
 absl::Status ValidateActionOutput(const DataTemplate& tmpl, absl::string_view action_id,
                                   absl::string_view response_json);
+// report_info's params (the device's own description, not template values): a JSON object with
+// at least one of module_hardinfo, module_softinfo, fw_ver (the SDK calls one of them
+// compulsory); those and imei, lat, lon, mac as strings; the device's own fields in a
+// "device_label" object of strings. Any other key is refused, naming device_label, so a typo
+// does not vanish on the platform.
+absl::Status ValidateReportInfo(absl::string_view params_json);
 
 // $thing/<direction>/<kind>/<pid>/<dn>: direction "up" or "down", kind "property", "event",
 // "action".
@@ -90,13 +96,15 @@ std::string EventPostPayload(absl::string_view client_token, absl::string_view e
 std::string ActionReplyPayload(absl::string_view client_token, int code, absl::string_view status,
                                absl::string_view response_json);
 
-// A message on $thing/down/...: its method, clientToken and, as JSON, params (control), and for
-// actions actionId. kInvalidArgument for a non-object or a missing "method".
+// A message on $thing/down/...: its method, clientToken and, as JSON, params (control), data
+// (get_status_reply), and for actions actionId. kInvalidArgument for a non-object or a missing
+// "method".
 struct ThingMessage {
   std::string method;
   std::string client_token;
   std::string action_id;
   std::string params_json = "{}";
+  std::string data_json = "{}";
   int64_t code = 0;
   std::string status;
 };
@@ -121,6 +129,13 @@ class TemplateClient {
   using ControlHandler = std::function<Reply(const std::string& params_json)>;
   using ActionHandler =
       std::function<Reply(const std::string& action_id, const std::string& params_json)>;
+  // A get_status_reply's data: the values the platform last got from the device, and the control
+  // it still holds for the device (one sent while the device was away), if any.
+  struct DeviceStatus {
+    std::string reported_json = "{}";
+    std::string control_json;  // empty: no pending control
+  };
+  using StatusCallback = std::function<void(absl::StatusOr<DeviceStatus>)>;
 
   struct Options {
     absl::Duration timeout = absl::Seconds(10);
@@ -142,6 +157,17 @@ class TemplateClient {
   void ReportProperties(absl::string_view params_json, Callback done);
   // event_post on $thing/up/event (QoS 1); OK on an event_reply with code 0.
   void PostEvent(absl::string_view event_id, absl::string_view params_json, Callback done);
+  // get_status on $thing/up/property (QoS 0); the get_status_reply's data.reported and
+  // data.control. A pending control is handed back, not applied: the device applies it (checked
+  // with ValidateProperties), reports, and then calls ClearControl so it is not delivered again,
+  // which is the SDK sample's order.
+  void GetStatus(StatusCallback done);
+  // clear_control on $thing/up/property (QoS 0): the platform drops the control it holds for
+  // the device. OK on a clear_control_reply with code 0.
+  void ClearControl(Callback done);
+  // report_info on $thing/up/property (QoS 0), params checked by ValidateReportInfo. OK on a
+  // report_info_reply with code 0.
+  void ReportInfo(absl::string_view params_json, Callback done);
   void set_control_handler(ControlHandler handler) { control_handler_ = std::move(handler); }
   void set_action_handler(ActionHandler handler) { action_handler_ = std::move(handler); }
 
@@ -150,14 +176,19 @@ class TemplateClient {
   size_t pending() const { return pending_.size(); }
 
  private:
+  // `done` gets the reply's data (get_status) with OK, or the failure.
+  using ReplyFn = std::function<void(const absl::Status&, const ThingMessage* reply)>;
   struct Pending {
     std::string what;
-    Callback done;
+    std::string reply_method;  // the only method that answers it
+    ReplyFn done;
     mqtt::Clock::TimerId timer = 0;
   };
-  void Send(absl::string_view kind, int qos, std::string what, std::string token,
-            std::string payload, Callback done);
-  void Finish(const std::string& token, const absl::Status& status);
+  std::string NextToken();
+  void Send(absl::string_view kind, int qos, std::string what, std::string reply_method,
+            std::string token, std::string payload, ReplyFn done);
+  void Finish(const std::string& token, const absl::Status& status,
+              const ThingMessage* reply = nullptr);
 
   const std::string product_id_;
   const std::string device_name_;

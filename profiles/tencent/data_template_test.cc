@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace hublink {
@@ -232,6 +233,130 @@ TEST_F(TemplateClientTest, ControlAndActionAreAnsweredFromTheHandlers) {
   EXPECT_EQ(sent_[2].payload,
             R"({"method":"action_reply","clientToken":"a-1","code":0,"status":"blinked",)"
             R"("response":{"result":1}})");
+}
+
+// get_status, clear_control and report_info with the SDK's payloads and the platform's replies
+// (get_status_reply as the C SDK docs log it: data.reported, and data.control when the cloud
+// holds a control for the device).
+TEST_F(TemplateClientTest, GetStatusReturnsReportedAndThePendingControl) {
+  absl::StatusOr<TemplateClient::DeviceStatus> status = absl::UnknownError("pending");
+  device_->GetStatus([&](absl::StatusOr<TemplateClient::DeviceStatus> s) { status = s; });
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(sent_[0].topic, "$thing/up/property/LIGHT00001/lamp");
+  EXPECT_EQ(sent_[0].payload, R"({"method":"get_status","clientToken":"LIGHT00001-0"})");
+  EXPECT_EQ(sent_[0].qos, 0);
+  // Another method under the same token, and another token, are not the answer.
+  device_->OnMessage(
+      "property",
+      R"({"method":"report_reply","clientToken":"LIGHT00001-0","code":0,"status":"success"})");
+  device_->OnMessage("property",
+                     R"({"method":"get_status_reply","clientToken":"other-1","code":0,"data":{}})");
+  EXPECT_EQ(status.status().message(), "pending");
+  device_->OnMessage("property",
+                     R"({"method":"get_status_reply","clientToken":"LIGHT00001-0","code":0,)"
+                     R"("status":"success","data":{"reported":{"brightness":90,)"
+                     R"("power_switch":0},"control":{"power_switch":1}}})");
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->reported_json, R"({"brightness":90,"power_switch":0})");
+  EXPECT_EQ(status->control_json, R"({"power_switch":1})");
+  EXPECT_EQ(device_->pending(), 0u);
+
+  // No control held: control_json stays empty; an empty "control" object is none either.
+  device_->GetStatus([&](absl::StatusOr<TemplateClient::DeviceStatus> s) { status = s; });
+  device_->OnMessage("property",
+                     R"({"method":"get_status_reply","clientToken":"LIGHT00001-1","code":0,)"
+                     R"("status":"success","data":{"reported":{"brightness":0},"control":{}}})");
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->reported_json, R"({"brightness":0})");
+  EXPECT_EQ(status->control_json, "");
+
+  // A device the platform has nothing on yet: "data":{} (the SDK's wifi_config docs log this).
+  device_->GetStatus([&](absl::StatusOr<TemplateClient::DeviceStatus> s) { status = s; });
+  device_->OnMessage(
+      "property",
+      R"({"method":"get_status_reply","clientToken":"LIGHT00001-2","code":0,"data":{}})");
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->reported_json, "{}");
+
+  device_->GetStatus([&](absl::StatusOr<TemplateClient::DeviceStatus> s) { status = s; });
+  device_->OnMessage("property",
+                     R"({"method":"get_status_reply","clientToken":"LIGHT00001-3","code":404,)"
+                     R"("status":"device not found"})");
+  EXPECT_EQ(status.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(status.status().message(), "template: get_status refused (code 404: device not found)");
+
+  device_->GetStatus([&](absl::StatusOr<TemplateClient::DeviceStatus> s) { status = s; });
+  clock_.Advance(absl::Seconds(5));
+  EXPECT_EQ(status.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(status.status().message(),
+            "template: no reply to get_status (clientToken LIGHT00001-4) within 5s");
+}
+
+TEST_F(TemplateClientTest, ClearControlWaitsForItsReply) {
+  absl::Status cleared = absl::UnknownError("pending");
+  device_->ClearControl([&](const absl::Status& s) { cleared = s; });
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(sent_[0].topic, "$thing/up/property/LIGHT00001/lamp");
+  EXPECT_EQ(sent_[0].payload, R"({"method":"clear_control","clientToken":"LIGHT00001-0"})");
+  EXPECT_EQ(sent_[0].qos, 0);
+  device_->OnMessage(
+      "property",
+      R"({"method":"clear_control_reply","clientToken":"LIGHT00001-0","code":0,"status":"success"})");
+  EXPECT_TRUE(cleared.ok()) << cleared;
+
+  device_->ClearControl([&](const absl::Status& s) { cleared = s; });
+  device_->OnMessage(
+      "property",
+      R"({"method":"clear_control_reply","clientToken":"LIGHT00001-1","code":1,"status":"busy"})");
+  EXPECT_EQ(cleared.message(), "template: clear_control refused (code 1: busy)");
+}
+
+TEST_F(TemplateClientTest, ReportInfoIsCheckedSentAndAnswered) {
+  // The SDK sample's system info (samples/data_template/data_template_sample.c, _get_sys_info).
+  const std::string info =
+      R"({"module_hardinfo":"ESP8266","module_softinfo":"V1.0","fw_ver":"3.1.1",)"
+      R"("imei":"11-22-33-44","lat":"22.546015","lon":"113.941125",)"
+      R"("device_label":{"append_info":"your self define info"}})";
+  absl::Status reported = absl::UnknownError("pending");
+  device_->ReportInfo(info, [&](const absl::Status& s) { reported = s; });
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(sent_[0].topic, "$thing/up/property/LIGHT00001/lamp");
+  EXPECT_EQ(
+      sent_[0].payload,
+      absl::StrCat(R"({"method":"report_info","clientToken":"LIGHT00001-0","params":)", info, "}"));
+  EXPECT_EQ(sent_[0].qos, 0);
+  device_->OnMessage(
+      "property",
+      R"({"method":"report_info_reply","clientToken":"LIGHT00001-0","code":0,"status":"success"})");
+  EXPECT_TRUE(reported.ok()) << reported;
+
+  absl::Status invalid;
+  device_->ReportInfo(R"({"imei":"1"})", [&](const absl::Status& s) { invalid = s; });
+  EXPECT_EQ(invalid.message(),
+            "template: report_info needs at least one of module_hardinfo, module_softinfo, fw_ver");
+  device_->ReportInfo(R"({"fw_ver":"1","colour":"red"})",
+                      [&](const absl::Status& s) { invalid = s; });
+  EXPECT_EQ(invalid.message(),
+            "template: report_info.colour: not a report_info field (module_hardinfo, "
+            "module_softinfo, fw_ver, imei, lat, lon, mac); put the device's own fields in "
+            "\"device_label\"");
+  device_->ReportInfo(R"({"fw_ver":1})", [&](const absl::Status& s) { invalid = s; });
+  EXPECT_EQ(invalid.message(), "template: report_info.fw_ver: 1 is not a string");
+  device_->ReportInfo(R"({"fw_ver":"1","device_label":{"rev":2}})",
+                      [&](const absl::Status& s) { invalid = s; });
+  EXPECT_EQ(invalid.message(), "template: report_info.device_label.rev: 2 is not a string");
+  EXPECT_EQ(invalid.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sent_.size(), 1u) << "nothing invalid sent";
+}
+
+TEST_F(TemplateClientTest, PendingRequestsAreCancelledWithTheClient) {
+  absl::StatusOr<TemplateClient::DeviceStatus> status = absl::UnknownError("pending");
+  absl::Status cleared = absl::UnknownError("pending");
+  device_->GetStatus([&](absl::StatusOr<TemplateClient::DeviceStatus> s) { status = s; });
+  device_->ClearControl([&](const absl::Status& s) { cleared = s; });
+  device_.reset();
+  EXPECT_EQ(status.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(cleared.code(), absl::StatusCode::kCancelled);
 }
 
 }  // namespace

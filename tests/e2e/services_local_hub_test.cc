@@ -6,7 +6,7 @@
 // they reach the hub, and the connection stays up. As a gateway, the device binds a sub-device
 // (signed with its secret), lists it, brings it online and offline, and unbinds it. With a data
 // template, its report and event are answered by the hub, a control and an action from the
-// console by its handlers.
+// console by its handlers, and get_status / clear_control / report_info by the hub.
 //   args: local_hub.sh hub_plugin.so
 #include <chrono>
 #include <cstdio>
@@ -332,7 +332,8 @@ constexpr char kLightTemplate[] = R"({"version":"1.0","properties":[
   "output":[{"id":"result","define":{"type":"bool","mapping":{"0":"fail","1":"ok"}}}]}]})";
 
 // The data template: a report and an event answered by the local hub, a control and an action
-// from the console answered by the device's handlers.
+// from the console answered by the device's handlers; report_info acknowledged; get_status
+// returns the reported values and the held control until clear_control drops it.
 TEST(ServicesLocalHubTest, DataTemplateReportEventControlAndAction) {
   LocalHub hub;
   absl::Status started = hub.Start("template_hub");
@@ -431,6 +432,42 @@ TEST(ServicesLocalHubTest, DataTemplateReportEventControlAndAction) {
   ASSERT_EQ(controls.size(), 2u);
   EXPECT_EQ(controls.at(0).second, R"({"brightness":70})");
   EXPECT_EQ(controls.at(1).first, "light_blink");
+
+  // report_info, then get_status: the hub holds the console's control until the device clears
+  // it, and has the values reported above.
+  EXPECT_TRUE(OnLoop(client, [light](auto done) {
+                (*light)->ReportInfo(R"({"module_hardinfo":"x86_64","fw_ver":"1.0.0",)"
+                                     R"("mac":"02:00:00:00:00:01",)"
+                                     R"("device_label":{"room":"lab"}})",
+                                     done);
+              }).ok());
+  auto get_status = [&]() -> absl::StatusOr<tencent::TemplateClient::DeviceStatus> {
+    auto promise =
+        std::make_shared<std::promise<absl::StatusOr<tencent::TemplateClient::DeviceStatus>>>();
+    auto future = promise->get_future();
+    client.loop().Post([light, promise] {
+      (*light)->GetStatus([promise](absl::StatusOr<tencent::TemplateClient::DeviceStatus> status) {
+        promise->set_value(std::move(status));
+      });
+    });
+    // The client's own timeout (10 s) answers first; this bound only keeps a hung test finite.
+    if (future.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+      return absl::DeadlineExceededError("get_status: no answer within 30 s");
+    }
+    return future.get();
+  };
+  absl::StatusOr<tencent::TemplateClient::DeviceStatus> status = get_status();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->reported_json, R"({"brightness":40,"power_switch":1})");
+  EXPECT_EQ(status->control_json, R"({"brightness":70})");
+  EXPECT_TRUE(OnLoop(client, [light](auto done) { (*light)->ClearControl(done); }).ok());
+  status = get_status();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->reported_json, R"({"brightness":40,"power_switch":1})");
+  EXPECT_EQ(status->control_json, "") << "clear_control dropped the held control";
+  EXPECT_TRUE(
+      WaitFor([&] { return has("property", R"("method":"report_info")"); }, absl::Seconds(10)))
+      << "the console did not see report_info";
 
   std::promise<void> released;
   client.loop().Post([light, &released] {

@@ -27,6 +27,12 @@ And the data template's uplinks ($thing/up/property|event/<pid>/<dn>): a "report
 $thing/down/property/<pid>/<dn> with {"method":"report_reply","clientToken":..,"code":0,"status":"success"}, an
 "event_post" on $thing/down/event/<pid>/<dn> with an "event_reply" alike. The console sends control and action
 messages itself (console-pub to $thing/down/property|action/<pid>/<dn>) and reads the replies on $thing/up/...
+The service keeps, per device, the reported values (each report's params merged key by key) and the last
+"control" the console sent on $thing/down/property (it listens there too), until the device clears it:
+  get_status    -> get_status_reply with "data": {"reported": {..}} plus "control": {..} while one is held;
+  clear_control -> the held control is dropped; clear_control_reply;
+  report_info   -> the params are kept (the last one per device) and printed; report_info_reply.
+All with code 0 and status "success", as the C SDK's logs show the platform's replies.
 
 The console changes a desired state the same way (local_hub.sh shadow-desire PID DN JSON publishes an update
 with "state": {"desired": JSON}); the hub's answer goes to the device's result topic under a clientToken the
@@ -93,6 +99,7 @@ class ShadowService:
         self.documents = {}
         self.bindings = {}  # (gateway pid, dn) -> [(sub pid, sub dn)], in bind order
         self.online = set()  # (gateway pid, dn, sub pid, sub dn)
+        self.things = {}  # (pid, dn) -> {"reported": {..}, "control": {..} or None, "info": {..} or None}
         self.client = mqtt.Client(client_id="hub-shadow-service", clean_session=True, protocol=mqtt.MQTTv311)
         self.client.username_pw_set(args.username, args.password)
         self.client.on_connect = self._on_connect
@@ -106,7 +113,8 @@ class ShadowService:
             return
         # After every (re)connect: the subscription is not kept across a clean session.
         client.subscribe([("$shadow/operation/+/+", 0), ("$gateway/operation/+/+", 0),
-                          ("$thing/up/property/+/+", 0), ("$thing/up/event/+/+", 0)])
+                          ("$thing/up/property/+/+", 0), ("$thing/up/event/+/+", 0),
+                          ("$thing/down/property/+/+", 0)])
 
     def _on_subscribe(self, client, userdata, mid, granted):
         if not self.subscribed and self.args.ready_file:
@@ -186,24 +194,55 @@ class ShadowService:
 
     def _thing(self, kind, pid, dn, request):
         method = request.get("method")
-        replies = {("property", "report"): "report_reply", ("event", "event_post"): "event_reply"}
+        replies = {("property", "report"): "report_reply", ("event", "event_post"): "event_reply",
+                   ("property", "get_status"): "get_status_reply",
+                   ("property", "clear_control"): "clear_control_reply",
+                   ("property", "report_info"): "report_info_reply"}
         reply = replies.get((kind, method))
         if reply is None:
             return  # control_reply, action_reply and others are for the console to read
-        self._publish(f"$thing/down/{kind}/{pid}/{dn}",
-                      {"method": reply, "clientToken": request.get("clientToken", ""), "code": 0,
-                       "status": "success"})
-        print(f"template service: {pid}/{dn} {method} -> {reply}", flush=True)
+        thing = self.things.setdefault((pid, dn), {"reported": {}, "control": None, "info": None})
+        params = request.get("params")
+        body = {"method": reply, "clientToken": request.get("clientToken", ""), "code": 0, "status": "success"}
+        note = ""
+        if method == "report" and isinstance(params, dict):
+            thing["reported"].update(params)
+        elif method == "get_status":
+            body["data"] = {"reported": thing["reported"]}
+            if thing["control"]:
+                body["data"]["control"] = thing["control"]
+            if thing["control"]:
+                note = f" with the held control {json.dumps(thing['control'], separators=(',', ':'), sort_keys=True)}"
+        elif method == "clear_control":
+            thing["control"] = None
+        elif method == "report_info" and isinstance(params, dict):
+            thing["info"] = params
+            note = f" {json.dumps(params, separators=(',', ':'), sort_keys=True)}"
+        self._publish(f"$thing/down/{kind}/{pid}/{dn}", body)
+        print(f"template service: {pid}/{dn} {method} -> {reply}{note}", flush=True)
+
+    def _console_control(self, pid, dn, message):
+        """A control the console sent a device: held until the device sends clear_control."""
+        if message.get("method") != "control" or not isinstance(message.get("params"), dict):
+            return  # our own replies on the same topic, and anything else
+        thing = self.things.setdefault((pid, dn), {"reported": {}, "control": None, "info": None})
+        thing["control"] = message["params"]
+        print(f"template service: {pid}/{dn} control held: "
+              f"{json.dumps(message['params'], separators=(',', ':'), sort_keys=True)}", flush=True)
 
     def _on_message(self, client, userdata, msg):
         parts = msg.topic.split("/")
-        if len(parts) == 5 and parts[0] == "$thing" and parts[1] == "up":
+        if len(parts) == 5 and parts[0] == "$thing" and parts[1] in ("up", "down"):
             try:
                 request = json.loads(msg.payload.decode("utf-8"))
             except (UnicodeDecodeError, ValueError):
                 return
-            if isinstance(request, dict):
+            if not isinstance(request, dict):
+                return
+            if parts[1] == "up":
                 self._thing(parts[2], parts[3], parts[4], request)
+            elif parts[2] == "property":
+                self._console_control(parts[3], parts[4], request)
             return
         if len(parts) != 4:
             return

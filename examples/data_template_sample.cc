@@ -5,10 +5,12 @@
 //
 // The Tencent C SDK's data_template_sample (IoT Explorer), on hublink: a lamp with the properties
 // and the event of its data template (examples/data_template_sample.json: power_switch, color,
-// brightness, name; status_report). It reports all its properties, then handles control messages:
-// each one is checked against the template, applied, answered with control_reply, and the new
-// state reported; after each it posts a status_report event. profiles/tencent/data_template.h does
-// the protocol and the checks.
+// brightness, name; status_report). As the SDK sample, it first reports its system info
+// (report_info) and asks for its status (get_status): a control the cloud held while the lamp was
+// away is applied like a live one, and cleared (clear_control) so it does not come again. It
+// reports all its properties, then handles control messages: each one is checked against the
+// template, applied, answered with control_reply, and the new state reported; after each it posts
+// a status_report event. profiles/tencent/data_template.h does the protocol and the checks.
 #include <iostream>
 #include <memory>
 #include <string>
@@ -29,6 +31,21 @@ using hublink::tencent::TemplateClient;
 // The lamp's state when it powers on.
 constexpr char kInitialState[] =
     R"({"power_switch":0,"color":0,"brightness":50,"name":"hublink lamp"})";
+// report_info's params: at least one of module_hardinfo, module_softinfo, fw_ver; the device's
+// own fields under device_label (the SDK sample's _get_sys_info sends the same shape).
+constexpr char kSystemInfo[] =
+    R"({"module_hardinfo":"linux","module_softinfo":"hublink","fw_ver":"1.0.0",)"
+    R"("device_label":{"append_info":"hublink data_template_sample"}})";
+
+// Sets each of `params` (a JSON object) in `state`.
+bool Apply(const std::string& params_json, google::protobuf::Struct& state) {
+  absl::StatusOr<google::protobuf::Value> params = hublink::tencent::ParseJsonValue(params_json);
+  if (!params.ok() || !params->has_struct_value()) return false;
+  for (const auto& field : params->struct_value().fields()) {
+    (*state.mutable_fields())[field.first] = field.second;
+  }
+  return true;
+}
 
 std::string ToJson(const google::protobuf::Struct& s) {
   google::protobuf::Value value;
@@ -90,13 +107,8 @@ int main(int argc, char** argv) {
         // goes back as control_reply.
         thing->set_control_handler([&](const std::string& params_json) {
           HLOG(INFO) << "control: " << params_json;
-          absl::StatusOr<google::protobuf::Value> params =
-              hublink::tencent::ParseJsonValue(params_json);
-          if (!params.ok() || !params->has_struct_value()) {
+          if (!Apply(params_json, state)) {
             return TemplateClient::Reply{1, "params is not a JSON object", "{}"};
-          }
-          for (const auto& field : params->struct_value().fields()) {
-            (*state.mutable_fields())[field.first] = field.second;
           }
           controlled.Put(ToJson(state));
           return TemplateClient::Reply{0, "success", "{}"};
@@ -110,6 +122,39 @@ int main(int argc, char** argv) {
     if (reported.ok()) HLOG(INFO) << "report success: " << properties;
     return reported;
   };
+  if (status.ok()) {
+    status = CallOnLoop<absl::Status>(client, "report_info", timeout, [&](auto done) {
+      thing->ReportInfo(kSystemInfo, std::move(done));
+    });
+    if (status.ok()) HLOG(INFO) << "report_info success: " << kSystemInfo;
+  }
+  // What changed while the lamp was away: the control the cloud holds, applied before the first
+  // report so that the report carries it.
+  if (status.ok()) {
+    absl::StatusOr<TemplateClient::DeviceStatus> offline =
+        CallOnLoop<absl::StatusOr<TemplateClient::DeviceStatus>>(
+            client, "get_status", timeout, [&](auto done) { thing->GetStatus(std::move(done)); });
+    status = offline.status();
+    if (offline.ok()) {
+      HLOG(INFO) << "get_status success: reported " << offline->reported_json << ", "
+                 << (offline->control_json.empty() ? "no control held"
+                                                   : "control held " + offline->control_json);
+    }
+    if (offline.ok() && !offline->control_json.empty()) {
+      // Checked like a live control; one that does not fit the template is cleared all the same,
+      // so it is not handed over at every start.
+      absl::Status valid =
+          hublink::tencent::ValidateProperties(*data_template, offline->control_json);
+      if (valid.ok()) {
+        hublink::examples::RunOnLoop(client, [&] { Apply(offline->control_json, state); });
+      } else {
+        HLOG(WARNING) << "held control ignored: " << valid.message();
+      }
+      status = CallOnLoop<absl::Status>(client, "clear_control", timeout,
+                                        [&](auto done) { thing->ClearControl(std::move(done)); });
+      if (status.ok()) HLOG(INFO) << "clear_control success";
+    }
+  }
   int controls = 0;
   if (status.ok()) status = report(ToJson(state));
   if (status.ok()) {

@@ -90,6 +90,10 @@ case "$sample" in
     device=light01
     flags+=(--device_info="$(register "$product" "$device")" --template="$template"
       --expect_controls=1)
+    # A control sent while the lamp is offline: the hub holds it, the sample's get_status gets it.
+    echo "== console: control color=2 to $product/$device while it is offline"
+    "${hub[@]}" console-pub "\$thing/down/property/$product/$device" \
+      '{"method":"control","clientToken":"console-0","params":{"color":2}}' >/dev/null
     ;;
   gateway_sample)
     device=gateway01

@@ -3,7 +3,8 @@
 # service (tools/local_hub/shadow_service.py beside a real mosquitto with the IoT Hub plugin): the
 # document grows a version with each update, a stale --version is refused naming the hub's version,
 # a desired state set from the console arrives as a delta, "desired": null clears it, delete empties
-# the document. Then `hublink template report|event` against the hub's data template replies.
+# the document. Then `hublink template report|event|get-status|clear-control|report-info` against the
+# hub's data template service.
 #   args: local_hub.sh hub_plugin.so shadow_service.py hublink
 set -euo pipefail
 hub_script="$(realpath "$1")"
@@ -115,6 +116,26 @@ range_status=0
 template range report --params='{"brightness":140}' || range_status=$?
 check "a value outside the template is refused (exit 1) naming the field" \
   eval '((range_status == 1)) && grep -q "params.brightness: 140 is above max 100" "$work/range.err"'
+
+# A control sent while the device is offline is held by the hub: get-status shows it beside the
+# reported values until clear-control drops it. report-info is acknowledged; a field it does not
+# know is refused before connecting.
+"${hub[@]}" console-pub '$thing/down/property/SHADOWP001/lamp' \
+  '{"method":"control","clientToken":"console-1","params":{"brightness":70}}' >/dev/null
+check "hublink template get-status prints the reported values and the held control" \
+  eval 'template status1 get-status &&
+    grep -qxF "{\"reported\":{\"brightness\":40},\"control\":{\"brightness\":70}}" "$work/status1.out"'
+check "hublink template clear-control is answered" \
+  eval 'template clear clear-control && grep -qx "control cleared" "$work/clear.out"'
+check "after clear-control get-status has no control" \
+  eval 'template status2 get-status && grep -qxF "{\"reported\":{\"brightness\":40}}" "$work/status2.out"'
+check "hublink template report-info is answered" \
+  eval 'template info report-info --params="{\"fw_ver\":\"1.0.0\",\"mac\":\"02:00:00:00:00:01\"}" &&
+    grep -qx "info reported" "$work/info.out"'
+info_status=0
+template badinfo report-info --params='{"fw_ver":"1","firmware":"x"}' || info_status=$?
+check "a report-info field the platform does not know is refused (exit 1) naming it" \
+  eval '((info_status == 1)) && grep -q "report_info.firmware: not a report_info field" "$work/badinfo.err"'
 
 echo "$passes passed, $failures failed"
 if ((failures)); then

@@ -467,7 +467,9 @@ absl::string_view Summary(absl::string_view command) {
   if (command == "sign") return "print the client id, username and password a device would send";
   if (command == "fleet") return "many clients at once: connect, publish, summarize";
   if (command == "shadow") return "get|update|delete a Tencent device's shadow (JSON on stdout)";
-  if (command == "template") return "report|event of a Tencent IoT Explorer data template";
+  if (command == "template") {
+    return "report|event|report-info|get-status|clear-control: Tencent IoT Explorer data template";
+  }
   if (command == "register") return "Tencent dynamic registration: write device_info.json";
   if (command == "ota") return "Tencent OTA: report the version, download an update (Range, MD5)";
   if (command == "check") return "validate a pipeline file without connecting: hublink check FILE";

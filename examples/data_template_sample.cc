@@ -156,7 +156,12 @@ int main(int argc, char** argv) {
     }
   }
   int controls = 0;
-  if (status.ok()) status = report(ToJson(state));
+  if (status.ok()) {
+    // Read on the loop thread: a control may arrive (and change the state) at any time now.
+    std::string initial;
+    hublink::examples::RunOnLoop(client, [&] { initial = ToJson(state); });
+    status = report(initial);
+  }
   if (status.ok()) {
     HLOG(INFO) << "waiting for control on "
                << hublink::tencent::ThingTopic("down", "property", device->info.product_id(),

@@ -1,10 +1,11 @@
 // Runs the fuzz target over seeded random mutations of valid responses, so the normal build
 // exercises it.
 #include <cstdint>
-#include <random>
+#include <iterator>
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/fuzz_replay.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
@@ -19,28 +20,8 @@ TEST(CodecFuzzerReplay, MutatedResponsesParseTheSameWholeOrSplit) {
       "2\r\nde\r\n0\r\nT: 1\r\n\r\n",
       "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 404 Not Found\r\n\r\nbody to close",
   };
-  std::mt19937 rng(4242);
-  for (int i = 0; i < 20000; ++i) {
-    std::string input = seeds[i % 3];
-    int mutations = 1 + rng() % 4;
-    for (int m = 0; m < mutations; ++m) {
-      size_t at = rng() % input.size();
-      switch (rng() % 3) {
-        case 0:
-          input[at] = static_cast<char>(rng());
-          break;
-        case 1:
-          input.erase(at, 1 + rng() % 3);
-          break;
-        case 2:
-          input.insert(at, 1, static_cast<char>(rng()));
-          break;
-      }
-      if (input.empty()) input = "x";
-    }
-    input.insert(input.begin(), static_cast<char>(rng()));
-    LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(input.data()), input.size());
-  }
+  hublink::testing::ReplayFuzzMutations(LLVMFuzzerTestOneInput,
+                                        {std::begin(seeds), std::end(seeds)});
 }
 
 }  // namespace

@@ -1,11 +1,11 @@
 // Runs the fuzz target over seeded random mutations of valid packets, so the normal build exercises
 // it.
 #include <cstdint>
-#include <random>
 #include <string>
 
 #include "gtest/gtest.h"
 #include "protocols/mqtt/codec.h"
+#include "tests/fuzz_replay.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
@@ -30,28 +30,9 @@ TEST(CodecFuzzerReplay, MutatedPacketsDecodeTheSameWholeOrSplit) {
   ASSERT_TRUE(AppendSubscribe(4, subs, &seed).ok());
   AppendPingresp(&seed);
 
-  std::mt19937 rng(12345);
-  for (int i = 0; i < 20000; ++i) {
-    std::string input = seed;
-    int mutations = 1 + rng() % 4;
-    for (int m = 0; m < mutations; ++m) {
-      size_t at = rng() % input.size();
-      switch (rng() % 3) {
-        case 0:
-          input[at] = static_cast<char>(rng());
-          break;
-        case 1:
-          input.erase(at, 1 + rng() % 3);
-          break;
-        case 2:
-          input.insert(at, 1, static_cast<char>(rng()));
-          break;
-      }
-      if (input.empty()) input = "x";
-    }
-    input.insert(input.begin(), static_cast<char>(rng()));
-    LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(input.data()), input.size());
-  }
+  hublink::testing::FuzzReplayOptions options;
+  options.rng_seed = 12345;
+  hublink::testing::ReplayFuzzMutations(LLVMFuzzerTestOneInput, {seed}, options);
 }
 
 }  // namespace

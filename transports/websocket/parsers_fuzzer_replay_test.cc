@@ -1,10 +1,10 @@
 // Runs the WebSocket parsers' fuzz target over seeded random mutations of valid server input, so
 // the normal build exercises it (and ASan/UBSan builds check it).
 #include <cstdint>
-#include <random>
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/fuzz_replay.h"
 #include "transports/websocket/test_frames.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
@@ -13,29 +13,15 @@ namespace hublink {
 namespace websocket {
 namespace {
 
+// The target's first byte selects the parser: 0 frames, 1 the upgrade response. Unlike the codecs'
+// replays, a round may feed the valid seed itself (0 edits), and an input edited to nothing stays so.
 void Replay(char selector, const std::string& seed, int rounds) {
-  std::mt19937 rng(4242);
-  for (int i = 0; i < rounds; ++i) {
-    std::string input = seed;
-    int mutations = rng() % 4;  // 0: the valid seed itself
-    for (int m = 0; m < mutations && !input.empty(); ++m) {
-      size_t at = rng() % input.size();
-      switch (rng() % 3) {
-        case 0:
-          input[at] = static_cast<char>(rng());
-          break;
-        case 1:
-          input.erase(at, 1 + rng() % 3);
-          break;
-        default:
-          input.insert(at, 1, static_cast<char>(rng()));
-          break;
-      }
-    }
-    std::string framed =
-        std::string(1, selector) + std::string(1, static_cast<char>(rng())) + input;
-    LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(framed.data()), framed.size());
-  }
+  hublink::testing::FuzzReplayOptions options;
+  options.rounds = rounds;
+  options.min_edits = 0;
+  options.refill_empty = false;
+  options.prefix = std::string(1, selector);
+  hublink::testing::ReplayFuzzMutations(LLVMFuzzerTestOneInput, {seed}, options);
 }
 
 TEST(ParsersFuzzerReplay, MutatedServerFramesDecodeTheSameWholeOrSplit) {

@@ -1,5 +1,4 @@
 // `hublink check`, `hublink plugins --describe` and --plugin through RunHublink: what a user types.
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -8,23 +7,11 @@
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
-#include "tools/cli/hublink_cli.h"
+#include "tools/cli/cli_test_util.h"
 
 namespace hublink {
 namespace cli {
 namespace {
-
-struct CliRun {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-CliRun Hublink(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  int code = RunHublink(args, out, err);
-  return {code, out.str(), err.str()};
-}
 
 std::string Write(absl::string_view name, absl::string_view contents) {
   std::string path = absl::StrCat(testing::TempDir(), "/", name);

@@ -20,24 +20,13 @@
 #include "plugins/log.h"
 #include "plugins/pipeline.h"
 #include "tests/test_util.h"
+#include "tools/cli/cli_test_util.h"
 
 namespace hublink {
 namespace cli {
 namespace {
 
 using ::hublink::testing::MosquittoBroker;
-
-struct CliRun {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-CliRun Hublink(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  int code = RunHublink(args, out, err);
-  return {code, out.str(), err.str()};
-}
 
 // The worked example of the Tencent facts file, as a device_info.json.
 std::string WorkedExampleDevice() {

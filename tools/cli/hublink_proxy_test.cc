@@ -2,7 +2,6 @@
 // or by the environment, and the password masked in --dump_pipeline.
 #include <stdlib.h>
 
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -10,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
-#include "tools/cli/hublink_cli.h"
+#include "tools/cli/cli_test_util.h"
 #include "transports/http_connect/proxy_test_util.h"
 
 namespace hublink {
@@ -22,18 +21,6 @@ using ::hublink::testing::ProxyDaemon;
 
 // proxy_test_util links the conformance suite, which this test does not instantiate.
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(TransportConformanceTest);
-
-struct CliRun {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-CliRun Hublink(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  int code = RunHublink(args, out, err);
-  return {code, out.str(), err.str()};
-}
 
 // Sets an environment variable for one scope.
 class ScopedEnv {

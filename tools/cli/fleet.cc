@@ -35,6 +35,7 @@
 #include "protocols/mqtt/mqtt.pb.h"
 #include "tools/cli/connection_flags.h"
 #include "tools/cli/flags.h"
+#include "tools/cli/service_command_util.h"
 
 namespace hublink {
 namespace cli {
@@ -829,8 +830,7 @@ class Fleet {
 };
 
 int Usage(std::ostream& err, const std::string& message, const FlagParser& parser) {
-  err << "hublink fleet: " << message << "\nflags:\n" << parser.Usage();
-  return 2;
+  return PrintUsageError(err, "fleet", message, /*usage=*/"", parser);
 }
 
 int Merge(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -906,17 +906,14 @@ int RunFleet(const std::vector<std::string>& args, std::ostream& out, std::ostre
   parser.AddInt("seed", &flags.seed, "seeds the connect jitter, publish phases and backoff");
   parser.AddBool("json", &flags.json,
                  "print the summary as JSON (with latency histograms, for `fleet merge`)");
-  for (const std::string& arg : args) {
-    if (arg == "--") break;
-    if (arg == "--help" || arg == "-h") {
-      out << "usage: hublink fleet [flags]\n       hublink fleet merge [--json] FILE...\n"
-          << "  many clients in one process: connect, publish, summarize (docs/fleet.md)\nflags:\n"
-          << parser.Usage()
-          // Taken by `hublink` before these flags are parsed (TakePluginFlags in hublink_cli.cc).
-          << "  --plugin=VALUE          load plugins from this shared object (repeatable; see "
-             "docs/plugin-authoring.md)\n";
-      return 0;
-    }
+  if (WantsHelp(args)) {
+    out << "usage: hublink fleet [flags]\n       hublink fleet merge [--json] FILE...\n"
+        << "  many clients in one process: connect, publish, summarize (docs/fleet.md)\nflags:\n"
+        << parser.Usage()
+        // Taken by `hublink` before these flags are parsed (TakePluginFlags in hublink_cli.cc).
+        << "  --plugin=VALUE          load plugins from this shared object (repeatable; see "
+           "docs/plugin-authoring.md)\n";
+    return 0;
   }
   std::vector<std::string> positional;
   absl::Status parsed = parser.Parse(args, &positional);
@@ -974,10 +971,7 @@ int RunFleet(const std::vector<std::string>& args, std::ostream& out, std::ostre
     flags.connection.client_id = "hublink-fleet-{i}";
   }
 
-  Registry::Builder builder;
-  RegisterBuiltinPlugins(builder);
-  if (register_plugins) register_plugins(builder);
-  absl::StatusOr<Registry> registry = std::move(builder).Build();
+  absl::StatusOr<Registry> registry = BuildCommandRegistry(register_plugins);
   if (!registry.ok()) {
     err << "hublink fleet: " << registry.status().message() << "\n";
     return 1;

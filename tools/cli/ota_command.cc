@@ -17,6 +17,7 @@
 #include "protocols/mqtt/client.h"
 #include "tools/cli/connection_flags.h"
 #include "tools/cli/flags.h"
+#include "tools/cli/service_command_util.h"
 
 namespace hublink {
 namespace cli {
@@ -40,11 +41,10 @@ struct Inbox {
   absl::optional<absl::StatusOr<tencent::FirmwareUpdate>> update;
 };
 
+constexpr char kUsage[] = "hublink ota --device_info=FILE --version=V --download_dir=DIR [flags]";
+
 int Usage(std::ostream& err, absl::string_view problem, const FlagParser& parser) {
-  err << "hublink ota: " << problem
-      << "\nusage: hublink ota --device_info=FILE --version=V --download_dir=DIR [flags]\nflags:\n"
-      << parser.Usage();
-  return 2;
+  return PrintUsageError(err, "ota", problem, kUsage, parser);
 }
 
 int Fail(std::ostream& err, const absl::Status& status) {
@@ -91,14 +91,11 @@ int RunOta(const std::vector<std::string>& args, std::ostream& out, std::ostream
                 "seconds for the connection, the subscription and each report (default 10)");
   parser.AddInt("max_attempts", &flags.max_attempts,
                 "download connections in all before giving up (default 10)");
-  for (const std::string& arg : args) {
-    if (arg == "--") break;
-    if (arg == "--help" || arg == "-h") {
-      out << "usage: hublink ota --device_info=FILE --version=V --download_dir=DIR [flags]\n"
-          << "  report the version, wait for an update, download and verify it\nflags:\n"
-          << parser.Usage();
-      return 0;
-    }
+  if (WantsHelp(args)) {
+    out << "usage: " << kUsage << "\n"
+        << "  report the version, wait for an update, download and verify it\nflags:\n"
+        << parser.Usage();
+    return 0;
   }
   std::vector<std::string> positional;
   absl::Status parsed = parser.Parse(args, &positional);
@@ -118,16 +115,11 @@ int RunOta(const std::vector<std::string>& args, std::ostream& out, std::ostream
                  parser);
   }
 
-  Registry::Builder builder;
-  RegisterBuiltinPlugins(builder);
-  if (register_plugins) register_plugins(builder);
-  absl::StatusOr<Registry> registry = std::move(builder).Build();
+  absl::StatusOr<Registry> registry = BuildCommandRegistry(register_plugins);
   if (!registry.ok()) return Fail(err, registry.status());
   tencent::DeviceInfo info;
-  absl::StatusOr<Pipeline> pipeline = BuildPipeline(flags.connection, &info, &*registry);
-  if (!pipeline.ok()) return Fail(err, pipeline.status());
   absl::StatusOr<std::unique_ptr<ResolvedPipeline>> resolved =
-      ResolvedPipeline::Resolve(*pipeline, *registry, PipelineSource(flags.connection));
+      ResolveConnection(flags.connection, *registry, &info);
   if (!resolved.ok()) return Fail(err, resolved.status());
 
   Inbox inbox;  // outlives the client, whose loop thread writes to it

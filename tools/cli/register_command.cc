@@ -13,6 +13,7 @@
 #include "protocols/http/http_client.h"
 #include "tools/cli/flags.h"
 #include "tools/cli/proxy_flags.h"
+#include "tools/cli/service_command_util.h"
 
 namespace hublink {
 namespace cli {
@@ -39,8 +40,7 @@ struct RegisterFlags {
 };
 
 int Usage(std::ostream& err, absl::string_view problem, const FlagParser& parser) {
-  err << "hublink register: " << problem << "\nflags:\n" << parser.Usage();
-  return 2;
+  return PrintUsageError(err, "register", problem, /*usage=*/"", parser);
 }
 
 int Fail(std::ostream& err, const absl::Status& status) {
@@ -81,16 +81,13 @@ int RunRegister(const std::vector<std::string>& args, std::ostream& out, std::os
     if (arg == "--") break;
     if (arg == "-v") arg = "--verbose";
   }
-  for (const std::string& arg : rest) {
-    if (arg == "--") break;
-    if (arg == "--help" || arg == "-h") {
-      out << "usage: hublink register --product_id=P --product_secret=S --device_name=D "
-             "--out=FILE [flags]\n"
-          << "  Tencent dynamic registration: get this device's credentials, write "
-             "device_info.json\nflags:\n"
-          << parser.Usage();
-      return 0;
-    }
+  if (WantsHelp(rest)) {
+    out << "usage: hublink register --product_id=P --product_secret=S --device_name=D "
+           "--out=FILE [flags]\n"
+        << "  Tencent dynamic registration: get this device's credentials, write "
+           "device_info.json\nflags:\n"
+        << parser.Usage();
+    return 0;
   }
   std::vector<std::string> positional;
   absl::Status parsed = parser.Parse(rest, &positional);
@@ -129,10 +126,7 @@ int RunRegister(const std::vector<std::string>& args, std::ostream& out, std::os
   params.device_name = flags.device_name;
   params.host = flags.host;
 
-  Registry::Builder builder;
-  RegisterBuiltinPlugins(builder);
-  if (register_plugins) register_plugins(builder);
-  absl::StatusOr<Registry> registry = std::move(builder).Build();
+  absl::StatusOr<Registry> registry = BuildCommandRegistry(register_plugins);
   if (!registry.ok()) return Fail(err, registry.status());
   absl::StatusOr<Pipeline> pipeline =
       http::HttpsPipeline(flags.host, flags.port, flags.ca_file, flags.insecure);

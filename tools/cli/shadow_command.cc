@@ -14,6 +14,7 @@
 #include "protocols/mqtt/client.h"
 #include "tools/cli/connection_flags.h"
 #include "tools/cli/flags.h"
+#include "tools/cli/service_command_util.h"
 
 namespace hublink {
 namespace cli {
@@ -39,11 +40,10 @@ struct Outcome {
   bool connected = false;
 };
 
+constexpr char kUsage[] = "hublink shadow get|update|delete --device_info=FILE [flags]";
+
 int Usage(std::ostream& err, absl::string_view problem, const FlagParser& parser) {
-  err << "hublink shadow: " << problem
-      << "\nusage: hublink shadow get|update|delete --device_info=FILE [flags]\nflags:\n"
-      << parser.Usage();
-  return 2;
+  return PrintUsageError(err, "shadow", problem, kUsage, parser);
 }
 
 int Fail(std::ostream& err, const absl::Status& status) {
@@ -68,14 +68,11 @@ int RunShadow(const std::vector<std::string>& args, std::ostream& out, std::ostr
                 "after the operation, wait for this many delta pushes and print each");
   parser.AddInt("timeout", &flags.timeout,
                 "seconds to wait for the connection and each reply (default 10)");
-  for (const std::string& arg : args) {
-    if (arg == "--") break;
-    if (arg == "--help" || arg == "-h") {
-      out << "usage: hublink shadow get|update|delete --device_info=FILE [flags]\n"
-          << "  a Tencent IoT Hub device's shadow document, printed as JSON\nflags:\n"
-          << parser.Usage();
-      return 0;
-    }
+  if (WantsHelp(args)) {
+    out << "usage: " << kUsage << "\n"
+        << "  a Tencent IoT Hub device's shadow document, printed as JSON\nflags:\n"
+        << parser.Usage();
+    return 0;
   }
   std::vector<std::string> positional;
   absl::Status parsed = parser.Parse(args, &positional);
@@ -101,16 +98,11 @@ int RunShadow(const std::vector<std::string>& args, std::ostream& out, std::ostr
                  parser);
   }
 
-  Registry::Builder builder;
-  RegisterBuiltinPlugins(builder);
-  if (register_plugins) register_plugins(builder);
-  absl::StatusOr<Registry> registry = std::move(builder).Build();
+  absl::StatusOr<Registry> registry = BuildCommandRegistry(register_plugins);
   if (!registry.ok()) return Fail(err, registry.status());
   tencent::DeviceInfo info;
-  absl::StatusOr<Pipeline> pipeline = BuildPipeline(flags.connection, &info, &*registry);
-  if (!pipeline.ok()) return Fail(err, pipeline.status());
   absl::StatusOr<std::unique_ptr<ResolvedPipeline>> resolved =
-      ResolvedPipeline::Resolve(*pipeline, *registry, PipelineSource(flags.connection));
+      ResolveConnection(flags.connection, *registry, &info);
   if (!resolved.ok()) return Fail(err, resolved.status());
 
   Outcome outcome;  // outlives the client, whose loop thread writes to it
@@ -206,15 +198,7 @@ int RunShadow(const std::vector<std::string>& args, std::ostream& out, std::ostr
       }
     }
   }
-  // The ShadowClient goes on the loop thread, before the client.
-  std::promise<void> released;
-  c.loop().Post([shadow, &released] {
-    shadow->reset();
-    released.set_value();
-  });
-  released.get_future().wait();
-  std::future<absl::Status> closed = c.Disconnect();
-  closed.wait_for(std::chrono::seconds(5));
+  ReleaseThenDisconnect(c, [shadow] { shadow->reset(); });
   return code;
 }
 

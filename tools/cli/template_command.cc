@@ -16,6 +16,7 @@
 #include "protocols/mqtt/client.h"
 #include "tools/cli/connection_flags.h"
 #include "tools/cli/flags.h"
+#include "tools/cli/service_command_util.h"
 
 namespace hublink {
 namespace cli {
@@ -34,8 +35,7 @@ constexpr char kUsage[] =
     "[--template=FILE] [--params=JSON] [--event=ID]";
 
 int Usage(std::ostream& err, absl::string_view problem, const FlagParser& parser) {
-  err << "hublink template: " << problem << "\nusage: " << kUsage << "\nflags:\n" << parser.Usage();
-  return 2;
+  return PrintUsageError(err, "template", problem, kUsage, parser);
 }
 
 int Fail(std::ostream& err, const absl::Status& status) {
@@ -58,18 +58,15 @@ int RunTemplate(const std::vector<std::string>& args, std::ostream& out, std::os
   parser.AddString("event", &flags.event, "event: the event's id in the template");
   parser.AddInt("timeout", &flags.timeout,
                 "seconds to wait for the connection and the reply (default 10)");
-  for (const std::string& arg : args) {
-    if (arg == "--") break;
-    if (arg == "--help" || arg == "-h") {
-      out << "usage: " << kUsage << "\n"
-          << "  report properties or post an event of a Tencent IoT Explorer data template (both\n"
-          << "  need --template and --params), report the device's info (report-info --params=\n"
-          << "  '{\"fw_ver\":..}'), print the platform's status (get-status: reported values and\n"
-          << "  the control it holds, as JSON), or drop that control (clear-control)\n"
-          << "flags:\n"
-          << parser.Usage();
-      return 0;
-    }
+  if (WantsHelp(args)) {
+    out << "usage: " << kUsage << "\n"
+        << "  report properties or post an event of a Tencent IoT Explorer data template (both\n"
+        << "  need --template and --params), report the device's info (report-info --params=\n"
+        << "  '{\"fw_ver\":..}'), print the platform's status (get-status: reported values and\n"
+        << "  the control it holds, as JSON), or drop that control (clear-control)\n"
+        << "flags:\n"
+        << parser.Usage();
+    return 0;
   }
   std::vector<std::string> positional;
   absl::Status parsed = parser.Parse(args, &positional);
@@ -110,16 +107,11 @@ int RunTemplate(const std::vector<std::string>& args, std::ostream& out, std::os
   if (operation == "report-info") valid = tencent::ValidateReportInfo(flags.params);
   if (!valid.ok()) return Fail(err, valid);
 
-  Registry::Builder builder;
-  RegisterBuiltinPlugins(builder);
-  if (register_plugins) register_plugins(builder);
-  absl::StatusOr<Registry> registry = std::move(builder).Build();
+  absl::StatusOr<Registry> registry = BuildCommandRegistry(register_plugins);
   if (!registry.ok()) return Fail(err, registry.status());
   tencent::DeviceInfo info;
-  absl::StatusOr<Pipeline> pipeline = BuildPipeline(flags.connection, &info, &*registry);
-  if (!pipeline.ok()) return Fail(err, pipeline.status());
   absl::StatusOr<std::unique_ptr<ResolvedPipeline>> resolved =
-      ResolvedPipeline::Resolve(*pipeline, *registry, PipelineSource(flags.connection));
+      ResolveConnection(flags.connection, *registry, &info);
   if (!resolved.ok()) return Fail(err, resolved.status());
 
   // Declared before the client, whose loop thread may complete it until the client is gone.
@@ -176,13 +168,7 @@ int RunTemplate(const std::vector<std::string>& args, std::ostream& out, std::os
           : absl::DeadlineExceededError(absl::StrCat(operation, ": nothing within ",
                                                      2 * flags.timeout,
                                                      " s (connected? see the log above)"));
-  std::promise<void> released;
-  c.loop().Post([device, &released] {
-    device->reset();
-    released.set_value();
-  });
-  released.get_future().wait();
-  c.Disconnect().wait_for(std::chrono::seconds(5));
+  ReleaseThenDisconnect(c, [device] { device->reset(); });
   if (!status.ok()) return Fail(err, status);
   if (operation == "report") {
     out << "reported\n";

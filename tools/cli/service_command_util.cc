@@ -1,0 +1,55 @@
+#include "tools/cli/service_command_util.h"
+
+#include <chrono>
+#include <future>
+#include <utility>
+
+#include "plugins/builtin.h"
+
+namespace hublink {
+namespace cli {
+
+bool WantsHelp(const std::vector<std::string>& args) {
+  for (const std::string& arg : args) {
+    if (arg == "--") return false;
+    if (arg == "--help" || arg == "-h") return true;
+  }
+  return false;
+}
+
+int PrintUsageError(std::ostream& err, absl::string_view command, absl::string_view problem,
+                    absl::string_view usage, const FlagParser& parser) {
+  err << "hublink " << command << ": " << problem << "\n";
+  if (!usage.empty()) err << "usage: " << usage << "\n";
+  err << "flags:\n" << parser.Usage();
+  return 2;
+}
+
+absl::StatusOr<Registry> BuildCommandRegistry(
+    const std::function<void(Registry::Builder&)>& register_plugins) {
+  Registry::Builder builder;
+  RegisterBuiltinPlugins(builder);
+  if (register_plugins) register_plugins(builder);
+  return std::move(builder).Build();
+}
+
+absl::StatusOr<std::unique_ptr<ResolvedPipeline>> ResolveConnection(const ConnectionFlags& flags,
+                                                                    const Registry& registry,
+                                                                    tencent::DeviceInfo* info) {
+  absl::StatusOr<Pipeline> pipeline = BuildPipeline(flags, info, &registry);
+  if (!pipeline.ok()) return pipeline.status();
+  return ResolvedPipeline::Resolve(*pipeline, registry, PipelineSource(flags));
+}
+
+void ReleaseThenDisconnect(Client& client, std::function<void()> release) {
+  std::promise<void> released;
+  client.loop().Post([&release, &released] {
+    release();
+    released.set_value();
+  });
+  released.get_future().wait();
+  client.Disconnect().wait_for(std::chrono::seconds(5));
+}
+
+}  // namespace cli
+}  // namespace hublink

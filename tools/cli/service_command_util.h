@@ -1,0 +1,53 @@
+// What the Tencent service commands (hublink shadow, ota, template, register, fleet) share: the
+// --help check, the usage error, the registry and resolved pipeline they connect with, and the
+// order a service client and its MQTT client go away in. One place, so the commands cannot drift
+// apart in how they parse, fail and shut down.
+#ifndef HUBLINK_TOOLS_CLI_SERVICE_COMMAND_UTIL_H_
+#define HUBLINK_TOOLS_CLI_SERVICE_COMMAND_UTIL_H_
+
+#include <functional>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "plugins/pipeline.h"
+#include "plugins/registry.h"
+#include "profiles/tencent/tencent_profile.h"
+#include "protocols/mqtt/client.h"
+#include "tools/cli/connection_flags.h"
+#include "tools/cli/flags.h"
+
+namespace hublink {
+namespace cli {
+
+// True when `args` ask for help: --help or -h before a "--" (after it, everything is an operand).
+bool WantsHelp(const std::vector<std::string>& args);
+
+// Writes "hublink <command>: <problem>", then "usage: <usage>" when `usage` is not empty, then the
+// flags, to `err`; returns 2, the exit code of a command line that is wrong.
+int PrintUsageError(std::ostream& err, absl::string_view command, absl::string_view problem,
+                    absl::string_view usage, const FlagParser& parser);
+
+// The registry a command connects with: the built-in plugins and those `register_plugins` adds
+// (the --plugin ones; it may be empty).
+absl::StatusOr<Registry> BuildCommandRegistry(
+    const std::function<void(Registry::Builder&)>& register_plugins);
+
+// The pipeline `flags` describe, resolved against `registry`; `info` (when non-null) receives the
+// --device_info it was made from. Errors name the flag or file at fault.
+absl::StatusOr<std::unique_ptr<ResolvedPipeline>> ResolveConnection(const ConnectionFlags& flags,
+                                                                    const Registry& registry,
+                                                                    tencent::DeviceInfo* info);
+
+// Runs `release` on the client's loop thread and waits for it (service clients are loop-thread
+// only and must go before the client they are attached to), then disconnects, waiting up to 5 s
+// for the DISCONNECT to go out.
+void ReleaseThenDisconnect(Client& client, std::function<void()> release);
+
+}  // namespace cli
+}  // namespace hublink
+
+#endif  // HUBLINK_TOOLS_CLI_SERVICE_COMMAND_UTIL_H_

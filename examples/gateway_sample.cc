@@ -58,12 +58,8 @@ int main(int argc, char** argv) {
     subdev_infos.push_back(*std::move(info));
   }
 
-  absl::StatusOr<hublink::examples::Device> device =
-      hublink::examples::ConnectDevice(flags, absl::Seconds(30));
-  if (!device.ok()) {
-    HLOG(ERROR) << "Cloud Device Construct Failed: " << device.status().message();
-    return 1;
-  }
+  absl::optional<hublink::examples::Device> device = hublink::examples::ConnectSampleDevice(flags);
+  if (!device.has_value()) return 1;
   hublink::Client& client = *device->client;
   const absl::Duration timeout = absl::Seconds(10);
 

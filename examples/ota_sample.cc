@@ -67,12 +67,8 @@ int main(int argc, char** argv) {
   const std::string version_file = download_dir + "/version.txt";
   const std::string version = RunningVersion(version_file, initial_version);
 
-  absl::StatusOr<hublink::examples::Device> device =
-      hublink::examples::ConnectDevice(flags, absl::Seconds(30));
-  if (!device.ok()) {
-    HLOG(ERROR) << "Cloud Device Construct Failed: " << device.status().message();
-    return 1;
-  }
+  absl::optional<hublink::examples::Device> device = hublink::examples::ConnectSampleDevice(flags);
+  if (!device.has_value()) return 1;
   hublink::Client& client = *device->client;
   const std::string report_topic = hublink::tencent::OtaReportTopic(device->info);
   const std::string update_topic = hublink::tencent::OtaUpdateTopic(device->info);

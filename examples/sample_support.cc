@@ -93,6 +93,15 @@ absl::StatusOr<Device> ConnectDevice(const SampleFlags& flags, absl::Duration ti
   return absl::Status(why.code(), absl::StrCat("connecting: ", why.message()));
 }
 
+absl::optional<Device> ConnectSampleDevice(const SampleFlags& flags) {
+  absl::StatusOr<Device> device = ConnectDevice(flags, absl::Seconds(30));
+  if (!device.ok()) {
+    HLOG(ERROR) << "Cloud Device Construct Failed: " << device.status().message();
+    return absl::nullopt;
+  }
+  return *std::move(device);
+}
+
 void RunOnLoop(Client& client, std::function<void()> fn) {
   std::promise<void> ran;
   client.loop().Post([&] {

@@ -50,6 +50,9 @@ struct Device {
   std::unique_ptr<Client> client;
 };
 absl::StatusOr<Device> ConnectDevice(const SampleFlags& flags, absl::Duration timeout);
+// ConnectDevice with the samples' 30 s. On failure it logs the C SDK samples' "Cloud Device
+// Construct Failed: <why>" and returns nullopt (the sample then exits 1).
+absl::optional<Device> ConnectSampleDevice(const SampleFlags& flags);
 
 // Runs `start` on the client's loop thread, handing it a `done` to call once (from any thread),
 // and waits up to `timeout` for it. T is absl::Status or an absl::StatusOr; a timeout is

@@ -120,15 +120,20 @@ need() {
   command -v "$1" >/dev/null || die "$1 not found; run tools/bootstrap.sh"
 }
 
+# live_pid PID_FILE TEXT: prints the PID in PID_FILE if that process still runs and its command line
+# contains TEXT (so a PID reused by another process after a crash is not taken for ours).
+live_pid() {
+  [[ -f "$1" ]] || return 1
+  local pid
+  pid="$(cat "$1")"
+  [[ "$pid" =~ ^[0-9]+$ && -r "/proc/$pid/cmdline" ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$2" || return 1
+  echo "$pid"
+}
+
 # The PID of the hub this state dir started, if that process still runs mosquitto with our config.
 running_pid() {
-  [[ -f "$pid_file" ]] || return 1
-  local pid
-  pid="$(cat "$pid_file")"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  [[ -r "/proc/$pid/cmdline" ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- " -c $conf " || return 1
-  echo "$pid"
+  live_pid "$pid_file" " -c $conf "
 }
 
 ensure_ca() {
@@ -315,12 +320,7 @@ EOF
 # document) beside the broker. Optional: without the script or python3-paho-mqtt the hub runs without
 # a shadow and says so.
 shadow_service_pid() {
-  [[ -f "$shadow_pid_file" ]] || return 1
-  local pid
-  pid="$(cat "$shadow_pid_file")"
-  [[ "$pid" =~ ^[0-9]+$ && -r "/proc/$pid/cmdline" ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "shadow_service.py" || return 1
-  echo "$pid"
+  live_pid "$shadow_pid_file" "shadow_service.py"
 }
 
 start_shadow_service() {
@@ -541,12 +541,7 @@ https_pid_file="$state_dir/https.pid"
 https_port_file="$state_dir/https.port"
 
 https_running_pid() {
-  [[ -f "$https_pid_file" ]] || return 1
-  local pid
-  pid="$(cat "$https_pid_file")"
-  [[ "$pid" =~ ^[0-9]+$ && -r "/proc/$pid/cmdline" ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "--products $products_file " || return 1
-  echo "$pid"
+  live_pid "$https_pid_file" "--products $products_file "
 }
 
 cmd_register_product() {

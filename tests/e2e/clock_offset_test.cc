@@ -14,6 +14,7 @@
 #include "plugins/pipeline.h"
 #include "profiles/tencent/tencent_profile.h"
 #include "protocols/mqtt/client.h"
+#include "tests/e2e/e2e_test_main.h"
 #include "tests/test_util.h"
 
 namespace hublink {
@@ -114,12 +115,7 @@ TEST(ClockOffsetTest, ExpiryIsComputedInServerTime) {
 }  // namespace hublink
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  if (argc < 3) {
-    std::fprintf(stderr, "usage: clock_offset_test LOCAL_HUB_SH HUB_PLUGIN_SO\n");
-    return 2;
-  }
-  hublink::g_hub_script = argv[1];
-  hublink::g_plugin = argv[2];
-  return RUN_ALL_TESTS();
+  return hublink::testing::RunTestsWithArgs(argc, argv,
+                                            "clock_offset_test LOCAL_HUB_SH HUB_PLUGIN_SO",
+                                            {&hublink::g_hub_script, &hublink::g_plugin});
 }

@@ -7,6 +7,8 @@
 # and an untrusted server certificate.
 #   args: local_hub.sh hub_plugin.so hublink
 set -euo pipefail
+# shellcheck source=tests/e2e/local_hub_test_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/local_hub_test_lib.sh"
 hub_script="$(realpath "$1")"
 plugin="$(realpath "$2")"
 hublink="$(realpath "$3")"
@@ -14,31 +16,9 @@ hublink="$(realpath "$3")"
 work="${TEST_TMPDIR:-$(mktemp -d)}/dynreg"
 rm -rf "$work"
 mkdir -p "$work"
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("",0)); print(s.getsockname()[1])'
-}
-mqtt_port=$(free_port) ws_port=$(free_port) wss_port=$(free_port)
-hub=("$hub_script" --dir "$work/hub" --plugin "$plugin" --mqtt-port "$mqtt_port" --ws-port "$ws_port"
-  --wss-port "$wss_port")
-"${hub[@]}" start >/dev/null
-trap '"${hub[@]}" https-stop >/dev/null 2>&1 || true; "${hub[@]}" stop >/dev/null 2>&1 || true' EXIT
-"${hub[@]}" https-start 0 >/dev/null
-https_port="$(tr -d '[:space:]' <"$work/hub/https.port")"
+start_local_hub "$hub_script" "$plugin" "$work/hub"
+start_local_hub_https
 ca="$work/hub/tls/ca.crt"
-
-failures=0
-passes=0
-check() {  # check NAME CONDITION-COMMAND...
-  local name="$1"
-  shift
-  if "$@"; then
-    echo "PASS: $name"
-    passes=$((passes + 1))
-  else
-    echo "FAIL: $name"
-    failures=$((failures + 1))
-  fi
-}
 
 secret="$("${hub[@]}" register-product DYNPROD001 2>/dev/null)"
 check "register-product prints a secret of 24 characters" test "${#secret}" -eq 24

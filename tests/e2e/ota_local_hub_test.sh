@@ -5,6 +5,8 @@
 # downloading/done progress, which the console sees. (The cut-and-resume case: ota_resume_test.)
 #   args: local_hub.sh hub_plugin.so hublink
 set -euo pipefail
+# shellcheck source=tests/e2e/local_hub_test_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/local_hub_test_lib.sh"
 hub_script="$(realpath "$1")"
 plugin="$(realpath "$2")"
 hublink="$(realpath "$3")"
@@ -12,38 +14,12 @@ hublink="$(realpath "$3")"
 work="${TEST_TMPDIR:-$(mktemp -d)}/ota"
 rm -rf "$work"
 mkdir -p "$work/download"
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("",0)); print(s.getsockname()[1])'
-}
-mqtt_port=$(free_port) ws_port=$(free_port) wss_port=$(free_port)
-hub=("$hub_script" --dir "$work/hub" --plugin "$plugin" --mqtt-port "$mqtt_port" --ws-port "$ws_port"
-  --wss-port "$wss_port")
-"${hub[@]}" start >/dev/null
-pids=()
-cleanup() {
-  for p in "${pids[@]+"${pids[@]}"}"; do kill "$p" 2>/dev/null || true; done
-  "${hub[@]}" https-stop >/dev/null 2>&1 || true
-  "${hub[@]}" stop >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-"${hub[@]}" https-start 0 >/dev/null
+start_local_hub "$hub_script" "$plugin" "$work/hub"
+start_local_hub_https
 "${hub[@]}" register-key OTAPROD001 dev1 >/dev/null
 info="$work/hub/devices/OTAPROD001_dev1/device_info.json"
 ca="$work/hub/tls/ca.crt"
 
-failures=0
-passes=0
-check() {  # check NAME CONDITION-COMMAND...
-  local name="$1"
-  shift
-  if "$@"; then
-    echo "PASS: $name"
-    passes=$((passes + 1))
-  else
-    echo "FAIL: $name"
-    failures=$((failures + 1))
-  fi
-}
 # wait_for FILE PATTERN: up to 30 s.
 wait_for() {
   for _ in $(seq 1 300); do

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "profiles/tencent/ota.h"
+#include "tests/e2e/e2e_test_main.h"
 #include "tests/test_util.h"
 #include "tools/faultproxy/proxy_test_util.h"
 
@@ -141,11 +142,6 @@ TEST_F(OtaResumeTest, AWrongMd5IsCaughtAtTheEnd) {
 }  // namespace hublink
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: ota_resume_test LOCAL_HUB_SH\n");
-    return 2;
-  }
-  hublink::g_local_hub = argv[1];
-  return RUN_ALL_TESTS();
+  return hublink::testing::RunTestsWithArgs(argc, argv, "ota_resume_test LOCAL_HUB_SH",
+                                            {&hublink::g_local_hub});
 }

@@ -36,6 +36,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "tests/e2e/e2e_test_main.h"
 #include "tests/test_util.h"
 #include "transports/http_connect/proxy_test_util.h"
 
@@ -397,13 +398,7 @@ INSTANTIATE_TEST_SUITE_P(
 }  // namespace hublink
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  if (argc < 4) {
-    std::fprintf(stderr, "usage: proxy_local_hub_test LOCAL_HUB_SH HUB_PLUGIN_SO HUBLINK\n");
-    return 2;
-  }
-  hublink::g_hub_script = argv[1];
-  hublink::g_plugin = argv[2];
-  hublink::g_hublink = argv[3];
-  return RUN_ALL_TESTS();
+  return hublink::testing::RunTestsWithArgs(
+      argc, argv, "proxy_local_hub_test LOCAL_HUB_SH HUB_PLUGIN_SO HUBLINK",
+      {&hublink::g_hub_script, &hublink::g_plugin, &hublink::g_hublink});
 }

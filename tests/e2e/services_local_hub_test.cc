@@ -9,7 +9,6 @@
 // console by its handlers, and get_status / clear_control / report_info by the hub.
 //   args: local_hub.sh hub_plugin.so
 #include <chrono>
-#include <cstdio>
 #include <functional>
 #include <future>
 #include <memory>
@@ -28,6 +27,7 @@
 #include "profiles/tencent/gateway.h"
 #include "profiles/tencent/rrpc.h"
 #include "protocols/mqtt/client.h"
+#include "tests/e2e/e2e_test_main.h"
 #include "tests/test_util.h"
 #include "tools/cli/connection_flags.h"
 
@@ -91,8 +91,28 @@ class LocalHub {
     return absl::StrCat(dir_, "/devices/", kProduct, "_", kDevice, "/device_info.json");
   }
   int mqtt_port() const { return mqtt_port_; }
+  // The registered device over plain MQTT on loopback.
+  cli::ConnectionFlags DeviceFlags() const {
+    cli::ConnectionFlags flags;
+    flags.device_info = device_info();
+    flags.transport = "tcp";
+    flags.host = "127.0.0.1";
+    flags.port = mqtt_port_;
+    flags.no_proxy = true;
+    return flags;
+  }
+  // The hub's console account (the cloud's side of a service) as `client_id`.
+  cli::ConnectionFlags ConsoleFlags(absl::string_view client_id) const {
+    cli::ConnectionFlags flags;
+    flags.host = "127.0.0.1";
+    flags.port = mqtt_port_;
+    flags.client_id = std::string(client_id);
+    flags.username = "console";
+    flags.password = console_password_;
+    flags.no_proxy = true;
+    return flags;
+  }
   const std::string& base() const { return base_; }
-  const std::string& console_password() const { return console_password_; }
 
  private:
   std::string dir_, base_, console_password_;
@@ -129,24 +149,11 @@ TEST(ServicesLocalHubTest, RrpcBroadcastAndRefusalsAgainstTheLocalHub) {
   absl::Status started = hub.Start("rrpc_hub");
   ASSERT_TRUE(started.ok()) << started;
 
-  cli::ConnectionFlags device_flags;
-  device_flags.device_info = hub.device_info();
-  device_flags.transport = "tcp";
-  device_flags.host = "127.0.0.1";
-  device_flags.port = hub.mqtt_port();
-  device_flags.no_proxy = true;
-  cli::ConnectionFlags console_flags;
-  console_flags.host = "127.0.0.1";
-  console_flags.port = hub.mqtt_port();
-  console_flags.client_id = "console-services-e2e";
-  console_flags.username = "console";
-  console_flags.password = hub.console_password();
-  console_flags.no_proxy = true;
-
   Inbox requests, broadcasts, answers;  // before the clients, whose handlers use them
-  absl::StatusOr<std::unique_ptr<Client>> device = MakeClient(device_flags);
+  absl::StatusOr<std::unique_ptr<Client>> device = MakeClient(hub.DeviceFlags());
   ASSERT_TRUE(device.ok()) << device.status();
-  absl::StatusOr<std::unique_ptr<Client>> console = MakeClient(console_flags);
+  absl::StatusOr<std::unique_ptr<Client>> console =
+      MakeClient(hub.ConsoleFlags("console-services-e2e"));
   ASSERT_TRUE(console.ok()) << console.status();
 
   std::promise<absl::Status> rrpc_subscribed, broadcast_subscribed;
@@ -225,13 +232,7 @@ TEST(ServicesLocalHubTest, GatewayBindsAndBringsSubDevicesOnline) {
   ASSERT_TRUE(RunCommand(absl::StrCat(hub.base(), " register-key SUBPROD001 sensor1 ",
                                       "MDEyMzQ1Njc4OWFiY2RlZg== 2>&1"))
                   .ok());
-  cli::ConnectionFlags flags;
-  flags.device_info = hub.device_info();
-  flags.transport = "tcp";
-  flags.host = "127.0.0.1";
-  flags.port = hub.mqtt_port();
-  flags.no_proxy = true;
-  absl::StatusOr<std::unique_ptr<Client>> device = MakeClient(flags);
+  absl::StatusOr<std::unique_ptr<Client>> device = MakeClient(hub.DeviceFlags());
   ASSERT_TRUE(device.ok()) << device.status();
   Client& client = **device;
   auto gateway = std::make_shared<std::unique_ptr<tencent::GatewayClient>>();
@@ -285,15 +286,9 @@ TEST(ServicesLocalHubTest, GatewayBindsAndBringsSubDevicesOnline) {
   EXPECT_EQ(*listed, (std::vector<tencent::SubDevice>{sensor}));
   EXPECT_TRUE(op("online").ok());
   // Online, the sub-device's messages go through the gateway's connection.
-  cli::ConnectionFlags console_flags;
-  console_flags.host = "127.0.0.1";
-  console_flags.port = hub.mqtt_port();
-  console_flags.client_id = "console-gateway-e2e";
-  console_flags.username = "console";
-  console_flags.password = hub.console_password();
-  console_flags.no_proxy = true;
   Inbox seen;
-  absl::StatusOr<std::unique_ptr<Client>> console = MakeClient(console_flags);
+  absl::StatusOr<std::unique_ptr<Client>> console =
+      MakeClient(hub.ConsoleFlags("console-gateway-e2e"));
   ASSERT_TRUE(console.ok()) << console.status();
   (*console)->Connect();
   ASSERT_TRUE(Await((*console)->Subscribe(
@@ -340,24 +335,12 @@ TEST(ServicesLocalHubTest, DataTemplateReportEventControlAndAction) {
   ASSERT_TRUE(started.ok()) << started;
   absl::StatusOr<tencent::DataTemplate> tmpl = tencent::ParseDataTemplate(kLightTemplate, "light");
   ASSERT_TRUE(tmpl.ok()) << tmpl.status();
-  cli::ConnectionFlags device_flags;
-  device_flags.device_info = hub.device_info();
-  device_flags.transport = "tcp";
-  device_flags.host = "127.0.0.1";
-  device_flags.port = hub.mqtt_port();
-  device_flags.no_proxy = true;
-  cli::ConnectionFlags console_flags;
-  console_flags.host = "127.0.0.1";
-  console_flags.port = hub.mqtt_port();
-  console_flags.client_id = "console-template-e2e";
-  console_flags.username = "console";
-  console_flags.password = hub.console_password();
-  console_flags.no_proxy = true;
 
   Inbox replies, controls;  // before the clients
-  absl::StatusOr<std::unique_ptr<Client>> device = MakeClient(device_flags);
+  absl::StatusOr<std::unique_ptr<Client>> device = MakeClient(hub.DeviceFlags());
   ASSERT_TRUE(device.ok()) << device.status();
-  absl::StatusOr<std::unique_ptr<Client>> console = MakeClient(console_flags);
+  absl::StatusOr<std::unique_ptr<Client>> console =
+      MakeClient(hub.ConsoleFlags("console-template-e2e"));
   ASSERT_TRUE(console.ok()) << console.status();
   Client& client = **device;
   auto light = std::make_shared<std::unique_ptr<tencent::TemplateClient>>();
@@ -483,12 +466,7 @@ TEST(ServicesLocalHubTest, DataTemplateReportEventControlAndAction) {
 }  // namespace hublink
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  if (argc < 3) {
-    std::fprintf(stderr, "usage: services_local_hub_test LOCAL_HUB_SH HUB_PLUGIN_SO\n");
-    return 2;
-  }
-  hublink::g_hub_script = argv[1];
-  hublink::g_plugin = argv[2];
-  return RUN_ALL_TESTS();
+  return hublink::testing::RunTestsWithArgs(argc, argv,
+                                            "services_local_hub_test LOCAL_HUB_SH HUB_PLUGIN_SO",
+                                            {&hublink::g_hub_script, &hublink::g_plugin});
 }

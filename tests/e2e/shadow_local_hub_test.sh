@@ -7,6 +7,8 @@
 # hub's data template service.
 #   args: local_hub.sh hub_plugin.so shadow_service.py hublink
 set -euo pipefail
+# shellcheck source=tests/e2e/local_hub_test_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/local_hub_test_lib.sh"
 hub_script="$(realpath "$1")"
 plugin="$(realpath "$2")"
 hublink="$(realpath "$4")"
@@ -18,28 +20,7 @@ hublink="$(realpath "$4")"
 work="${TEST_TMPDIR:-$(mktemp -d)}/shadow_e2e"
 rm -rf "$work"
 mkdir -p "$work"
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-mqtt_port=$(free_port) ws_port=$(free_port) wss_port=$(free_port)
-hub=("$hub_script" --dir "$work/hub" --plugin "$plugin" --mqtt-port "$mqtt_port" --ws-port "$ws_port"
-  --wss-port "$wss_port")
-"${hub[@]}" start >/dev/null
-trap '"${hub[@]}" stop >/dev/null 2>&1 || true' EXIT
-
-failures=0
-passes=0
-check() {  # check NAME CONDITION-COMMAND...
-  local name="$1"
-  shift
-  if "$@"; then
-    echo "PASS: $name"
-    passes=$((passes + 1))
-  else
-    echo "FAIL: $name"
-    failures=$((failures + 1))
-  fi
-}
+start_local_hub "$hub_script" "$plugin" "$work/hub"
 # json_is FILE PYTHON-EXPRESSION-OF-d: the JSON on FILE's first line satisfies the expression.
 json_is() {
   /usr/bin/python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).readline()); sys.exit(0 if eval(sys.argv[2]) else 1)' "$1" "$2"

@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 
 namespace hublink {
 namespace testing {
@@ -28,6 +29,15 @@ bool RunUntil(EventLoop& loop, const std::function<bool()>& done, absl::Duration
     absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) return done();
     loop.RunOnce(std::min(left, absl::Milliseconds(50)));
+  }
+  return true;
+}
+
+bool WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
   }
   return true;
 }

@@ -25,6 +25,10 @@ namespace testing {
 bool RunUntil(EventLoop& loop, const std::function<bool()>& done,
               absl::Duration timeout = absl::Seconds(10));
 
+// Polls `done` every 10 ms until it is true (returns true) or `timeout` passes (returns false): for
+// progress made elsewhere (another thread, another process) that there is nothing to block on.
+bool WaitFor(const std::function<bool()>& done, absl::Duration timeout);
+
 // A TransportListener that remembers everything it was told.
 class RecordingListener : public TransportListener {
  public:

@@ -49,6 +49,7 @@ using ::hublink::testing::ProxyDaemon;
 using ::hublink::testing::ReadFile;
 using ::hublink::testing::RunCommand;
 using ::hublink::testing::Subprocess;
+using ::hublink::testing::WaitFor;
 
 // proxy_test_util links the conformance suite, which this test does not instantiate.
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(TransportConformanceTest);
@@ -63,16 +64,6 @@ constexpr char kProxyPassword[] = "pr0xy-s3cret";
 // Every variable hublink (or libc) might take a proxy from; none is inherited.
 constexpr const char* kProxyVariables[] = {"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
                                            "ALL_PROXY",   "all_proxy",   "NO_PROXY",   "no_proxy"};
-
-// Polls `done` every 10 ms, at most `timeout`.
-bool WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return true;
-}
 
 std::string FileText(const std::string& path) {
   absl::StatusOr<std::string> text = ReadFile(path);

@@ -36,21 +36,12 @@ namespace {
 
 using ::hublink::testing::ReadFile;
 using ::hublink::testing::RunCommand;
+using ::hublink::testing::WaitFor;
 
 std::string g_hub_script, g_plugin;  // from argv
 
 constexpr char kProduct[] = "SERVICES01";
 constexpr char kDevice[] = "lamp";
-
-// Polls `done` every 10 ms, at most `timeout`.
-bool WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return true;
-}
 
 absl::Status Await(std::future<absl::Status> future, const char* what) {
   if (future.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {

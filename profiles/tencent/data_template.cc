@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "profiles/tencent/attach_util.h"
 #include "profiles/tencent/json_util.h"
 
 namespace hublink {
@@ -405,16 +406,10 @@ std::unique_ptr<TemplateClient> TemplateClient::Attach(Client& client, absl::str
                                                        DataTemplate tmpl, Options options,
                                                        mqtt::Completion subscribed) {
   std::unique_ptr<mqtt::Clock> own_clock;
-  if (options.clock == nullptr) own_clock = std::make_unique<mqtt::EventLoopClock>(client.loop());
-  mqtt::Clock& clock = options.clock != nullptr ? *options.clock : *own_clock;
-  Client* publisher = &client;
-  auto device = std::make_unique<TemplateClient>(
-      std::string(product_id), std::string(device_name), std::move(tmpl),
-      [publisher](const std::string& topic, const std::string& payload, int qos,
-                  mqtt::Completion done) {
-        publisher->Publish(topic, payload, qos, false, std::move(done));
-      },
-      clock, options);
+  mqtt::Clock& clock = AttachClock(client.loop(), options.clock, &own_clock);
+  auto device =
+      std::make_unique<TemplateClient>(std::string(product_id), std::string(device_name),
+                                       std::move(tmpl), PublishThrough(client), clock, options);
   device->own_clock_ = std::move(own_clock);
   std::weak_ptr<TemplateClient*> weak = device->self_;
   // One answer for the three SUBACKs: the first failure, or OK after the last.

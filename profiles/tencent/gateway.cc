@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "profiles/tencent/attach_util.h"
 #include "profiles/tencent/json_util.h"
 
 namespace hublink {
@@ -68,23 +69,13 @@ std::unique_ptr<GatewayClient> GatewayClient::Attach(Client& client, absl::strin
                                                      absl::string_view device_name, Options options,
                                                      mqtt::Completion subscribed) {
   std::unique_ptr<mqtt::Clock> own_clock;
-  if (options.clock == nullptr) own_clock = std::make_unique<mqtt::EventLoopClock>(client.loop());
-  mqtt::Clock& clock = options.clock != nullptr ? *options.clock : *own_clock;
-  Client* publisher = &client;
-  auto gateway = std::make_unique<GatewayClient>(
-      std::string(product_id), std::string(device_name),
-      [publisher](const std::string& topic, const std::string& payload, mqtt::Completion done) {
-        publisher->Publish(topic, payload, 0, false, std::move(done));
-      },
-      clock, std::move(options));
+  mqtt::Clock& clock = AttachClock(client.loop(), options.clock, &own_clock);
+  auto gateway = std::make_unique<GatewayClient>(std::string(product_id), std::string(device_name),
+                                                 PublishAtQos0(client), clock, std::move(options));
   gateway->own_clock_ = std::move(own_clock);
-  std::weak_ptr<GatewayClient*> weak = gateway->self_;
-  client.Subscribe(
-      GatewayResultTopic(product_id, device_name), 0,
-      [weak](const mqtt::Message& m) {
-        if (auto self = weak.lock()) (*self)->OnMessage(m.payload);
-      },
-      std::move(subscribed));
+  client.Subscribe(GatewayResultTopic(product_id, device_name), 0,
+                   ForwardWhileAlive(std::weak_ptr<GatewayClient*>(gateway->self_)),
+                   std::move(subscribed));
   return gateway;
 }
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "profiles/tencent/attach_util.h"
 #include "profiles/tencent/json_util.h"
 
 namespace hublink {
@@ -118,23 +119,13 @@ std::unique_ptr<ShadowClient> ShadowClient::Attach(Client& client, absl::string_
                                                    absl::string_view device_name, Options options,
                                                    mqtt::Completion subscribed) {
   std::unique_ptr<mqtt::Clock> own_clock;
-  if (options.clock == nullptr) own_clock = std::make_unique<mqtt::EventLoopClock>(client.loop());
-  mqtt::Clock& clock = options.clock != nullptr ? *options.clock : *own_clock;
-  Client* publisher = &client;
-  auto shadow = std::make_unique<ShadowClient>(
-      std::string(product_id), std::string(device_name),
-      [publisher](const std::string& topic, const std::string& payload, mqtt::Completion done) {
-        publisher->Publish(topic, payload, 0, false, std::move(done));
-      },
-      clock, options);
+  mqtt::Clock& clock = AttachClock(client.loop(), options.clock, &own_clock);
+  auto shadow = std::make_unique<ShadowClient>(std::string(product_id), std::string(device_name),
+                                               PublishAtQos0(client), clock, options);
   shadow->own_clock_ = std::move(own_clock);
-  std::weak_ptr<ShadowClient*> weak = shadow->self_;
-  client.Subscribe(
-      ShadowResultTopic(product_id, device_name), 0,
-      [weak](const mqtt::Message& m) {
-        if (auto self = weak.lock()) (*self)->OnMessage(m.payload);
-      },
-      std::move(subscribed));
+  client.Subscribe(ShadowResultTopic(product_id, device_name), 0,
+                   ForwardWhileAlive(std::weak_ptr<ShadowClient*>(shadow->self_)),
+                   std::move(subscribed));
   return shadow;
 }
 

@@ -29,6 +29,7 @@
 #include "tests/test_util.h"
 #include "transports/tcp/address_order.h"
 #include "transports/tcp/tcp.pb.h"
+#include "transports/tcp/tcp_stack_test.h"
 #include "transports/tcp/tcp_transport.h"
 
 namespace hublink {
@@ -187,15 +188,8 @@ absl::Status Ipv6Loopback() {
   return probe.status();
 }
 
-class HappyEyeballsTest : public ::testing::Test {
+class HappyEyeballsTest : public TcpStackTest {
  protected:
-  void SetUp() override {
-    Registry::Builder builder;
-    RegisterTcpTransport(builder);
-    registry_ = std::make_unique<Registry>(std::move(builder).Build().value());
-    loop_ = std::move(EventLoop::Create()).value();
-  }
-
   static std::string Pinned(const std::vector<std::string>& ips) {
     std::string text;
     for (const std::string& ip : ips) absl::StrAppend(&text, "addresses: \"", ip, "\" ");
@@ -217,13 +211,7 @@ class HappyEyeballsTest : public ::testing::Test {
   void Start(int port, const std::string& config) {
     auto pipeline = Resolve(config);
     ASSERT_TRUE(pipeline.ok()) << pipeline.status();
-    pipeline_ = std::move(pipeline).value();
-    context_ = std::make_unique<ConnectContext>(*loop_, "hub.test", port);
-    context_->set_stage_observer([this](absl::string_view layer, absl::string_view detail) {
-      stages_.push_back(absl::StrCat(layer, ": ", detail));
-    });
-    transport_ = pipeline_->CreateStack(*context_).value();
-    transport_->Open(&listener_);
+    OpenStack(std::move(pipeline).value(), "hub.test", port);
   }
 
   // Runs until the transport opened or closed. 15 s: far below the 60 s connect timeouts, so a
@@ -237,14 +225,6 @@ class HappyEyeballsTest : public ::testing::Test {
   std::string Closed() const {
     return listener_.closed ? listener_.closed->ToString() : "not closed";
   }
-
-  std::unique_ptr<Registry> registry_;
-  std::unique_ptr<EventLoop> loop_;
-  std::unique_ptr<ResolvedPipeline> pipeline_;
-  std::unique_ptr<ConnectContext> context_;
-  RecordingListener listener_;
-  std::unique_ptr<Transport> transport_;
-  std::vector<std::string> stages_;
 };
 
 // The case: the first address drops SYNs. Without the race it would eat the whole 60 s

@@ -15,6 +15,7 @@
 #include "tests/conformance.h"
 #include "tests/test_util.h"
 #include "transports/tcp/tcp.pb.h"
+#include "transports/tcp/tcp_stack_test.h"
 
 namespace hublink {
 namespace testing {
@@ -52,15 +53,8 @@ class Listener {
   std::vector<int> accepted_;
 };
 
-class TcpTransportTest : public ::testing::Test {
+class TcpTransportTest : public TcpStackTest {
  protected:
-  void SetUp() override {
-    Registry::Builder builder;
-    RegisterTcpTransport(builder);
-    registry_ = std::make_unique<Registry>(std::move(builder).Build().value());
-    loop_ = std::move(EventLoop::Create()).value();
-  }
-
   // Opens "tcp" with `config` (text format TcpConfig) to host:port and runs until open or closed.
   void Open(const std::string& host, int port, const std::string& config = "",
             absl::optional<absl::Duration> policy_connect_timeout = absl::nullopt) {
@@ -72,25 +66,10 @@ class TcpTransportTest : public ::testing::Test {
     ASSERT_TRUE(parsed.ok()) << parsed.status();
     auto pipeline = ResolvedPipeline::Resolve(*parsed, *registry_);
     ASSERT_TRUE(pipeline.ok()) << pipeline.status();
-    pipeline_ = std::move(pipeline).value();
-    context_ = std::make_unique<ConnectContext>(*loop_, host, port);
-    if (policy_connect_timeout) context_->set_connect_timeout(*policy_connect_timeout);
-    context_->set_stage_observer([this](absl::string_view layer, absl::string_view detail) {
-      stages_.push_back(absl::StrCat(layer, ": ", detail));
-    });
-    transport_ = pipeline_->CreateStack(*context_).value();
-    transport_->Open(&listener_);
+    OpenStack(std::move(pipeline).value(), host, port, policy_connect_timeout);
     ASSERT_TRUE(RunUntil(
         *loop_, [&] { return listener_.opened || listener_.closed; }, absl::Seconds(15)));
   }
-
-  std::unique_ptr<Registry> registry_;
-  std::unique_ptr<EventLoop> loop_;
-  std::unique_ptr<ResolvedPipeline> pipeline_;
-  std::unique_ptr<ConnectContext> context_;
-  RecordingListener listener_;
-  std::unique_ptr<Transport> transport_;
-  std::vector<std::string> stages_;
 };
 
 TEST_F(TcpTransportTest, RefusedPortNamesEndpointAndCause) {

@@ -2,12 +2,15 @@
 # Idle connections held by one process, hublink (`hublink fleet`) and Paho C (bench/paho_fleet.cc,
 # one MQTTAsync per connection) side by side against one mosquitto on 127.0.0.1: RSS per
 # connection, connect rate, CPU per connection per minute idle (keep-alive 60 s, so about one
-# PINGREQ each a minute); then a publish load (hublink only): N clients each publishing QoS 1 once
-# a second, p50/p99 publish-to-ack and CPU per message. Builds -c opt in its own output base, like
-# bench/run.sh. Prints a Markdown table.
+# PINGREQ each a minute); then a publish load, hublink and right after it Paho with the same
+# parameters against the same broker: N clients (ramped at 1,000 connects per second) each
+# publishing 64 bytes at QoS 1 once a second, p50/p99 publish-to-PUBACK, CPU per message, RSS.
+# Builds -c opt in its own output base, like bench/run.sh. Prints Markdown tables and the load
+# average before and after (the numbers mean little on a loaded machine).
 #
 #   bench/fleet_bench.sh                      # 10,000 tcp, 2,000 wss, 60 s idle, 1,000 publishing
 #   bench/fleet_bench.sh --tcp=2000 --wss=500 --hold=20 --publishers=200 --publish_for=10
+#   bench/fleet_bench.sh --tcp=0 --wss=0 --publishers=1000     # the publish load only (0 skips)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +45,7 @@ trap cleanup EXIT
 # Both the broker and the clients (which raise their own soft limit) get the hard limit.
 ulimit -n "$(ulimit -Hn)"
 echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Linux $(uname -r), open-file limit $(ulimit -n)"
+echo "Load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "Clients: hublink $(git rev-parse --short HEAD 2>/dev/null || echo '?'), Paho C $(dpkg-query -W -f='${Version}' libpaho-mqtt1.3 2>/dev/null || echo '?'); broker: $(mosquitto -h 2>/dev/null | head -1 || true)"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -118,24 +122,38 @@ paho_idle() {  # N TRANSPORT
 }
 
 echo "Idle: $tcp_clients tcp and $wss_clients wss connections held ${hold} s; publish: $publishers clients, QoS 1, 1/s, ${publish_for} s" >&2
-hublink_idle "$tcp_clients" tcp
-paho_idle "$tcp_clients" tcp
-hublink_idle "$wss_clients" wss
-paho_idle "$wss_clients" wss
-run hublink-publish tcp timeout $((publish_for + 300)) "$HUBLINK" fleet --host=127.0.0.1 \
-  --port="$tcp_port" --clients="$publishers" --threads=1 --keep_alive=60 --connect_rate=1000 \
-  --interval=1s --qos=1 --size=64 --duration="${publish_for}s" --client_id='hublink-pub-{i}' --json
+if ((tcp_clients > 0)); then
+  hublink_idle "$tcp_clients" tcp
+  paho_idle "$tcp_clients" tcp
+fi
+if ((wss_clients > 0)); then
+  hublink_idle "$wss_clients" wss
+  paho_idle "$wss_clients" wss
+fi
+if ((publishers > 0)); then
+  # The same load from both: one process, keep-alive 60 s, 1,000 connects per second (seeded
+  # jitter), each client's first publish at a seeded phase within its first second, then one a
+  # second; `publish_for` seconds counted once every client is up.
+  run hublink-publish tcp timeout $((publish_for + 300)) "$HUBLINK" fleet --host=127.0.0.1 \
+    --port="$tcp_port" --clients="$publishers" --threads=1 --keep_alive=60 --connect_rate=1000 \
+    --interval=1s --qos=1 --size=64 --duration="${publish_for}s" --client_id='hublink-pub-{i}' --json
+  run paho-publish tcp timeout $((publish_for + 300)) "$PAHO" --host=127.0.0.1 \
+    --port="$tcp_port" --transport=tcp --clients="$publishers" --connect_rate=1000 \
+    --interval=1s --qos=1 --size=64 --hold="$publish_for" --client_id='paho-pub-{i}'
+fi
+echo "Load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 python3 - "$results" "$hold" <<'EOF'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 hold = float(sys.argv[2])
-print()
-print("| library | transport | connections held | RSS per connection | connections per GB of RSS | connect rate | CPU per connection per idle minute |")
-print("| --- | --- | --- | --- | --- | --- | --- |")
+if any(not row["label"].endswith("-publish") for row in rows):
+    print()
+    print("| library | transport | connections held | RSS per connection | connections per GB of RSS | connect rate | CPU per connection per idle minute |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
 for row in rows:
     r = row["run"]
-    if row["label"] == "hublink-publish" or not r:
+    if row["label"].endswith("-publish") or not r:
         continue
     n = r.get("connected", 0)
     per = r.get("rss_per_connection_kib", 0)
@@ -144,14 +162,29 @@ for row in rows:
     print(f"| {row['label']} | {row['transport']} | {n} of {r.get('clients')} | {per:.1f} KiB | "
           f"{(1048576 / per if per > 0 else 0):,.0f} | {r.get('connect_rate_per_s', 0):,.0f}/s | "
           f"{per_min:.1f} µs |")
-for row in rows:
-    r = row["run"]
-    if row["label"] != "hublink-publish" or not r:
-        continue
+publish = {row["label"]: row["run"] for row in rows if row["label"].endswith("-publish")}
+def pub_row(name, r):
     ack = r.get("publish_ack", {})
+    rss = r.get("rss_per_connection_kib", 0)
+    return (f"| {name} | {r.get('connected', 0)} of {r.get('clients', 0)} | "
+            f"{r.get('messages_per_s', 0):,.0f} | {ack.get('p50_ms', 0):.2f} ms | "
+            f"{ack.get('p99_ms', 0):.2f} ms | {r.get('cpu_us_per_message', 0):.1f} µs | "
+            f"{rss:.1f} KiB | {r.get('messages_acked', 0):,} of {r.get('messages_sent', 0):,} |")
+if publish:
     print()
-    print(f"Publish load (hublink, tcp): {r.get('connected')} of {r.get('clients')} clients, "
-          f"{r.get('messages_per_s', 0):.0f} msgs/s, publish to PUBACK p50 {ack.get('p50_ms', 0):.2f} ms, "
-          f"p99 {ack.get('p99_ms', 0):.2f} ms, {r.get('cpu_us_per_message', 0):.1f} µs CPU per message, "
-          f"{r.get('messages_acked')} of {r.get('messages_sent')} acknowledged")
+    print("| publish load, tcp, QoS 1, 1/s | clients | msgs/s | publish to PUBACK p50 | p99 | "
+          "CPU per message | RSS per connection | acknowledged |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for label, name in (("hublink-publish", "hublink"), ("paho-publish", "Paho")):
+        if publish.get(label):
+            print(pub_row(name, publish[label]))
+    h, p = publish.get("hublink-publish") or {}, publish.get("paho-publish") or {}
+    def ratio(key, sub=None):
+        a = (h.get(key, {}) or {}).get(sub, 0) if sub else h.get(key, 0)
+        b = (p.get(key, {}) or {}).get(sub, 0) if sub else p.get(key, 0)
+        return f"{b / a:.2f}x" if a and b else "n/a"
+    if h and p:
+        print(f"| Paho / hublink | | | {ratio('publish_ack', 'p50_ms')} | "
+              f"{ratio('publish_ack', 'p99_ms')} | {ratio('cpu_us_per_message')} | "
+              f"{ratio('rss_per_connection_kib')} | |")
 EOF

@@ -91,15 +91,12 @@ int RunOta(const std::vector<std::string>& args, std::ostream& out, std::ostream
                 "seconds for the connection, the subscription and each report (default 10)");
   parser.AddInt("max_attempts", &flags.max_attempts,
                 "download connections in all before giving up (default 10)");
-  if (WantsHelp(args)) {
-    out << "usage: " << kUsage << "\n"
-        << "  report the version, wait for an update, download and verify it\nflags:\n"
-        << parser.Usage();
-    return 0;
-  }
   std::vector<std::string> positional;
-  absl::Status parsed = parser.Parse(args, &positional);
-  if (!parsed.ok()) return Usage(err, parsed.message(), parser);
+  if (absl::optional<int> done = ParseCommandArgs(
+          args, "ota", kUsage, "  report the version, wait for an update, download and verify it\n",
+          parser, out, err, &positional)) {
+    return *done;
+  }
   if (!positional.empty()) return Usage(err, "takes no positional arguments", parser);
   if (flags.connection.device_info.empty()) {
     return Usage(err, "--device_info: required (OTA belongs to one device)", parser);

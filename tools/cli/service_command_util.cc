@@ -25,6 +25,19 @@ int PrintUsageError(std::ostream& err, absl::string_view command, absl::string_v
   return 2;
 }
 
+absl::optional<int> ParseCommandArgs(const std::vector<std::string>& args,
+                                     absl::string_view command, absl::string_view usage,
+                                     absl::string_view about, FlagParser& parser, std::ostream& out,
+                                     std::ostream& err, std::vector<std::string>* positional) {
+  if (WantsHelp(args)) {
+    out << "usage: " << usage << "\n" << about << "flags:\n" << parser.Usage();
+    return 0;
+  }
+  absl::Status parsed = parser.Parse(args, positional);
+  if (!parsed.ok()) return PrintUsageError(err, command, parsed.message(), usage, parser);
+  return absl::nullopt;
+}
+
 absl::StatusOr<Registry> BuildCommandRegistry(
     const std::function<void(Registry::Builder&)>& register_plugins) {
   Registry::Builder builder;

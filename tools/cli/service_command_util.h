@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/optional.h"
 #include "plugins/pipeline.h"
 #include "plugins/registry.h"
 #include "profiles/tencent/tencent_profile.h"
@@ -30,6 +31,15 @@ bool WantsHelp(const std::vector<std::string>& args);
 // flags, to `err`; returns 2, the exit code of a command line that is wrong.
 int PrintUsageError(std::ostream& err, absl::string_view command, absl::string_view problem,
                     absl::string_view usage, const FlagParser& parser);
+
+// The --help and parse step of a command whose usage line is `usage`: parses `args` into
+// `positional` and returns nullopt to go on, or the exit code when the command is done: 0 after
+// writing "usage: <usage>", `about` (its lines end in "\n") and the flags to `out` for --help/-h,
+// 2 after PrintUsageError on `err` for flags that do not parse.
+absl::optional<int> ParseCommandArgs(const std::vector<std::string>& args,
+                                     absl::string_view command, absl::string_view usage,
+                                     absl::string_view about, FlagParser& parser, std::ostream& out,
+                                     std::ostream& err, std::vector<std::string>* positional);
 
 // The registry a command connects with: the built-in plugins and those `register_plugins` adds
 // (the --plugin ones; it may be empty).

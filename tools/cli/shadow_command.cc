@@ -68,15 +68,12 @@ int RunShadow(const std::vector<std::string>& args, std::ostream& out, std::ostr
                 "after the operation, wait for this many delta pushes and print each");
   parser.AddInt("timeout", &flags.timeout,
                 "seconds to wait for the connection and each reply (default 10)");
-  if (WantsHelp(args)) {
-    out << "usage: " << kUsage << "\n"
-        << "  a Tencent IoT Hub device's shadow document, printed as JSON\nflags:\n"
-        << parser.Usage();
-    return 0;
-  }
   std::vector<std::string> positional;
-  absl::Status parsed = parser.Parse(args, &positional);
-  if (!parsed.ok()) return Usage(err, parsed.message(), parser);
+  if (absl::optional<int> done = ParseCommandArgs(
+          args, "shadow", kUsage, "  a Tencent IoT Hub device's shadow document, printed as JSON\n",
+          parser, out, err, &positional)) {
+    return *done;
+  }
   if (positional.size() != 1) {
     return Usage(err, "say one operation: get, update or delete", parser);
   }

@@ -58,19 +58,16 @@ int RunTemplate(const std::vector<std::string>& args, std::ostream& out, std::os
   parser.AddString("event", &flags.event, "event: the event's id in the template");
   parser.AddInt("timeout", &flags.timeout,
                 "seconds to wait for the connection and the reply (default 10)");
-  if (WantsHelp(args)) {
-    out << "usage: " << kUsage << "\n"
-        << "  report properties or post an event of a Tencent IoT Explorer data template (both\n"
-        << "  need --template and --params), report the device's info (report-info --params=\n"
-        << "  '{\"fw_ver\":..}'), print the platform's status (get-status: reported values and\n"
-        << "  the control it holds, as JSON), or drop that control (clear-control)\n"
-        << "flags:\n"
-        << parser.Usage();
-    return 0;
-  }
   std::vector<std::string> positional;
-  absl::Status parsed = parser.Parse(args, &positional);
-  if (!parsed.ok()) return Usage(err, parsed.message(), parser);
+  if (absl::optional<int> done = ParseCommandArgs(
+          args, "template", kUsage,
+          "  report properties or post an event of a Tencent IoT Explorer data template (both\n"
+          "  need --template and --params), report the device's info (report-info --params=\n"
+          "  '{\"fw_ver\":..}'), print the platform's status (get-status: reported values and\n"
+          "  the control it holds, as JSON), or drop that control (clear-control)\n",
+          parser, out, err, &positional)) {
+    return *done;
+  }
   const std::vector<std::string> operations = {"report", "event", "report-info", "get-status",
                                                "clear-control"};
   if (positional.size() != 1 ||

@@ -354,34 +354,37 @@ start_shadow_service() {
   return 1
 }
 
-stop_shadow_service() {
-  local pid i
-  pid="$(shadow_service_pid)" || { rm -f "$shadow_pid_file"; return 0; }
+# terminate PID TENTHS: SIGTERM, and SIGKILL if PID still runs TENTHS tenths of a second later (the
+# only way to learn it ended: it is not our child). Returns 1 when it took the SIGKILL.
+terminate() {
+  local pid="$1" i
   kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    [[ -e "/proc/$pid" ]] || break
+  for ((i = 0; i < $2; i++)); do
+    [[ -e "/proc/$pid" ]] || return 0
     sleep 0.1
   done
-  [[ -e "/proc/$pid" ]] && kill -KILL "$pid" 2>/dev/null
+  [[ -e "/proc/$pid" ]] || return 0
+  kill -KILL "$pid" 2>/dev/null || true
+  return 1
+}
+
+stop_shadow_service() {
+  local pid
+  pid="$(shadow_service_pid)" || { rm -f "$shadow_pid_file"; return 0; }
+  terminate "$pid" 50 || true
   rm -f "$shadow_pid_file"
 }
 
 cmd_stop() {
-  local pid i
+  local pid
   stop_shadow_service
   if ! pid="$(running_pid)"; then
     echo "local_hub: not running"
     rm -f "$pid_file" "$ports_file"
     return 0
   fi
-  kill -TERM "$pid"
-  for ((i = 0; i < 100; i++)); do
-    [[ -e "/proc/$pid" ]] || break
-    sleep 0.1
-  done
-  if [[ -e "/proc/$pid" ]]; then
-    echo "local_hub: pid $pid ignored SIGTERM for 10 s; sending SIGKILL" >&2
-    kill -KILL "$pid" 2>/dev/null || true
+  if ! terminate "$pid" 100; then
+    echo "local_hub: pid $pid ignored SIGTERM for 10 s; sent SIGKILL" >&2
   fi
   rm -f "$pid_file" "$ports_file"
   echo "local_hub: stopped (pid $pid)"
@@ -606,18 +609,13 @@ cmd_https_start() {
 }
 
 cmd_https_stop() {
-  local pid i
+  local pid
   if ! pid="$(https_running_pid)"; then
     echo "local_hub: https not running"
     rm -f "$https_pid_file" "$https_port_file"
     return 0
   fi
-  kill -TERM "$pid"
-  for ((i = 0; i < 50; i++)); do
-    [[ -e "/proc/$pid" ]] || break
-    sleep 0.1
-  done
-  if [[ -e "/proc/$pid" ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
+  terminate "$pid" 50 || true
   rm -f "$https_pid_file" "$https_port_file"
   echo "local_hub: https stopped (pid $pid)"
 }

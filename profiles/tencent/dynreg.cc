@@ -19,6 +19,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "plugins/status_macros.h"
+#include "profiles/tencent/json_util.h"
 #include "transports/http/http_syntax.h"
 
 namespace hublink {
@@ -122,17 +123,6 @@ absl::StatusCode CodeForError(absl::string_view code) {
     return absl::StatusCode::kNotFound;
   }
   return absl::StatusCode::kPermissionDenied;
-}
-
-const google::protobuf::Value* Field(const google::protobuf::Struct& s, const char* name) {
-  auto it = s.fields().find(name);
-  return it == s.fields().end() ? nullptr : &it->second;
-}
-
-std::string StringField(const google::protobuf::Struct& s, const char* name) {
-  const google::protobuf::Value* v = Field(s, name);
-  return v != nullptr && v->kind_case() == google::protobuf::Value::kStringValue ? v->string_value()
-                                                                                 : std::string();
 }
 
 absl::Status WriteFileMode(const std::string& path, absl::string_view contents, mode_t mode) {
@@ -258,16 +248,16 @@ absl::StatusOr<DynregResult> ParseDynregResponse(const http::Response& response,
   options.ignore_unknown_fields = true;
   const bool parsed =
       google::protobuf::util::JsonStringToMessage(response.body, &reply, options).ok();
-  const google::protobuf::Value* inner = parsed ? Field(reply, "Response") : nullptr;
+  const google::protobuf::Value* inner = parsed ? JsonField(reply, "Response") : nullptr;
   const google::protobuf::Struct* body =
       inner != nullptr && inner->has_struct_value() ? &inner->struct_value() : nullptr;
-  const google::protobuf::Value* error = body != nullptr ? Field(*body, "Error") : nullptr;
+  const google::protobuf::Value* error = body != nullptr ? JsonField(*body, "Error") : nullptr;
   if (error != nullptr && error->has_struct_value()) {
-    const std::string code = StringField(error->struct_value(), "Code");
+    const std::string code = JsonString(error->struct_value(), "Code");
     return absl::Status(
         CodeForError(code),
         absl::StrCat("dynreg: the hub refused the registration: ", http::Sanitize(code), ": ",
-                     http::Sanitize(StringField(error->struct_value(), "Message"))));
+                     http::Sanitize(JsonString(error->struct_value(), "Message"))));
   }
   if (response.status_code != 200) {
     absl::StatusCode code = absl::StatusCode::kUnavailable;
@@ -286,7 +276,7 @@ absl::StatusOr<DynregResult> ParseDynregResponse(const http::Response& response,
     return absl::DataLossError(absl::StrCat("dynreg: the reply is not {\"Response\":{...}}: ",
                                             http::Sanitize(response.body)));
   }
-  const std::string payload = StringField(*body, "Payload");
+  const std::string payload = JsonString(*body, "Payload");
   if (payload.empty()) {
     return absl::DataLossError("dynreg: the reply has no Payload");
   }
@@ -296,7 +286,7 @@ absl::StatusOr<DynregResult> ParseDynregResponse(const http::Response& response,
     return absl::DataLossError(
         "dynreg: the decrypted Payload is not JSON (is the product secret right?)");
   }
-  const google::protobuf::Value* type = Field(secret, "encryptionType");
+  const google::protobuf::Value* type = JsonField(secret, "encryptionType");
   const int encryption_type =
       type != nullptr && type->kind_case() == google::protobuf::Value::kNumberValue
           ? static_cast<int>(type->number_value())
@@ -306,7 +296,7 @@ absl::StatusOr<DynregResult> ParseDynregResponse(const http::Response& response,
   result.device.set_product_id(params.product_id);
   result.device.set_device_name(params.device_name);
   if (encryption_type == 2) {
-    const std::string psk = StringField(secret, "psk");
+    const std::string psk = JsonString(secret, "psk");
     std::string decoded;
     if (psk.empty() || !absl::Base64Unescape(psk, &decoded) || decoded.empty()) {
       return absl::DataLossError("dynreg: the decrypted Payload has no base64 psk");
@@ -314,8 +304,8 @@ absl::StatusOr<DynregResult> ParseDynregResponse(const http::Response& response,
     result.device.set_auth_mode("KEY");
     result.device.mutable_key_deviceinfo()->set_device_secret(psk);
   } else if (encryption_type == 1) {
-    result.client_cert_pem = StringField(secret, "clientCert");
-    result.client_key_pem = StringField(secret, "clientKey");
+    result.client_cert_pem = JsonString(secret, "clientCert");
+    result.client_key_pem = JsonString(secret, "clientKey");
     if (!absl::StrContains(result.client_cert_pem, "-----BEGIN") ||
         !absl::StrContains(result.client_key_pem, "-----BEGIN")) {
       return absl::DataLossError(

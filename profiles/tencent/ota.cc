@@ -22,39 +22,13 @@
 #include "plugins/builtin.h"
 #include "plugins/read_file.h"
 #include "plugins/status_macros.h"
+#include "profiles/tencent/json_util.h"
 #include "protocols/http/http_client.h"
 #include "transports/http/http_syntax.h"
 
 namespace hublink {
 namespace tencent {
 namespace {
-
-std::string JsonString(absl::string_view text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(static_cast<char>(c));
-    } else if (c < 0x20) {
-      absl::StrAppend(&out, "\\u00", absl::Hex(c, absl::kZeroPad2));
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
-  }
-  out.push_back('"');
-  return out;
-}
-
-const google::protobuf::Value* Field(const google::protobuf::Struct& s, const char* name) {
-  auto it = s.fields().find(name);
-  return it == s.fields().end() ? nullptr : &it->second;
-}
-
-std::string StringField(const google::protobuf::Struct& s, const char* name) {
-  const google::protobuf::Value* v = Field(s, name);
-  return v != nullptr && v->kind_case() == google::protobuf::Value::kStringValue ? v->string_value()
-                                                                                 : std::string();
-}
 
 // A file descriptor closed on scope exit.
 class Fd {
@@ -100,7 +74,7 @@ std::string OtaUpdateTopic(const DeviceInfo& info) {
 }
 
 std::string OtaReportVersion(absl::string_view version) {
-  return absl::StrCat("{\"type\":\"report_version\",\"report\":{\"version\":", JsonString(version),
+  return absl::StrCat("{\"type\":\"report_version\",\"report\":{\"version\":", JsonQuote(version),
                       "}}");
 }
 
@@ -123,7 +97,7 @@ std::string OtaReportProgress(OtaState state, int percent, int result_code,
   return absl::StrCat(
       "{\"type\":\"report_progress\",\"report\":{\"progress\":{\"state\":\"", OtaStateName(state),
       "\",\"percent\":\"", std::clamp(percent, 0, 100), "\",\"result_code\":\"", result_code,
-      "\",\"result_msg\":", JsonString(result_msg), "},\"version\":", JsonString(version), "}}");
+      "\",\"result_msg\":", JsonQuote(result_msg), "},\"version\":", JsonQuote(version), "}}");
 }
 
 absl::StatusOr<absl::optional<FirmwareUpdate>> ParseOtaUpdate(absl::string_view payload) {
@@ -133,12 +107,12 @@ absl::StatusOr<absl::optional<FirmwareUpdate>> ParseOtaUpdate(absl::string_view 
     return absl::InvalidArgumentError(
         absl::StrCat("ota: update message is not a JSON object: ", http::Sanitize(payload)));
   }
-  if (StringField(message, "type") != "update_firmware") return absl::optional<FirmwareUpdate>();
+  if (JsonString(message, "type") != "update_firmware") return absl::optional<FirmwareUpdate>();
   FirmwareUpdate update;
-  update.url = StringField(message, "url");
-  update.md5sum = absl::AsciiStrToLower(StringField(message, "md5sum"));
-  update.version = StringField(message, "version");
-  const google::protobuf::Value* size = Field(message, "file_size");
+  update.url = JsonString(message, "url");
+  update.md5sum = absl::AsciiStrToLower(JsonString(message, "md5sum"));
+  update.version = JsonString(message, "version");
+  const google::protobuf::Value* size = JsonField(message, "file_size");
   double bytes = -1;
   if (size != nullptr && size->kind_case() == google::protobuf::Value::kNumberValue) {
     bytes = size->number_value();

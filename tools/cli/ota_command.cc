@@ -112,16 +112,14 @@ int RunOta(const std::vector<std::string>& args, std::ostream& out, std::ostream
                  parser);
   }
 
-  absl::StatusOr<Registry> registry = BuildCommandRegistry(register_plugins);
-  if (!registry.ok()) return Fail(err, registry.status());
-  tencent::DeviceInfo info;
-  absl::StatusOr<std::unique_ptr<ResolvedPipeline>> resolved =
-      ResolveConnection(flags.connection, *registry, &info);
-  if (!resolved.ok()) return Fail(err, resolved.status());
+  absl::StatusOr<CommandConnection> connection =
+      PrepareConnection(flags.connection, register_plugins);
+  if (!connection.ok()) return Fail(err, connection.status());
+  const tencent::DeviceInfo& info = connection->info;
 
   Inbox inbox;  // outlives the client, whose loop thread writes to it
   absl::StatusOr<std::unique_ptr<Client>> client =
-      Client::Create(std::shared_ptr<const ResolvedPipeline>(*std::move(resolved)));
+      Client::Create(std::shared_ptr<const ResolvedPipeline>(std::move(connection->resolved)));
   if (!client.ok()) return Fail(err, client.status());
   std::future<absl::Status> subscribed = (*client)->Subscribe(
       tencent::OtaUpdateTopic(info), 1, [&inbox](const mqtt::Message& message) {
@@ -176,7 +174,7 @@ int RunOta(const std::vector<std::string>& args, std::ostream& out, std::ostream
   options.ca_file =
       flags.firmware_ca_file.empty() ? flags.connection.ca_file : flags.firmware_ca_file;
   options.insecure = flags.firmware_insecure;
-  options.registry = &*registry;
+  options.registry = connection->registry.get();
   options.max_attempts = flags.max_attempts;
   options.on_progress = [&](uint64_t done, uint64_t total) {
     int percent = static_cast<int>(done * 100 / (total ? total : 1));

@@ -46,12 +46,19 @@ absl::StatusOr<Registry> BuildCommandRegistry(
   return std::move(builder).Build();
 }
 
-absl::StatusOr<std::unique_ptr<ResolvedPipeline>> ResolveConnection(const ConnectionFlags& flags,
-                                                                    const Registry& registry,
-                                                                    tencent::DeviceInfo* info) {
-  absl::StatusOr<Pipeline> pipeline = BuildPipeline(flags, info, &registry);
+absl::StatusOr<CommandConnection> PrepareConnection(
+    const ConnectionFlags& flags, const std::function<void(Registry::Builder&)>& register_plugins) {
+  absl::StatusOr<Registry> registry = BuildCommandRegistry(register_plugins);
+  if (!registry.ok()) return registry.status();
+  CommandConnection connection;
+  connection.registry = std::make_unique<Registry>(*std::move(registry));
+  absl::StatusOr<Pipeline> pipeline = BuildPipeline(flags, &connection.info, &*connection.registry);
   if (!pipeline.ok()) return pipeline.status();
-  return ResolvedPipeline::Resolve(*pipeline, registry, PipelineSource(flags));
+  absl::StatusOr<std::unique_ptr<ResolvedPipeline>> resolved =
+      ResolvedPipeline::Resolve(*pipeline, *connection.registry, PipelineSource(flags));
+  if (!resolved.ok()) return resolved.status();
+  connection.resolved = *std::move(resolved);
+  return connection;
 }
 
 void ReleaseThenDisconnect(Client& client, std::function<void()> release) {

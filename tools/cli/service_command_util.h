@@ -46,11 +46,17 @@ absl::optional<int> ParseCommandArgs(const std::vector<std::string>& args,
 absl::StatusOr<Registry> BuildCommandRegistry(
     const std::function<void(Registry::Builder&)>& register_plugins);
 
-// The pipeline `flags` describe, resolved against `registry`; `info` (when non-null) receives the
-// --device_info it was made from. Errors name the flag or file at fault.
-absl::StatusOr<std::unique_ptr<ResolvedPipeline>> ResolveConnection(const ConnectionFlags& flags,
-                                                                    const Registry& registry,
-                                                                    tencent::DeviceInfo* info);
+// What a service command connects with: the registry (BuildCommandRegistry; on the heap, since the
+// pipeline and the command's other users keep pointers to it), the --device_info it read, and the
+// pipeline `flags` describe, resolved against that registry.
+struct CommandConnection {
+  std::unique_ptr<Registry> registry;
+  tencent::DeviceInfo info;
+  std::unique_ptr<ResolvedPipeline> resolved;
+};
+// Errors are BuildCommandRegistry's, or name the flag or file at fault.
+absl::StatusOr<CommandConnection> PrepareConnection(
+    const ConnectionFlags& flags, const std::function<void(Registry::Builder&)>& register_plugins);
 
 // Runs `release` on the client's loop thread and waits for it (service clients are loop-thread
 // only and must go before the client they are attached to), then disconnects, waiting up to 5 s

@@ -95,12 +95,10 @@ int RunShadow(const std::vector<std::string>& args, std::ostream& out, std::ostr
                  parser);
   }
 
-  absl::StatusOr<Registry> registry = BuildCommandRegistry(register_plugins);
-  if (!registry.ok()) return Fail(err, registry.status());
-  tencent::DeviceInfo info;
-  absl::StatusOr<std::unique_ptr<ResolvedPipeline>> resolved =
-      ResolveConnection(flags.connection, *registry, &info);
-  if (!resolved.ok()) return Fail(err, resolved.status());
+  absl::StatusOr<CommandConnection> connection =
+      PrepareConnection(flags.connection, register_plugins);
+  if (!connection.ok()) return Fail(err, connection.status());
+  const tencent::DeviceInfo& info = connection->info;
 
   Outcome outcome;  // outlives the client, whose loop thread writes to it
   Client::Options options;
@@ -115,7 +113,7 @@ int RunShadow(const std::vector<std::string>& args, std::ostream& out, std::ostr
     }
   };
   absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(
-      std::shared_ptr<const ResolvedPipeline>(*std::move(resolved)), std::move(options));
+      std::shared_ptr<const ResolvedPipeline>(std::move(connection->resolved)), std::move(options));
   if (!client.ok()) return Fail(err, client.status());
   Client& c = **client;
 

@@ -104,12 +104,10 @@ int RunTemplate(const std::vector<std::string>& args, std::ostream& out, std::os
   if (operation == "report-info") valid = tencent::ValidateReportInfo(flags.params);
   if (!valid.ok()) return Fail(err, valid);
 
-  absl::StatusOr<Registry> registry = BuildCommandRegistry(register_plugins);
-  if (!registry.ok()) return Fail(err, registry.status());
-  tencent::DeviceInfo info;
-  absl::StatusOr<std::unique_ptr<ResolvedPipeline>> resolved =
-      ResolveConnection(flags.connection, *registry, &info);
-  if (!resolved.ok()) return Fail(err, resolved.status());
+  absl::StatusOr<CommandConnection> connection =
+      PrepareConnection(flags.connection, register_plugins);
+  if (!connection.ok()) return Fail(err, connection.status());
+  const tencent::DeviceInfo& info = connection->info;
 
   // Declared before the client, whose loop thread may complete it until the client is gone.
   auto result = std::make_shared<std::promise<absl::Status>>();
@@ -118,7 +116,7 @@ int RunTemplate(const std::vector<std::string>& args, std::ostream& out, std::os
     if (!settled->exchange(true)) result->set_value(status);
   };
   absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(
-      std::shared_ptr<const ResolvedPipeline>(*std::move(resolved)), Client::Options());
+      std::shared_ptr<const ResolvedPipeline>(std::move(connection->resolved)), Client::Options());
   if (!client.ok()) return Fail(err, client.status());
   Client& c = **client;
   auto device = std::make_shared<std::unique_ptr<tencent::TemplateClient>>();

@@ -187,4 +187,9 @@ if publish:
         print(f"| Paho / hublink | | | {ratio('publish_ack', 'p50_ms')} | "
               f"{ratio('publish_ack', 'p99_ms')} | {ratio('cpu_us_per_message')} | "
               f"{ratio('rss_per_connection_kib')} | |")
+    if p.get("messages_sent"):
+        print()
+        print(f"Paho's application timer thread (paces the publishes, runs MQTTAsync_sendMessage): "
+              f"{p.get('cpu_timer_thread_s', 0):.2f} s CPU over the whole run, "
+              f"{p.get('cpu_timer_thread_s', 0) * 1e6 / p['messages_sent']:.1f} µs per message sent.")
 EOF

@@ -10,10 +10,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -113,6 +115,28 @@ BacklogFillers::~BacklogFillers() {
 }
 
 absl::StatusOr<int> PickFreePort() {
+  // Below the kernel's ephemeral range: the port is released before the peer binds it, and one
+  // from that range can meanwhile become the local port of another test's outgoing connection
+  // (seen as mosquitto's "Unable to create websockets listener" under parallel tests).
+  int ephemeral_low = 0;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> ephemeral_low;
+  if (ephemeral_low > 2048) {
+    thread_local std::mt19937 rng(std::random_device{}());
+    std::uniform_int_distribution<int> below(std::max(1024, ephemeral_low - 10000),
+                                             ephemeral_low - 1);
+    for (int tries = 0; tries < 200; ++tries) {
+      int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) break;
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      int port = below(rng);
+      addr.sin_port = htons(static_cast<uint16_t>(port));
+      bool bound = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+      close(fd);
+      if (bound) return port;
+    }
+  }
   absl::StatusOr<LoopbackListener> listener = ListenOnLoopback(1);
   if (!listener.ok()) return listener.status();
   close(listener->fd);

@@ -73,8 +73,9 @@ class BacklogFillers {
   std::vector<int> fds_;
 };
 
-// A loopback port that was free a moment ago (bind to port 0, read it, close). For peers that
-// cannot be told to bind port 0 themselves.
+// A loopback port that was free a moment ago (bound, then closed), picked below the kernel's
+// ephemeral port range so that no outgoing connection takes it before the peer binds it. For peers
+// that cannot be told to bind port 0 themselves.
 absl::StatusOr<int> PickFreePort();
 // Polls until something accepts TCP connections on 127.0.0.1:port.
 bool WaitForPort(int port, absl::Duration timeout = absl::Seconds(10));

@@ -4,9 +4,17 @@
 //   the only per-byte
 //     work on the send path; memcpy is the floor any copy pays), framing
 //     (header + copy + mask) and decoding server frames;
-//   - MQTT 3.1.1: encoding and decoding PUBLISH and PUBACK, in ns per packet.
+//   - MQTT 3.1.1: encoding and decoding PUBLISH and PUBACK, in ns per packet;
+//   - TLS record crypto: BoringSSL's EVP_AEAD seal and open (AES-128-GCM,
+//     AES-256-GCM, ChaCha20-Poly1305) at record-sized inputs, in bytes/s: the
+//     bulk rate that bounds tls and wss throughput per core (issue 15).
+#include <openssl/aead.h>
+
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "benchmark/benchmark.h"
@@ -178,6 +186,108 @@ void BM_MqttDecodeSplitPublish(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_MqttDecodeSplitPublish)->Arg(64)->Arg(4096);
+
+// ---- TLS record crypto (BoringSSL EVP_AEAD). range(0) picks the AEAD, range(1)
+// is the plaintext size: 64 B (a small MQTT message), 4 KiB, 16 KiB (a full TLS
+// record). 5 bytes of additional data, as a TLS 1.3 record header. A failed
+// seal or open aborts, so a broken setup cannot report a rate for doing nothing.
+
+struct AeadCase {
+  const char* name;
+  const EVP_AEAD* (*aead)();
+};
+const AeadCase kAeads[] = {{"aes-128-gcm", EVP_aead_aes_128_gcm},
+                           {"aes-256-gcm", EVP_aead_aes_256_gcm},
+                           {"chacha20-poly1305", EVP_aead_chacha20_poly1305}};
+
+[[noreturn]] void AeadFail(const char* what) {
+  std::fprintf(stderr, "micro_benchmark: EVP_AEAD_CTX_%s failed\n", what);
+  std::abort();
+}
+
+// A context with a fixed key, and the nonce and additional data of one record.
+class AeadSetup {
+ public:
+  explicit AeadSetup(const benchmark::State& state)
+      : aead_(kAeads[state.range(0)].aead()),
+        nonce_(EVP_AEAD_nonce_length(aead_), 0x5A),
+        ad_{0x17, 0x03, 0x03, 0x40, 0x11},
+        plaintext_(static_cast<size_t>(state.range(1)), 0x78),
+        out_(plaintext_.size() + EVP_AEAD_max_overhead(aead_)) {
+    std::vector<uint8_t> key(EVP_AEAD_key_length(aead_), 0x42);
+    if (!EVP_AEAD_CTX_init(ctx_.get(), aead_, key.data(), key.size(), EVP_AEAD_DEFAULT_TAG_LENGTH,
+                           nullptr)) {
+      AeadFail("init");
+    }
+  }
+
+  // Seals plaintext_ into out_; returns the ciphertext length.
+  size_t Seal() {
+    size_t out_len = 0;
+    if (!EVP_AEAD_CTX_seal(ctx_.get(), out_.data(), &out_len, out_.size(), nonce_.data(),
+                           nonce_.size(), plaintext_.data(), plaintext_.size(), ad_.data(),
+                           ad_.size())) {
+      AeadFail("seal");
+    }
+    return out_len;
+  }
+  // Opens `sealed` into plaintext_ (same size); aborts unless it authenticates.
+  void Open(const std::vector<uint8_t>& sealed) {
+    size_t out_len = 0;
+    if (!EVP_AEAD_CTX_open(ctx_.get(), plaintext_.data(), &out_len, plaintext_.size(),
+                           nonce_.data(), nonce_.size(), sealed.data(), sealed.size(), ad_.data(),
+                           ad_.size()) ||
+        out_len != plaintext_.size()) {
+      AeadFail("open");
+    }
+  }
+
+  const std::vector<uint8_t>& out() const { return out_; }
+  const std::vector<uint8_t>& plaintext() const { return plaintext_; }
+
+ private:
+  const EVP_AEAD* aead_;
+  bssl::ScopedEVP_AEAD_CTX ctx_;
+  // One nonce for every record: fine for timing, never for real traffic.
+  std::vector<uint8_t> nonce_;
+  std::vector<uint8_t> ad_;
+  std::vector<uint8_t> plaintext_;
+  std::vector<uint8_t> out_;
+};
+
+void AeadArgs(benchmark::internal::Benchmark* b) {
+  for (int64_t aead = 0; aead < 3; ++aead) {
+    for (int64_t size : {64, 4 << 10, 16 << 10}) b->Args({aead, size});
+  }
+  b->ArgNames({"aead", "bytes"});
+}
+
+void BM_TlsAeadSeal(benchmark::State& state) {
+  AeadSetup setup(state);
+  size_t sealed = 0;
+  for (auto _ : state) {
+    sealed = setup.Seal();
+    benchmark::DoNotOptimize(setup.out().data());
+    benchmark::ClobberMemory();
+  }
+  if (sealed != setup.out().size()) AeadFail("seal (short output)");
+  state.SetLabel(kAeads[state.range(0)].name);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(1));
+}
+BENCHMARK(BM_TlsAeadSeal)->Apply(AeadArgs);
+
+void BM_TlsAeadOpen(benchmark::State& state) {
+  AeadSetup setup(state);
+  const std::vector<uint8_t> sealed(setup.out().begin(), setup.out().begin() + setup.Seal());
+  for (auto _ : state) {
+    setup.Open(sealed);
+    benchmark::DoNotOptimize(setup.plaintext().data());
+    benchmark::ClobberMemory();
+  }
+  state.SetLabel(kAeads[state.range(0)].name);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(1));
+}
+BENCHMARK(BM_TlsAeadOpen)->Apply(AeadArgs);
 
 }  // namespace
 }  // namespace hublink

@@ -6,7 +6,8 @@
 #   bench/run.sh            # full run, under 5 minutes
 #   bench/run.sh --quick    # smaller counts, about a minute
 #   bench/run.sh --rows=latency,connect --reps=5
-#   bench/run.sh --micro    # only the micro-benchmarks (WebSocket masking/framing, MQTT codec)
+#   bench/run.sh --micro    # only the micro-benchmarks (WebSocket masking/framing, MQTT codec,
+#                           # BoringSSL AEAD seal/open)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUTPUT_BASE="${BENCH_OUTPUT_BASE:-$HOME/.cache/bazel-bench}"

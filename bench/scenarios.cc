@@ -75,13 +75,29 @@ class PublishWindow : public ConnectionListener {
   std::condition_variable condition_;
 };
 
-// Counts what a subscriber receives.
+// A point in time with this process's CPU and the broker's (for windows that do
+// not start with a publish of this process).
+struct Mark {
+  absl::Time at;
+  absl::Duration cpu;
+  absl::Duration broker_cpu;
+};
+Mark MarkNow(pid_t broker) { return {absl::Now(), ProcessCpu(), ProcessCpuOf(broker)}; }
+
+// Counts what a subscriber receives. With `mark_first`, the first message also
+// takes a Mark (--role=sub: the publisher is another process, so the window
+// starts at the first message received).
 class Sink : public ConnectionListener {
  public:
-  explicit Sink(int64_t expected) : expected_(expected) {}
+  explicit Sink(int64_t expected, bool mark_first = false, pid_t broker = 0)
+      : expected_(expected), mark_first_(mark_first), broker_(broker) {}
 
   void OnMessage(absl::string_view, absl::string_view payload) override {
     int64_t count = received_.fetch_add(1) + 1;
+    if (count == 1 && mark_first_) {
+      first_ = MarkNow(broker_);
+      first_seen_.Notify();
+    }
     bytes_.fetch_add(static_cast<int64_t>(payload.size()));
     last_nanos_.store(absl::ToUnixNanos(absl::Now()));
     if (count == expected_) all_.Notify();
@@ -106,12 +122,23 @@ class Sink : public ConnectionListener {
     }
   }
 
+  // With `mark_first`: waits for the first message; first() is valid once it
+  // returned true.
+  bool WaitFirst(absl::Time deadline) const {
+    return first_seen_.WaitForNotificationWithDeadline(deadline);
+  }
+  const Mark& first() const { return first_; }
+
   int64_t received() const { return received_.load(); }
   int64_t bytes() const { return bytes_.load(); }
   absl::Time last() const { return absl::FromUnixNanos(last_nanos_.load()); }
 
  private:
   const int64_t expected_;
+  const bool mark_first_;
+  const pid_t broker_;
+  Mark first_;
+  Notification first_seen_;
   std::atomic<int64_t> received_{0};
   std::atomic<int64_t> bytes_{0};
   std::atomic<int64_t> last_nanos_{0};
@@ -136,54 +163,179 @@ bool ConnectBoth(Connection& a, Connection& b) {
   return a_up && b_up;
 }
 
+// Publishes `count` messages through `sender`'s window, at most `rate` per second
+// (0: unlimited) by absolute time, publish i no earlier than start + i/rate, so a
+// late wake-up is caught up rather than lost. Stops early at `deadline`.
+void PublishAll(Connection& pub, PublishWindow& sender, const std::string& topic,
+                const std::string& payload, int qos, int64_t count, double rate, absl::Time start,
+                absl::Time deadline) {
+  for (int64_t i = 0; i < count; ++i) {
+    if (rate > 0) {
+      const absl::Duration wait = start + absl::Seconds(i / rate) - absl::Now();
+      if (wait > absl::ZeroDuration()) absl::SleepFor(wait);
+    }
+    if (!sender.Acquire(deadline)) break;
+    sender.Sent();
+    pub.Publish(topic, payload, qos);
+  }
+}
+
+struct ThroughputParams {
+  explicit ThroughputParams(const Flags& flags)
+      : target(TargetFromFlags(flags)),
+        run(flags.Get("run_id", "0")),
+        qos(static_cast<int>(flags.GetInt("qos", 0))),
+        count(flags.GetInt("count", 10000)),
+        window(flags.GetInt("window", 64)),
+        rate(flags.GetDouble("rate", 0)),
+        cap(absl::Seconds(flags.GetDouble("seconds", 5))),
+        broker(static_cast<pid_t>(flags.GetInt("broker_pid", 0))),
+        payload(static_cast<size_t>(flags.GetInt("size", 64)), 'x'),
+        topic(flags.Get("topic", absl::StrCat("t/", run))) {
+    // --sub_transport/--sub_port put the subscriber on another listener
+    // (diagnosis: which side of the broker limits).
+    sub_target = target;
+    if (flags.Has("sub_transport")) {
+      sub_target.transport = flags.Get("sub_transport");
+      sub_target.port = static_cast<int>(flags.GetInt("sub_port", target.port));
+    }
+  }
+
+  Target target, sub_target;
+  std::string run;
+  int qos;
+  int64_t count, window;
+  double rate;  // msgs/s, 0 = unlimited
+  absl::Duration cap;
+  pid_t broker;
+  std::string payload, topic;
+};
+
+// --role=sub: only the subscriber. Prints READY once subscribed, then counts
+// --count messages from a publisher in another process; the window (rate, its
+// CPU, the broker's CPU) runs from the first message received to the last.
+int ThroughputSubscriber(const ThroughputParams& p, ConnectionFactory& factory) {
+  Sink sink(p.count, /*mark_first=*/true, p.broker);
+  std::unique_ptr<Connection> sub =
+      factory.Make(p.sub_target, absl::StrCat("s", p.run), static_cast<int>(p.window), &sink);
+  sub->StartConnect();
+  if (!sub->WaitConnected(kConnectTimeout)) {
+    std::fprintf(stderr, "bench: connect failed\n");
+    return 2;
+  }
+  if (!sub->Subscribe(p.topic, p.qos, kConnectTimeout)) {
+    std::fprintf(stderr, "bench: subscribe failed\n");
+    return 2;
+  }
+  std::printf("READY\n");
+  std::fflush(stdout);
+  // The publisher process starts now: allow it a connect timeout to begin.
+  Mark first = MarkNow(p.broker), end = first;
+  if (sink.WaitFirst(first.at + kConnectTimeout + p.cap)) {
+    first = sink.first();
+    // The sender is elsewhere: any quiet second after the first message ends the run.
+    const std::atomic<bool> sender_done{true};
+    sink.Wait(first.at + p.cap, absl::Seconds(1), sender_done);
+    end = MarkNow(p.broker);
+  } else {
+    std::fprintf(stderr, "bench: no message arrived\n");
+  }
+  const int64_t received = sink.received();
+  const double seconds = absl::ToDoubleSeconds((received > 0 ? sink.last() : end.at) - first.at);
+  const absl::Duration cpu = end.cpu - first.cpu, broker_cpu = end.broker_cpu - first.broker_cpu;
+  const double window_s = absl::ToDoubleSeconds(end.at - first.at);
+  Result result;
+  result.Add("role", "sub")
+      .Add("received", received)
+      .Add("seconds", seconds)
+      .Add("msgs_per_s", seconds > 0 ? received / seconds : 0.0)
+      .Add("mb_per_s", seconds > 0 ? sink.bytes() / seconds / 1e6 : 0.0)
+      .Add("cpu_s", absl::ToDoubleSeconds(cpu))
+      .Add("cpu_per_100k", received > 0 ? absl::ToDoubleSeconds(cpu) * 1e5 / received : 0.0)
+      .Add("rss_kib", PeakRssKib())
+      .Add("broker_cpu_pct",
+           window_s > 0 ? 100.0 * absl::ToDoubleSeconds(broker_cpu) / window_s : 0.0)
+      .Add("broker_cpu_s", absl::ToDoubleSeconds(broker_cpu))
+      .Add("stalled", static_cast<int64_t>(received < p.count));
+  sub->Disconnect();
+  result.Print();
+  return 0;
+}
+
+// --role=pub: only the publisher: --count messages through the window (paced by
+// --rate), then waits for their completions.
+int ThroughputPublisher(const ThroughputParams& p, ConnectionFactory& factory) {
+  PublishWindow sender(p.window);
+  std::unique_ptr<Connection> pub =
+      factory.Make(p.target, absl::StrCat("p", p.run), static_cast<int>(p.window), &sender);
+  pub->StartConnect();
+  if (!pub->WaitConnected(kConnectTimeout)) {
+    std::fprintf(stderr, "bench: connect failed\n");
+    return 2;
+  }
+  const Mark start = MarkNow(p.broker);
+  const absl::Time deadline = start.at + p.cap;
+  PublishAll(*pub, sender, p.topic, p.payload, p.qos, p.count, p.rate, start.at, deadline);
+  const bool all = sender.WaitAll(deadline + absl::Seconds(1));
+  const Mark end = MarkNow(p.broker);
+  const double seconds = absl::ToDoubleSeconds(end.at - start.at);
+  const absl::Duration cpu = end.cpu - start.cpu;
+  Result result;
+  result.Add("role", "pub")
+      .Add("sent", sender.sent())
+      .Add("completed", sender.completed())
+      .Add("failed", sender.failed())
+      .Add("seconds", seconds)
+      .Add("msgs_per_s", seconds > 0 ? sender.completed() / seconds : 0.0)
+      .Add("cpu_s", absl::ToDoubleSeconds(cpu))
+      .Add("cpu_per_100k",
+           sender.completed() > 0 ? absl::ToDoubleSeconds(cpu) * 1e5 / sender.completed() : 0.0)
+      .Add("rss_kib", PeakRssKib())
+      .Add("broker_cpu_s", absl::ToDoubleSeconds(end.broker_cpu - start.broker_cpu))
+      .Add("stalled", static_cast<int64_t>(!all || sender.completed() < p.count));
+  pub->Disconnect();
+  result.Print();
+  return 0;
+}
+
 // QoS 0 or 1 messages of --size bytes from one connection to another through
 // the broker, counted at the subscriber. --count messages or --seconds,
-// whichever ends first.
+// whichever ends first; --rate paces the publisher. --role=sub|pub runs one side
+// only (the driver's cross row pairs a publisher of one library with a
+// subscriber of the other, on a shared --topic).
 int Throughput(const Flags& flags, ConnectionFactory& factory) {
-  const Target target = TargetFromFlags(flags);
-  const std::string run = flags.Get("run_id", "0");
-  const int qos = static_cast<int>(flags.GetInt("qos", 0));
-  const int64_t count = flags.GetInt("count", 10000);
-  const int64_t window = flags.GetInt("window", 64);
-  const absl::Duration cap = absl::Seconds(flags.GetDouble("seconds", 5));
-  const pid_t broker = static_cast<pid_t>(flags.GetInt("broker_pid", 0));
-  const std::string payload(static_cast<size_t>(flags.GetInt("size", 64)), 'x');
-  const std::string topic = absl::StrCat("t/", run);
-
-  PublishWindow sender(window);
-  Sink sink(count);
-  // --sub_transport/--sub_port put the subscriber on another listener (diagnosis: which side of
-  // the broker limits).
-  Target sub_target = target;
-  if (flags.Has("sub_transport")) {
-    sub_target.transport = flags.Get("sub_transport");
-    sub_target.port = static_cast<int>(flags.GetInt("sub_port", target.port));
+  const ThroughputParams p(flags);
+  const std::string role = flags.Get("role", "both");
+  if (role == "sub") return ThroughputSubscriber(p, factory);
+  if (role == "pub") return ThroughputPublisher(p, factory);
+  if (role != "both") {
+    std::fprintf(stderr, "bench: --role must be both, pub or sub\n");
+    return 64;
   }
+
+  PublishWindow sender(p.window);
+  Sink sink(p.count);
   std::unique_ptr<Connection> sub =
-      factory.Make(sub_target, absl::StrCat("s", run), static_cast<int>(window), &sink);
+      factory.Make(p.sub_target, absl::StrCat("s", p.run), static_cast<int>(p.window), &sink);
   std::unique_ptr<Connection> pub =
-      factory.Make(target, absl::StrCat("p", run), static_cast<int>(window), &sender);
+      factory.Make(p.target, absl::StrCat("p", p.run), static_cast<int>(p.window), &sender);
   if (!ConnectBoth(*sub, *pub)) return 2;
-  if (!sub->Subscribe(topic, qos, kConnectTimeout)) {
+  if (!sub->Subscribe(p.topic, p.qos, kConnectTimeout)) {
     std::fprintf(stderr, "bench: subscribe failed\n");
     return 2;
   }
 
   const absl::Duration cpu0 = ProcessCpu();
-  const absl::Duration broker0 = ProcessCpuOf(broker);
+  const absl::Duration broker0 = ProcessCpuOf(p.broker);
   const absl::Time start = absl::Now();
-  const absl::Time deadline = start + cap;
+  const absl::Time deadline = start + p.cap;
   std::atomic<bool> sender_done{false};
-  for (int64_t i = 0; i < count; ++i) {
-    if (!sender.Acquire(deadline)) break;
-    sender.Sent();
-    pub->Publish(topic, payload, qos);
-  }
+  PublishAll(*pub, sender, p.topic, p.payload, p.qos, p.count, p.rate, start, deadline);
   sender_done.store(true);
   sink.Wait(deadline, absl::Seconds(1), sender_done);
   const absl::Time end = absl::Now();
   const absl::Duration cpu = ProcessCpu() - cpu0;
-  const absl::Duration broker_cpu = ProcessCpuOf(broker) - broker0;
+  const absl::Duration broker_cpu = ProcessCpuOf(p.broker) - broker0;
 
   const int64_t received = sink.received();
   const double seconds = absl::ToDoubleSeconds((received > 0 ? sink.last() : end) - start);
@@ -201,7 +353,7 @@ int Throughput(const Flags& flags, ConnectionFactory& factory) {
       .Add("broker_cpu_pct",
            100.0 * absl::ToDoubleSeconds(broker_cpu) / absl::ToDoubleSeconds(end - start))
       .Add("broker_cpu_s", absl::ToDoubleSeconds(broker_cpu))
-      .Add("stalled", static_cast<int64_t>(received < count));
+      .Add("stalled", static_cast<int64_t>(received < p.count));
   pub->Disconnect();
   sub->Disconnect();
   result.Print();

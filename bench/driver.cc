@@ -4,9 +4,12 @@
 // belong to one library), repeated --reps times with the repetitions
 // interleaved; cells are medians. bench/run.sh builds the binaries and calls
 // this.
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -49,9 +52,27 @@ class Driver {
     } else {
       sizes_ = {40000, 8000, 10000, 1000, 17, 6, 10000, 2, 1.5, 15};
     }
+    // --count_scale=0.05: tiny counts for a functional check of the driver itself (not a result).
+    const double scale = flags.GetDouble("count_scale", 1);
+    for (int64_t* count : {&sizes_.qos0_small_count, &sizes_.qos0_large_count, &sizes_.qos1_count,
+                           &sizes_.latency_count, &sizes_.connect_count, &sizes_.probe_count,
+                           &sizes_.allocs_count}) {
+      *count = std::max<int64_t>(1, std::llround(*count * scale));
+    }
     // Quick mode keeps the two ends of the range: plain TCP and WebSocket over TLS.
     std::string transports = flags.Get("transports", quick_ ? "tcp,wss" : "tcp,ws,tls,wss");
     for (absl::string_view t : absl::StrSplit(transports, ',')) transports_.emplace_back(t);
+    // The cross and paced rows: tcp unless --transports names others.
+    if (flags.Has("transports")) {
+      pair_transports_ = transports_;
+    } else {
+      pair_transports_ = {"tcp"};
+    }
+    for (absl::string_view rate : absl::StrSplit(flags.Get("paced_rates", "10000,20000"), ',')) {
+      int64_t value;
+      if (!absl::SimpleAtoi(rate, &value)) value = 0;
+      paced_rates_.push_back(value);
+    }
     std::string rows = flags.Get("rows", "qos0,qos1,latency,connect,allocs");
     for (absl::string_view row : absl::StrSplit(rows, ',')) rows_.emplace_back(row);
     log_file_ = absl::StrCat(testing::TempDir(), "/bench_clients.log");
@@ -59,7 +80,9 @@ class Driver {
 
   // An unknown row or transport would measure nothing and still print a table: refuse it.
   absl::Status Validate() const {
-    static constexpr absl::string_view kRows[] = {"qos0", "qos1", "latency", "connect", "allocs"};
+    // cross and paced are not in the default --rows.
+    static constexpr absl::string_view kRows[] = {"qos0",   "qos1",  "latency", "connect",
+                                                  "allocs", "cross", "paced"};
     static constexpr absl::string_view kTransports[] = {"tcp", "ws", "tls", "wss"};
     for (const std::string& row : rows_) {
       if (std::find(std::begin(kRows), std::end(kRows), row) == std::end(kRows)) {
@@ -73,6 +96,13 @@ class Driver {
         return absl::InvalidArgumentError(
             absl::StrCat("--transports: unknown transport \"", transport,
                          "\" (transports: ", absl::StrJoin(kTransports, ","), ")"));
+      }
+    }
+    for (int64_t rate : paced_rates_) {
+      if (rate <= 0) {
+        return absl::InvalidArgumentError(
+            "--paced_rates: positive messages per second, e.g. "
+            "10000,20000");
       }
     }
     return absl::OkStatus();
@@ -111,21 +141,31 @@ class Driver {
     return absl::OkStatus();
   }
 
-  // Runs one client process; empty on failure (logged).
-  Values Run(Variant variant, const std::string& transport, const std::string& args) {
+  // The client binary of `variant`, with the TCP_NODELAY shim for Paho+NODELAY.
+  std::string Binary(Variant variant) const {
     std::string binary = variant == kHublink ? flags_.Get("hublink_bin") : flags_.Get("paho_bin");
     std::string preload =
         variant == kPahoNodelay ? absl::StrCat("env LD_PRELOAD=", flags_.Get("shim"), " ") : "";
-    return RunBinary(preload + binary, transport, args);
+    return preload + binary;
+  }
+
+  // Runs one client process; empty on failure (logged).
+  Values Run(Variant variant, const std::string& transport, const std::string& args) {
+    return RunBinary(Binary(variant), transport, args);
+  }
+
+  // The shell command of one client run, bounded by `timeout 60`, stderr to the client log.
+  std::string Command(const std::string& binary, const std::string& transport,
+                      const std::string& args) {
+    return absl::StrCat("timeout 60 ", binary, " --transport=", transport,
+                        " --port=", ports_[transport], " --ca_file=", ca_file_,
+                        " --broker_pid=", broker_->process().pid(), " --run_id=", getpid(), "x",
+                        ++run_counter_, " ", args, " 2>>", log_file_);
   }
 
   Values RunBinary(const std::string& binary, const std::string& transport,
                    const std::string& args) {
-    std::string command = absl::StrCat(
-        "timeout 60 ", binary, " --transport=", transport, " --port=", ports_[transport],
-        " --ca_file=", ca_file_, " --broker_pid=", broker_->process().pid(), " --run_id=", getpid(),
-        "x", ++run_counter_, " ", args, " 2>>", log_file_);
-    absl::StatusOr<std::string> output = testing::RunCommand(command);
+    absl::StatusOr<std::string> output = testing::RunCommand(Command(binary, transport, args));
     ++runs_;
     if (!output.ok()) {
       std::fprintf(stderr, "bench: FAILED: %s\n", output.status().ToString().c_str());
@@ -152,6 +192,90 @@ class Driver {
       cpu_s = pct / 100 * seconds;
     }
     values["broker_us_per_msg"] = absl::StrFormat("%.3f", cpu_s * 1e6 / received);
+  }
+
+  // Reads `pipe` into `output` until `needle` has arrived (nullptr: until EOF) or
+  // `deadline`; false at the deadline, or at EOF before the needle.
+  static bool ReadUntil(FILE* pipe, const char* needle, absl::Time deadline, std::string* output) {
+    const int fd = fileno(pipe);
+    while (needle == nullptr || output->find(needle) == std::string::npos) {
+      const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+      if (ms <= 0) return false;
+      pollfd pfd = {fd, POLLIN, 0};
+      const int ready = poll(&pfd, 1, static_cast<int>(std::min<int64_t>(ms, 1000)));
+      if (ready < 0 && errno != EINTR) return false;
+      if (ready <= 0) continue;
+      char buffer[4096];
+      const ssize_t n = read(fd, buffer, sizeof(buffer));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return needle == nullptr;  // EOF
+      output->append(buffer, static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+  // The cross row: a --role=sub process of `sub`'s library, started first and
+  // awaited until it prints READY, then a --role=pub process of `pub`'s library
+  // on the same topic; the subscriber's RESULT (rate, its CPU, the broker's CPU
+  // from its first message to its last) plus the publisher's CPU per delivered
+  // message. Empty on failure (logged). Both are bounded by `timeout 60`.
+  Values RunPair(Variant pub, Variant sub, const std::string& transport, const std::string& args,
+                 double seconds) {
+    const std::string topic = absl::StrCat("x/", getpid(), "x", run_counter_ + 1);
+    const std::string command =
+        Command(Binary(sub), transport, absl::StrCat(args, " --role=sub --topic=", topic));
+    ++runs_;
+    FILE* pipe = popen(command.c_str(), "r");
+    if (pipe == nullptr) {
+      std::fprintf(stderr, "bench: FAILED: popen: %s\n", command.c_str());
+      ++failures_;
+      return {};
+    }
+    std::string output;
+    // Connect and subscribe: 10 s each at most in the client.
+    if (!ReadUntil(pipe, "READY\n", absl::Now() + absl::Seconds(25), &output)) {
+      // pclose waits for the subscriber, which `timeout 60` bounds.
+      int status = pclose(pipe);
+      std::fprintf(stderr, "bench: FAILED: no READY from the subscriber (%d): %s\n%s", status,
+                   command.c_str(), output.c_str());
+      ++failures_;
+      return {};
+    }
+    const Values published =
+        RunBinary(Binary(pub), transport, absl::StrCat(args, " --role=pub --topic=", topic));
+    // The subscriber ends within its cap (+ 10 s if nothing arrived) + 1 s of quiet.
+    const bool ended = ReadUntil(pipe, nullptr, absl::Now() + absl::Seconds(seconds + 20), &output);
+    const int status = pclose(pipe);
+    if (!ended || status != 0) {
+      std::fprintf(stderr, "bench: FAILED (%d): %s\n%s", status, command.c_str(), output.c_str());
+      ++failures_;
+      return {};
+    }
+    Values values = ParseResult(output);
+    AddBrokerCpuPerMessage(values);
+    double received = 0, pub_cpu = 0;
+    auto it = published.find("cpu_s");
+    if (absl::SimpleAtod(values["received"], &received) && received > 0 && it != published.end() &&
+        absl::SimpleAtod(it->second, &pub_cpu)) {
+      values["pub_cpu_per_100k"] = absl::StrFormat("%.6g", pub_cpu * 1e5 / received);
+    }
+    return values;
+  }
+
+  void RunCross(const std::string& args, double seconds) {
+    const absl::Time start = absl::Now();
+    for (int rep = 0; rep < reps_; ++rep) {
+      for (const std::string& transport : pair_transports_) {
+        for (Variant pub : {kHublink, kPaho}) {
+          for (Variant sub : {kHublink, kPaho}) {
+            std::fprintf(stderr, "bench: cross pub %s sub %s %s rep %d\n", kVariantNames[pub],
+                         kVariantNames[sub], transport.c_str(), rep + 1);
+            cross_[transport][pub][sub].push_back(RunPair(pub, sub, transport, args, seconds));
+          }
+        }
+      }
+    }
+    absl::StrAppendFormat(&timing_, "cross %.0f s, ", absl::ToDoubleSeconds(absl::Now() - start));
   }
 
   // key -> variant -> transport -> one Values per repetition.
@@ -222,12 +346,15 @@ class Driver {
 
   // A throughput row: msgs/s and MB/s at the subscriber, the ratio, the
   // broker's CPU.
-  void ThroughputRows(const std::string& key, const std::string& label) {
-    for (const std::string& transport : transports_) {
+  // With `client_cpu`, a last column of client CPU s/100k (h / P / P+N).
+  void ThroughputRows(const std::string& key, const std::string& label,
+                      const std::vector<std::string>& transports, bool client_cpu = false) {
+    for (const std::string& transport : transports) {
       std::vector<std::string> cells = {label, transport};
       double values[3];
       std::string broker;
       std::string per_message;
+      std::string cpu;
       for (int v = 0; v < 3; ++v) {
         const std::vector<Values>& runs = table_[key][v][transport];
         values[v] = Median(runs, "msgs_per_s");
@@ -241,11 +368,13 @@ class Driver {
         cells.push_back(cell);
         absl::StrAppend(&broker, v ? " / " : "", Number(Median(runs, "broker_cpu_pct")), "%");
         absl::StrAppend(&per_message, v ? " / " : "", Number(Median(runs, "broker_us_per_msg"), 2));
+        absl::StrAppend(&cpu, v ? " / " : "", Number(Median(runs, "cpu_per_100k"), 3));
       }
       cells.push_back(Ratio(values[0], values[1], true));
       cells.push_back(Ratio(values[0], values[2], true));
       cells.push_back(broker);
       cells.push_back(per_message);
+      if (client_cpu) cells.push_back(cpu);
       Line(cells);
     }
   }
@@ -262,7 +391,7 @@ class Driver {
                                               "broker µs/msg (h / P / P+N)"};
     if (Row("qos0")) {
       Header("1. QoS 0 delivered throughput (msgs/s at the subscriber)", columns);
-      ThroughputRows("qos0_64", "QoS0 64 B");
+      ThroughputRows("qos0_64", "QoS0 64 B", transports_);
       // Not a ceiling: the raw publisher and subscriber share one thread and wait on each other,
       // and what the broker spends per message depends on how both sides write and read.
       Line({"raw-socket reference 64 B", "tcp",
@@ -277,11 +406,11 @@ class Driver {
                          "× of it"),
             "", absl::StrCat(Number(Median(ceiling_, "broker_cpu_pct")), "%"),
             Number(Median(ceiling_, "broker_us_per_msg"), 2)});
-      ThroughputRows("qos0_4k", "QoS0 4 KiB");
+      ThroughputRows("qos0_4k", "QoS0 4 KiB", transports_);
     }
     if (Row("qos1")) {
       Header("2. QoS 1 delivered throughput (64 B, in-flight window 64 for both)", columns);
-      ThroughputRows("qos1_64", "QoS1 64 B");
+      ThroughputRows("qos1_64", "QoS1 64 B", transports_);
     }
     if (Row("latency")) {
       Header(
@@ -374,6 +503,40 @@ class Driver {
         }
       }
     }
+    if (Row("cross")) {
+      Header(
+          "7. Cross pairing, QoS 0 64 B: publisher and subscriber in separate processes, "
+          "any library on either side (subscriber's window: first message to last)",
+          {"publisher", "subscriber", "transport", "msgs/s at the subscriber", "broker µs/msg",
+           "pub CPU s/100k", "sub CPU s/100k"});
+      for (const std::string& transport : pair_transports_) {
+        for (Variant pub : {kHublink, kPaho}) {
+          for (Variant sub : {kHublink, kPaho}) {
+            const std::vector<Values>& runs = cross_[transport][pub][sub];
+            std::string rate = Number(Median(runs, "msgs_per_s"));
+            int stalled = Count(runs, "stalled");
+            if (stalled > 0) {
+              rate +=
+                  absl::StrFormat(" STALL in %d/%d runs", stalled, static_cast<int>(runs.size()));
+            }
+            Line({kVariantNames[pub], kVariantNames[sub], transport, rate,
+                  Number(Median(runs, "broker_us_per_msg"), 2),
+                  Number(Median(runs, "pub_cpu_per_100k"), 3),
+                  Number(Median(runs, "cpu_per_100k"), 3)});
+          }
+        }
+      }
+    }
+    if (Row("paced")) {
+      Header("8. QoS 0 64 B paced to an offered rate (msgs/s at the subscriber)",
+             {"offered rate", "transport", "hublink", "Paho", "Paho+NODELAY", "hublink vs Paho",
+              "vs Paho+NODELAY", "broker CPU (h / P / P+N)", "broker µs/msg (h / P / P+N)",
+              "client CPU s/100k (h / P / P+N)"});
+      for (int64_t rate : paced_rates_) {
+        ThroughputRows(absl::StrCat("paced_", rate), absl::StrCat(rate, "/s"), pair_transports_,
+                       /*client_cpu=*/true);
+      }
+    }
   }
 
   int Main() {
@@ -442,6 +605,23 @@ class Driver {
       absl::StrAppendFormat(&timing_, "probe %.0f s, ",
                             absl::ToDoubleSeconds(absl::Now() - probe_start));
     }
+    const std::string qos0_small =
+        absl::StrCat(" --qos=0 --size=64 --window=256 --count=", sizes_.qos0_small_count);
+    if (Row("cross")) {
+      RunCross(absl::StrCat(throughput, qos0_small), sizes_.throughput_seconds);
+    }
+    if (Row("paced")) {
+      for (int64_t rate : paced_rates_) {
+        // Long enough for the whole count at the offered rate.
+        const double seconds =
+            std::max(sizes_.throughput_seconds,
+                     1.5 * static_cast<double>(sizes_.qos0_small_count) / rate + 1);
+        RunMatrix(
+            absl::StrCat("paced_", rate),
+            absl::StrCat("--scenario=throughput --seconds=", seconds, qos0_small, " --rate=", rate),
+            all, pair_transports_);
+      }
+    }
     if (Row("allocs")) {
       for (int qos : {0, 1}) {
         RunMatrix(absl::StrCat("allocs_qos", qos),
@@ -453,12 +633,15 @@ class Driver {
     const absl::Duration elapsed = absl::Now() - begin;
     Report();
     std::printf("%s\n", out_.c_str());
+    std::string mode = quick_ ? "Quick" : "Full";
+    if (flags_.Has("count_scale")) {
+      absl::StrAppend(&mode, " (counts x", flags_.Get("count_scale"), ")");
+    }
     std::printf(
         "%s mode, %d repetitions, %d client runs (%d failed) in %.0f s (%s); "
         "broker CPU "
         "over the whole run %.1f s.\n",
-        quick_ ? "Quick" : "Full", reps_, runs_, failures_, absl::ToDoubleSeconds(elapsed),
-        timing_.c_str(),
+        mode.c_str(), reps_, runs_, failures_, absl::ToDoubleSeconds(elapsed), timing_.c_str(),
         absl::ToDoubleSeconds(ProcessCpuOf(broker_->process().pid()) - broker_cpu0));
     return failures_ == 0 ? 0 : 3;
   }
@@ -470,6 +653,8 @@ class Driver {
   Sizes sizes_;
   std::vector<std::string> rows_;
   std::vector<std::string> transports_;
+  std::vector<std::string> pair_transports_;  // cross and paced
+  std::vector<int64_t> paced_rates_;
   std::string log_file_;
   std::string ca_file_;
   std::unique_ptr<MosquittoBroker> broker_;
@@ -480,6 +665,8 @@ class Driver {
   Table table_;
   std::map<std::string, std::vector<Values>> probe_;
   std::vector<Values> ceiling_;
+  // transport -> publisher variant -> subscriber variant -> one Values per repetition.
+  std::map<std::string, std::map<int, std::map<int, std::vector<Values>>>> cross_;
   std::string out_;
   std::string timing_;
 };

@@ -88,6 +88,8 @@ class ProtocolLink {
   virtual absl::Status Write(absl::string_view bytes) = 0;
   // Transport::BufferedBytes of the top transport: above its soft limit, wait for OnLinkWritable.
   virtual size_t BufferedBytes() const = 0;
+  // Transport::AboveSoftLimit of the top transport: while true, OnLinkWritable is owed.
+  virtual bool AboveSoftLimit() const { return false; }
   // Ends this link: OK for a goodbye the protocol already sent (the transports then say theirs),
   // non-OK for a protocol failure (malformed input, keep-alive timeout, refused handshake: the
   // transports are abandoned). Returns at once; OnLinkClosed follows from a later loop turn.

@@ -71,6 +71,13 @@ class Transport {
   // Bytes accepted by Write() that no layer has yet handed to the kernel. Callers use it to pace
   // themselves: above the soft limit they should wait for OnWritable().
   virtual size_t BufferedBytes() const = 0;
+
+  // True while OnWritable() is owed: the bytes queued in this layer or below went over the soft
+  // limit (the base transport's high-water mark) or a Write() was refused, and OnWritable() follows
+  // once they drain under the low-water mark. Writes are still accepted up to the hard limit; a
+  // caller that paces itself (mqtt::Session holds QoS 0 data) waits for OnWritable() instead.
+  // Layers that never pace may keep the default; a wrapping layer forwards the layer below's.
+  virtual bool AboveSoftLimit() const { return false; }
 };
 
 // Per-pipeline product of a TransportFactory: holds the parsed, validated config and anything worth

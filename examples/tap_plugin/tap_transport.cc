@@ -51,6 +51,7 @@ class TapTransport : public hublink::Transport, private hublink::TransportListen
   }
   void Close() override { lower_->Close(); }
   size_t BufferedBytes() const override { return lower_->BufferedBytes(); }
+  bool AboveSoftLimit() const override { return lower_->AboveSoftLimit(); }
 
  private:
   void OnOpen() override {

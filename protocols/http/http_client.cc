@@ -41,6 +41,7 @@ class Link : public TransportListener, public ProtocolLink {
 
   absl::Status Write(absl::string_view bytes) override { return top_->Write(bytes); }
   size_t BufferedBytes() const override { return top_->BufferedBytes(); }
+  bool AboveSoftLimit() const override { return top_->AboveSoftLimit(); }
   void Close(const absl::Status&) override {
     if (!close_requested_) {
       close_requested_ = true;

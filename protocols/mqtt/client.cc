@@ -526,6 +526,7 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
       return transport->Write(bytes);
     }
     size_t BufferedBytes() const override { return transport ? transport->BufferedBytes() : 0; }
+    bool AboveSoftLimit() const override { return transport && transport->AboveSoftLimit(); }
     void Close(const absl::Status& reason) override {
       if (closing || finished) return;
       closing = true;

@@ -39,6 +39,7 @@ class TunnelTransport : public Transport, private TransportListener {
   absl::Status Write(absl::string_view bytes) final;
   void Close() final;
   size_t BufferedBytes() const final { return lower_->BufferedBytes(); }
+  bool AboveSoftLimit() const final { return state_ == State::kOpen && lower_->AboveSoftLimit(); }
 
  protected:
   // Runs inside Open(), before the layer below is opened. Return true when ready at once; false

@@ -257,6 +257,8 @@ class TcpTransport : public Transport {
     return absl::OkStatus();
   }
 
+  bool AboveSoftLimit() const override { return want_writable_ && state_ == State::kOpen; }
+
   void Close() override {
     switch (state_) {
       case State::kIdle:

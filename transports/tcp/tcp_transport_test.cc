@@ -239,6 +239,43 @@ TEST_F(TcpTransportTest, BackpressureRejectsPastTheLimitThenSignalsWritable) {
   EXPECT_GE(listener_.writable, 1);
 }
 
+// Over the high-water mark the transport owes OnWritable() and says so, while it still accepts
+// writes up to the hard limit: mqtt::Session holds QoS 0 data until then (issue 15, goal 5).
+TEST_F(TcpTransportTest, AboveSoftLimitFromTheHighWaterMarkUntilOnWritable) {
+  Listener server;
+  Open("127.0.0.1", server.port(), "max_buffered_bytes: 4194304 high_water_bytes: 262144");
+  ASSERT_EQ(listener_.opened, 1);
+  int peer = server.Accept();
+  ASSERT_GE(peer, 0);
+  EXPECT_FALSE(transport_->AboveSoftLimit());
+  std::string chunk(64 * 1024, 'h');
+  size_t accepted = 0;
+  // The peer reads nothing: the kernel's buffers fill, then our queue passes the high-water mark.
+  for (int i = 0; i < 1000 && !transport_->AboveSoftLimit(); ++i) {
+    ASSERT_TRUE(transport_->Write(chunk).ok());
+    accepted += chunk.size();
+  }
+  ASSERT_TRUE(transport_->AboveSoftLimit());
+  EXPECT_GT(transport_->BufferedBytes(), 262144u);
+  // Still below the hard limit: writes are accepted, and the transport still owes OnWritable().
+  ASSERT_TRUE(transport_->Write(chunk).ok());
+  accepted += chunk.size();
+  EXPECT_TRUE(transport_->AboveSoftLimit());
+  EXPECT_EQ(listener_.writable, 0);
+  size_t received = 0;
+  char buf[65536];
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (listener_.writable == 0 && absl::Now() < deadline) {
+    loop_->RunOnce(absl::Milliseconds(1));
+    ssize_t n = recv(peer, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n > 0) received += static_cast<size_t>(n);
+  }
+  ASSERT_EQ(listener_.writable, 1);
+  EXPECT_FALSE(transport_->AboveSoftLimit());
+  EXPECT_LE(transport_->BufferedBytes(), 262144u / 4);
+  EXPECT_LE(received, accepted);
+}
+
 TEST_F(TcpTransportTest, RefusedWriteBelowHighWaterStillGetsOnWritable) {
   Listener server;
   // The high-water mark sits near the hard limit, so a refused write can leave the queue below it.

@@ -182,6 +182,7 @@ class GatedTransport : public Transport, public TransportListener {
     inner_->Close();
   }
   size_t BufferedBytes() const override { return 0; }
+  bool AboveSoftLimit() const override { return above_soft_limit; }
   void OnOpen() override { up_->OnOpen(); }
   void OnData(absl::string_view bytes) override { up_->OnData(bytes); }
   void OnClosed(const absl::Status& status) override { up_->OnClosed(status); }
@@ -192,6 +193,7 @@ class GatedTransport : public Transport, public TransportListener {
   }
 
   bool full = false;
+  bool above_soft_limit = false;
   int close_calls = 0;
 
  private:
@@ -426,6 +428,40 @@ TEST_P(TlsMemoryTest, BackpressureBelowHoldsCiphertextAndDelaysTheClose) {
   EXPECT_EQ(server.received, message);
   EXPECT_TRUE(server.got_close_notify);
   EXPECT_EQ(attempt.listener.writable, 0) << "OnWritable after Close()";
+}
+
+// The layer owes OnWritable() while the layer below does, or while it holds records the layer
+// below refused; mqtt::Session holds QoS 0 data until then (issue 15, goal 5).
+TEST_P(TlsMemoryTest, AboveSoftLimitWhileTheLayerBelowIsOrRecordsAreHeld) {
+  auto tls = Configure(config_);
+  ASSERT_NE(tls, nullptr);
+  MemoryPipe pipe = MakeMemoryPipe(*loop_, GetParam());
+  MemoryTlsServer server(std::move(pipe.server), server_ctx_.get(), "HELLO\n");
+  server.echo = false;
+  auto gated = std::make_unique<GatedTransport>(*loop_, std::move(pipe.client));
+  GatedTransport* gate = gated.get();
+  Attempt attempt(*loop_, "broker.local", 8883);
+  auto top = tls->Create(attempt.context, std::move(gated));
+  ASSERT_TRUE(top.ok());
+  server.Open();
+  (*top)->Open(&attempt.listener);
+  ASSERT_TRUE(RunUntil(
+      *loop_, [&] { return attempt.listener.data.size() >= 6 || attempt.listener.closed; }));
+  ASSERT_EQ(attempt.listener.opened, 1);
+  EXPECT_FALSE((*top)->AboveSoftLimit());
+  gate->above_soft_limit = true;
+  EXPECT_TRUE((*top)->AboveSoftLimit());
+  gate->above_soft_limit = false;
+  EXPECT_FALSE((*top)->AboveSoftLimit());
+
+  gate->full = true;
+  const std::string message(3000, 'm');
+  ASSERT_TRUE((*top)->Write(message).ok()) << "the first refused write is held, not lost";
+  EXPECT_TRUE((*top)->AboveSoftLimit());
+  gate->Drain();
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return attempt.listener.writable > 0; }));
+  EXPECT_FALSE((*top)->AboveSoftLimit());
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return server.received == message; }));
 }
 
 TEST_P(TlsMemoryTest, PeerCloseWithoutCloseNotify) {

@@ -143,6 +143,11 @@ class TlsTransport : public Transport, private TransportListener {
   size_t BufferedBytes() const override {
     return (lower_ != nullptr ? lower_->BufferedBytes() : 0) + outbox_.size();
   }
+  // Records held in outbox_ wait for the layer below's OnWritable(), which this layer passes up.
+  bool AboveSoftLimit() const override {
+    return state_ == State::kOpen &&
+           (!outbox_.empty() || (lower_ != nullptr && lower_->AboveSoftLimit()));
+  }
 
   // ---- BoringSSL callbacks ----
 

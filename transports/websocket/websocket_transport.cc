@@ -208,6 +208,9 @@ class WebSocketTransport : public Transport,
   }
 
   size_t BufferedBytes() const override { return PendingSize() + lower_->BufferedBytes(); }
+  bool AboveSoftLimit() const override {
+    return state_ == State::kOpen && (write_blocked_ || lower_->AboveSoftLimit());
+  }
 
  private:
   enum class State { kIdle, kOpening, kUpgrading, kOpen, kClosing, kClosingBelow, kClosed };

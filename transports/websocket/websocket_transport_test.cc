@@ -472,10 +472,12 @@ class ThrottledLower : public Transport {
   }
   void Close() override { ++closes; }
   size_t BufferedBytes() const override { return buffered; }
+  bool AboveSoftLimit() const override { return above_soft_limit; }
   TransportListener* listener() { return listener_; }
 
   std::string written;
   bool full = false;
+  bool above_soft_limit = false;
   size_t buffered = 0;
   int closes = 0;
 
@@ -537,6 +539,26 @@ TEST_F(BackpressureTest, CoalescedBytesWaitForOnWritableAndNothingIsLost) {
   EXPECT_EQ(frames[0].payload, "abcdef")
       << "the frame refused earlier was unmasked and kept intact";
   EXPECT_EQ(client_->BufferedBytes(), 0u);
+}
+
+// The layer owes OnWritable() while the layer below does, or while it holds a frame the layer
+// below refused; mqtt::Session holds QoS 0 data until then (issue 15, goal 5).
+TEST_F(BackpressureTest, AboveSoftLimitWhileTheLayerBelowIsOrAWriteWasRefused) {
+  ASSERT_NO_FATAL_FAILURE(Open(WebSocketConfig()));
+  EXPECT_FALSE(client_->AboveSoftLimit());
+  lower_->above_soft_limit = true;
+  EXPECT_TRUE(client_->AboveSoftLimit());
+  lower_->above_soft_limit = false;
+  EXPECT_FALSE(client_->AboveSoftLimit());
+  lower_->full = true;
+  ASSERT_TRUE(client_->Write("abc").ok());
+  loop_->RunOnce(absl::Milliseconds(10));  // the posted flush meets a full layer below
+  ASSERT_TRUE(lower_->written.empty());
+  EXPECT_TRUE(client_->AboveSoftLimit());
+  lower_->full = false;
+  lower_->listener()->OnWritable();
+  EXPECT_EQ(events_.writable, 1);
+  EXPECT_FALSE(client_->AboveSoftLimit());
 }
 
 // A PING that arrives while the layer below refuses writes is still answered: the PONG waits for

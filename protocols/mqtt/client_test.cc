@@ -1212,7 +1212,8 @@ TEST(ClientTest, ABrokerThatSendsButStopsReadingIsDeclaredDead) {
   }));
   ASSERT_EQ(write(fd, "\x20\x02\x00\x00", 4), 4);  // CONNACK; from now on nothing is read
   ASSERT_TRUE(c.WaitFor(ConnectionEvent::Kind::kConnected));
-  // Fill the kernel's buffers and the transport's: until a QoS 0 publish is no longer handed over.
+  // Fill the kernel's buffers and the transport's: until a QoS 0 publish is no longer handed over
+  // (the transport is above its soft limit, 64 KiB here; the PINGREQ still gets into its queue).
   const std::string payload(16 << 10, 'x');
   bool refused = false;
   for (int i = 0; i < 4000 && !refused; ++i) {

@@ -913,6 +913,8 @@ void Session::Pump() {
   }
   while (!queued_.empty()) {
     if (state_ != State::kUp || closing_) return;
+    // OnLinkWritable resumes.
+    if (LinkAboveSoftLimit()) return;
     uint64_t seq = queued_.front().seq;
     size_t bytes = queued_.front().bytes;
     const StoredMessage* m = store_->Find(seq);
@@ -1001,9 +1003,12 @@ void Session::Publish(absl::string_view topic, absl::string_view payload, uint8_
     Defer(std::move(done), valid);
     return;
   }
-  // The fast path: QoS 0 straight onto the link, nothing stored, no allocation.
+  // The fast path: QoS 0 straight onto the link, nothing stored, no allocation. Not while the link
+  // is above its soft limit: the message then waits in the bounded queue and completes when handed
+  // on, which paces a publisher that waits on completions instead of filling the transports'
+  // buffers up to their hard limit.
   if (qos == 0 && state_ == State::kUp && !closing_ && queued_.empty() && resend_.empty() &&
-      control_.empty()) {
+      control_.empty() && !LinkAboveSoftLimit()) {
     out_.clear();
     if (AppendPublish({topic, payload, 0, retain, false, 0}, &out_).ok() && Write(out_)) {
       ++publishes_sent_;
@@ -1198,7 +1203,8 @@ void Session::OnKeepAliveTimer() {
                          " ago is still waiting for the link to take it (keep-alive ",
                          absl::FormatDuration(options_.keep_alive), ", ping timeout ",
                          absl::FormatDuration(options_.ping_timeout), "); the link is dead")));
-      } else if (unsent > 0 && last_received_ > ping_written_at_) {
+      } else if (unsent > 0 && last_received_ >= ping_written_at_) {
+        // (>=: only the message depends on it; a manual clock gives both the same instant.)
         Fail(absl::DeadlineExceededError(
             absl::StrCat("mqtt: no PINGRESP within ", absl::FormatDuration(options_.ping_timeout),
                          " while ", unsent,

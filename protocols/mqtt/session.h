@@ -228,6 +228,8 @@ class Session : public Protocol {
   // or failed (dropped).
   bool FlushBatch();
   void DropBatch();
+  // The transports owe an OnLinkWritable: data (QoS 0 included) waits in queued_ until then.
+  bool LinkAboveSoftLimit() const { return link_ != nullptr && link_->AboveSoftLimit(); }
   void NotePingWritten();
   // A control packet: into the batch, or past a batch the link refused straight to the link.
   // Notes when a PINGREQ reached the link.

@@ -39,9 +39,11 @@ class FakeLink : public ProtocolLink {
     if (refuse_writes) return absl::ResourceExhaustedError("full");
     written.append(bytes.data(), bytes.size());
     ++writes;
+    if (soft_limit_after_writes >= 0 && writes >= soft_limit_after_writes) above_soft_limit = true;
     return absl::OkStatus();
   }
   size_t BufferedBytes() const override { return buffered; }
+  bool AboveSoftLimit() const override { return above_soft_limit; }
   void Close(const absl::Status& reason) override {
     if (!closed.has_value()) closed = reason;
   }
@@ -51,7 +53,9 @@ class FakeLink : public ProtocolLink {
   std::string written;
   absl::optional<absl::Status> closed;
   bool refuse_writes = false;
-  int writes = 0;       // accepted Write() calls
+  bool above_soft_limit = false;     // the transports owe an OnLinkWritable
+  int soft_limit_after_writes = -1;  // >= 0: above_soft_limit turns true once writes reaches it
+  int writes = 0;                    // accepted Write() calls
   size_t buffered = 0;  // what BufferedBytes() reports: bytes not yet handed to the kernel
 };
 
@@ -616,6 +620,76 @@ TEST_F(SessionTest, Qos0OnALinkThatTakesNoBytesStaysWithinTheQueueLimits) {
     EXPECT_EQ(TakeSent().size(), 4u);
     EXPECT_EQ(session().queued_bytes(), 0u);
   }
+}
+
+// A link above its soft limit (the tcp transport's high-water mark) owes an OnLinkWritable. QoS 0
+// data then waits in the session's bounded queue instead of piling up in the transports' buffers
+// up to their hard limit, and completes only when handed on, so a publisher that waits on its
+// completions is paced by what the link drains (issue 15, goal 5). Control packets still go.
+TEST_F(SessionTest, DataWaitsWhileTheLinkIsAboveItsSoftLimit) {
+  for (bool coalesce : {false, true}) {
+    SCOPED_TRACE(coalesce ? "coalesced writes" : "one write per packet");
+    options_.coalesce_writes = coalesce;
+    session_.reset();
+    Open();
+    Connack();
+    link_->above_soft_limit = true;
+    std::vector<std::string> done;
+    for (int i = 0; i < 4; ++i) {
+      session().Publish("t", std::to_string(i), i == 3 ? 1 : 0, false,
+                        [&, i](const absl::Status& s) {
+                          done.push_back(absl::StrCat(i, ":", absl::StatusCodeToString(s.code())));
+                        });
+    }
+    session().Subscribe(
+        "in/#", 1, [](const Message&) {}, nullptr);
+    std::vector<Sent> sent = TakeSent();
+    ASSERT_EQ(sent.size(), 1u);
+    EXPECT_EQ(sent[0].type, PacketType::kSubscribe);
+    loop_->RunOnce(absl::ZeroDuration());  // deferred completions, if any were due
+    EXPECT_TRUE(done.empty());
+    EXPECT_EQ(session().queued(), 4u);
+    // Drained under the low-water mark: what waited goes out in order and completes.
+    link_->above_soft_limit = false;
+    session().OnLinkWritable();
+    sent = TakeSent();
+    ASSERT_EQ(sent.size(), 4u);
+    for (int i = 0; i < 4; ++i) {
+      EXPECT_EQ(sent[i].type, PacketType::kPublish);
+      EXPECT_EQ(sent[i].payload, std::to_string(i));
+    }
+    ASSERT_TRUE(RunUntil(*loop_, [&] { return done.size() == 3u; }));
+    EXPECT_EQ(done, (std::vector<std::string>{"0:OK", "1:OK", "2:OK"}));
+    EXPECT_EQ(session().queued(), 0u);
+  }
+}
+
+// Handing queued data on stops as soon as the link goes over its soft limit again, and what is
+// left waits for the next OnLinkWritable.
+TEST_F(SessionTest, PumpingQueuedDataStopsAtTheLinksSoftLimit) {
+  Open();
+  Connack();
+  link_->above_soft_limit = true;
+  int done = 0;
+  for (int i = 0; i < 5; ++i) {
+    session().Publish("t", std::to_string(i), 0, false, [&](const absl::Status& s) {
+      EXPECT_TRUE(s.ok()) << s;
+      ++done;
+    });
+  }
+  ASSERT_EQ(session().queued(), 5u);
+  link_->above_soft_limit = false;
+  link_->soft_limit_after_writes = link_->writes + 2;
+  session().OnLinkWritable();
+  EXPECT_EQ(TakeSent().size(), 2u);
+  EXPECT_EQ(session().queued(), 3u);
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return done == 2; }));
+  link_->above_soft_limit = false;
+  link_->soft_limit_after_writes = -1;
+  session().OnLinkWritable();
+  EXPECT_EQ(TakeSent().size(), 3u);
+  EXPECT_EQ(session().queued(), 0u);
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return done == 5; }));
 }
 
 // One loop turn's packets go down as one write at the end of the turn: the broker reads them in one

@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -150,7 +151,14 @@ int EventLoop::RunOnce(absl::Duration timeout) {
 
   constexpr int kMaxEvents = 64;
   epoll_event events[kMaxEvents];
-  int n = epoll_wait(epoll_fd_, events, kMaxEvents, wait_ms);
+  int n = 0;
+  if (wait_ms != 0 && worked_last_turn_ && spin_ > absl::ZeroDuration()) {
+    const absl::Time spin_until = Now() + std::min(spin_, wait);
+    do {
+      n = epoll_wait(epoll_fd_, events, kMaxEvents, 0);
+    } while (n == 0 && Now() < spin_until);
+  }
+  if (n == 0) n = epoll_wait(epoll_fd_, events, kMaxEvents, wait_ms);
   int ran = 0;
   for (int i = 0; i < n; ++i) {
     int fd = events[i].data.fd;
@@ -167,6 +175,7 @@ int EventLoop::RunOnce(absl::Duration timeout) {
   }
   ran += RunDueTimers();
   ran += RunPosted();
+  worked_last_turn_ = ran > 0;
   return ran;
 }
 

@@ -1,6 +1,7 @@
 #include "plugins/event_loop.h"
 
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -85,6 +86,59 @@ TEST(EventLoopTest, RunOnAThreadStopsFromAnotherThread) {
   runner.join();
   EXPECT_TRUE(in_loop.load());
   EXPECT_FALSE(loop->IsLoopThread());
+}
+
+absl::Duration ThreadCpu() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return absl::DurationFromTimespec(ts);
+}
+
+// What arrives while the loop spins (bytes on a watched fd, a task posted from another thread) is
+// handled in that turn, as it would be after a sleep.
+TEST(EventLoopTest, SpinningLoopHandlesWhatArrivesWhileItSpins) {
+  auto loop = NewLoop();
+  // Long enough that the arrivals below come during the spin, whatever the machine's load; the
+  // turn ends as soon as they do.
+  loop->set_spin_before_sleep(absl::Seconds(30));
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+  std::string got;
+  ASSERT_TRUE(loop->Watch(fds[0], EventLoop::kReadable,
+                          [&](uint32_t) {
+                            char buf[16];
+                            ssize_t n = read(fds[0], buf, sizeof(buf));
+                            if (n > 0) got.append(buf, n);
+                          })
+                  .ok());
+  std::atomic<bool> first_turn_done{false};
+  loop->Post([&] { first_turn_done = true; });
+  ASSERT_EQ(loop->RunOnce(absl::ZeroDuration()), 1);  // a turn that did work: the next one spins
+  std::thread writer([&] { ASSERT_EQ(write(fds[1], "spun", 4), 4); });
+  while (got.empty()) ASSERT_GE(loop->RunOnce(absl::Seconds(60)), 0);
+  writer.join();
+  EXPECT_EQ(got, "spun");
+  bool posted_ran = false;
+  std::thread poster([&] { loop->Post([&] { posted_ran = true; }); });
+  while (!posted_ran) loop->RunOnce(absl::Seconds(60));
+  poster.join();
+  EXPECT_TRUE(first_turn_done);
+  loop->Unwatch(fds[0]);
+  close(fds[0]);
+  close(fds[1]);
+}
+
+// The spin follows work only: a loop that found nothing to do sleeps, whatever the spin.
+TEST(EventLoopTest, SpinningLoopSleepsOnceIdle) {
+  auto loop = NewLoop();
+  loop->set_spin_before_sleep(absl::Milliseconds(20));
+  loop->Post([] {});
+  ASSERT_EQ(loop->RunOnce(absl::ZeroDuration()), 1);
+  EXPECT_EQ(loop->RunOnce(absl::Milliseconds(30)), 0);  // spins up to 20 ms, then sleeps
+  const absl::Duration before = ThreadCpu();
+  EXPECT_EQ(loop->RunOnce(absl::Milliseconds(200)), 0);  // nothing happened last turn: sleeps
+  // A sleeping epoll_wait costs microseconds; spinning through this turn would cost ~200 ms.
+  EXPECT_LT(ThreadCpu() - before, absl::Milliseconds(50));
 }
 
 TEST(EventLoopTest, FdReadinessAndUnwatchFromInsideACallback) {

@@ -999,6 +999,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(
     absl::StatusOr<std::unique_ptr<EventLoop>> created = EventLoop::Create();
     if (!created.ok()) return created.status();
     owned_loop = std::move(created).value();
+    owned_loop->set_spin_before_sleep(options.spin_before_sleep);
     loop = owned_loop.get();
   }
   absl::StatusOr<std::unique_ptr<Protocol>> protocol = pipeline->protocol()->Create(*loop);

@@ -1248,6 +1248,48 @@ TEST(ClientTest, ABrokerThatSendsButStopsReadingIsDeclaredDead) {
   close(listener->fd);
 }
 
+// Loops that spin before sleeping (Options::spin_before_sleep) lose nothing and keep the order.
+TEST(ClientTest, ClientsWhoseLoopsSpinDeliverEverythingInOrder) {
+  auto broker = Broker::Start();
+  ASSERT_NE(broker, nullptr);
+  Client::Options options;
+  options.seed = 42;
+  options.spin_before_sleep = absl::Microseconds(200);
+  auto subscriber =
+      Client::Create(MakePipeline(broker->port(), R"(client_id: "spin-sub")"), options);
+  auto publisher =
+      Client::Create(MakePipeline(broker->port(), R"(client_id: "spin-pub")"), options);
+  ASSERT_TRUE(subscriber.ok()) << subscriber.status();
+  ASSERT_TRUE(publisher.ok()) << publisher.status();
+  constexpr int kCount = 2000;
+  std::mutex mutex;
+  std::vector<int> seen;
+  auto subscribed = (*subscriber)->Subscribe("spin/t", 1, [&](const mqtt::Message& message) {
+    std::lock_guard<std::mutex> lock(mutex);
+    seen.push_back(std::stoi(std::string(message.payload)));
+  });
+  (*subscriber)->Connect();
+  ASSERT_TRUE(Await(subscribed).ok());
+  (*publisher)->Connect();
+  std::atomic<int> done{0}, failed{0};
+  for (int i = 0; i < kCount; ++i) {
+    (*publisher)->Publish("spin/t", absl::StrCat(i), 1, false, [&](const absl::Status& status) {
+      if (!status.ok()) ++failed;
+      ++done;
+    });
+  }
+  ASSERT_TRUE(WaitUntil([&] { return done.load() == kCount; }, absl::Seconds(30)));
+  EXPECT_EQ(failed.load(), 0);
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        std::lock_guard<std::mutex> lock(mutex);
+        return seen.size() == static_cast<size_t>(kCount);
+      },
+      absl::Seconds(30)));
+  std::lock_guard<std::mutex> lock(mutex);
+  for (int i = 0; i < kCount; ++i) ASSERT_EQ(seen[i], i);
+}
+
 TEST(ClientTest, PublishesFromSeveralThreadsKeepEachThreadsOrder) {
   auto broker = Broker::Start();
   ASSERT_NE(broker, nullptr);

@@ -288,6 +288,26 @@ TEST_F(HublinkBrokerTest, PubReachesSubOverTcpAndWebSocket) {
             (std::vector<std::string>{"dev/a/data hello world", "dev/b/data again", "other x"}));
 }
 
+// --spin_us: the client's loop polls before sleeping; everything still arrives, and a negative
+// value is refused with a message naming the flag.
+TEST_F(HublinkBrokerTest, PubAndSubWithSpinningLoops) {
+  const std::string tcp_port = absl::StrCat("--port=", broker_->tcp_port());
+  CliRun retained =
+      Hublink({"pub", "--host=127.0.0.1", tcp_port, "--topic=spin/a", "--message=spun", "--qos=1",
+               "--retain", "--count=20", "--spin_us=50"});
+  ASSERT_EQ(retained.code, 0) << retained.err;
+  EXPECT_EQ(retained.out, "published 20 messages to spin/a\n");
+  CliRun sub = Hublink({"sub", "--host=127.0.0.1", tcp_port, "--topic=spin/#", "--count=1",
+                        "--timeout=20", "--spin_us=50"});
+  ASSERT_EQ(sub.code, 0) << sub.err;
+  EXPECT_EQ(sub.out, "spin/a spun\n");
+  CliRun negative =
+      Hublink({"pub", "--host=127.0.0.1", tcp_port, "--topic=t", "--message=x", "--spin_us=-1"});
+  EXPECT_NE(negative.code, 0);
+  EXPECT_TRUE(absl::StrContains(negative.err, "--spin_us=-1: must be 0 (off) or more"))
+      << negative.err;
+}
+
 // Issue 13: pub --outbox=DIR says "accepted N" once every message is on disk, "published N" once
 // acknowledged; {seq} numbers the messages from --first_seq. Without --message it delivers what the
 // store holds (here: messages accepted while the broker was unreachable) and exits 0 when empty.

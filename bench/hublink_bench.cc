@@ -2,6 +2,7 @@
 // process per scenario run, started by the driver, so CPU time, peak RSS and
 // allocation counts belong to hublink alone.
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <future>
 #include <memory>
@@ -73,12 +74,15 @@ class HublinkConnection : public Connection {
 
   static std::unique_ptr<Connection> Make(const Target& target, const std::string& client_id,
                                           int max_inflight, ConnectionListener* listener,
-                                          bool log_stages) {
+                                          bool log_stages, absl::Duration spin_before_sleep) {
     absl::StatusOr<Pipeline> config =
         ParsePipelineText(PipelineText(target, client_id, max_inflight), "bench");
     if (!config.ok()) Die(config.status());
     auto state = std::make_shared<State>();
     Client::Options options;
+    // --spin_us: the loop polls without blocking this long after a turn with I/O before it sleeps
+    // (the library's default is off); the driver's hublink+spin variant.
+    options.spin_before_sleep = spin_before_sleep;
     options.on_event = [state](const ConnectionEvent& event) {
       if (state->settled.HasBeenNotified()) return;
       if (event.kind == ConnectionEvent::Kind::kConnected) {
@@ -148,14 +152,17 @@ class HublinkConnection : public Connection {
 
 class HublinkFactory : public ConnectionFactory {
  public:
-  explicit HublinkFactory(bool log_stages) : log_stages_(log_stages) {}
+  HublinkFactory(bool log_stages, absl::Duration spin_before_sleep)
+      : log_stages_(log_stages), spin_before_sleep_(spin_before_sleep) {}
   std::unique_ptr<Connection> Make(const Target& target, const std::string& client_id,
                                    int max_inflight, ConnectionListener* listener) override {
-    return HublinkConnection::Make(target, client_id, max_inflight, listener, log_stages_);
+    return HublinkConnection::Make(target, client_id, max_inflight, listener, log_stages_,
+                                   spin_before_sleep_);
   }
 
  private:
   const bool log_stages_;
+  const absl::Duration spin_before_sleep_;
 };
 
 }  // namespace
@@ -164,6 +171,12 @@ class HublinkFactory : public ConnectionFactory {
 
 int main(int argc, char** argv) {
   hublink::bench::Flags flags(argc, argv);
-  hublink::bench::HublinkFactory factory(flags.Has("stages"));
+  // --spin_us=N: Client::Options::spin_before_sleep on every client of the run (0 = off).
+  const int64_t spin_us = flags.GetInt("spin_us", 0);
+  if (spin_us < 0) {
+    std::fprintf(stderr, "bench: hublink: --spin_us must be >= 0\n");
+    return 2;
+  }
+  hublink::bench::HublinkFactory factory(flags.Has("stages"), absl::Microseconds(spin_us));
   return hublink::bench::RunScenario(flags, factory);
 }

@@ -97,6 +97,19 @@ std::string* SmokeTest::ca_file_ = nullptr;
 
 TEST_P(SmokeTest, Hublink) { CheckClient(Runfile("hublink_bench"), GetParam()); }
 
+// The driver's hublink+spin variant (Client::Options::spin_before_sleep): still delivers everything.
+TEST_P(SmokeTest, HublinkSpin) {
+  auto result = Run(Runfile("hublink_bench"), GetParam(),
+                    "--spin_us=20 --scenario=throughput --count=300 --size=100 --window=16 "
+                    "--seconds=20 --qos=0");
+  EXPECT_EQ(Field(result, "received"), 300);
+  EXPECT_EQ(Field(result, "stalled"), 0);
+  auto latency = Run(Runfile("hublink_bench"), GetParam(),
+                     "--spin_us=20 --scenario=latency --count=10 "
+                     "--warmup=1 --seconds=20");
+  EXPECT_EQ(Field(latency, "n"), 10);
+}
+
 TEST_P(SmokeTest, Paho) { CheckClient(Runfile("paho_bench"), GetParam()); }
 
 TEST_P(SmokeTest, PahoUnderNodelayShim) {

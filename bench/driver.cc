@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -33,8 +34,10 @@ using testing::MosquittoBroker;
 
 using Values = std::map<std::string, std::string>;
 
-enum Variant { kHublink, kPaho, kPahoNodelay };
-const char* const kVariantNames[] = {"hublink", "paho", "paho+nodelay"};
+// kHublinkSpin: hublink_bench --spin_us=<--spin_us> (Client::Options::spin_before_sleep; the
+// library's default is off), run only by the spin row.
+enum Variant { kHublink, kPaho, kPahoNodelay, kHublinkSpin };
+const char* const kVariantNames[] = {"hublink", "paho", "paho+nodelay", "hublink+spin"};
 
 struct Sizes {
   int64_t qos0_small_count, qos0_large_count, qos1_count, latency_count, connect_count, probe_count,
@@ -73,7 +76,8 @@ class Driver {
       if (!absl::SimpleAtoi(rate, &value)) value = 0;
       paced_rates_.push_back(value);
     }
-    std::string rows = flags.Get("rows", "qos0,qos1,latency,connect,allocs");
+    spin_us_ = flags.GetInt("spin_us", 20);
+    std::string rows = flags.Get("rows", "qos0,qos1,spin,latency,connect,allocs");
     for (absl::string_view row : absl::StrSplit(rows, ',')) rows_.emplace_back(row);
     log_file_ = absl::StrCat(testing::TempDir(), "/bench_clients.log");
   }
@@ -81,8 +85,8 @@ class Driver {
   // An unknown row or transport would measure nothing and still print a table: refuse it.
   absl::Status Validate() const {
     // cross and paced are not in the default --rows.
-    static constexpr absl::string_view kRows[] = {"qos0",   "qos1",  "latency", "connect",
-                                                  "allocs", "cross", "paced"};
+    static constexpr absl::string_view kRows[] = {"qos0",    "qos1",   "spin",  "latency",
+                                                  "connect", "allocs", "cross", "paced"};
     static constexpr absl::string_view kTransports[] = {"tcp", "ws", "tls", "wss"};
     for (const std::string& row : rows_) {
       if (std::find(std::begin(kRows), std::end(kRows), row) == std::end(kRows)) {
@@ -98,6 +102,7 @@ class Driver {
                          "\" (transports: ", absl::StrJoin(kTransports, ","), ")"));
       }
     }
+    if (spin_us_ < 0) return absl::InvalidArgumentError("--spin_us: microseconds, >= 0");
     for (int64_t rate : paced_rates_) {
       if (rate <= 0) {
         return absl::InvalidArgumentError(
@@ -141,8 +146,12 @@ class Driver {
     return absl::OkStatus();
   }
 
-  // The client binary of `variant`, with the TCP_NODELAY shim for Paho+NODELAY.
+  // The client binary of `variant`, with the TCP_NODELAY shim for Paho+NODELAY and --spin_us for
+  // hublink+spin.
   std::string Binary(Variant variant) const {
+    if (variant == kHublinkSpin) {
+      return absl::StrCat(flags_.Get("hublink_bin"), " --spin_us=", spin_us_);
+    }
     std::string binary = variant == kHublink ? flags_.Get("hublink_bin") : flags_.Get("paho_bin");
     std::string preload =
         variant == kPahoNodelay ? absl::StrCat("env LD_PRELOAD=", flags_.Get("shim"), " ") : "";
@@ -296,6 +305,23 @@ class Driver {
     absl::StrAppendFormat(&timing_, "%s %.0f s, ", key, absl::ToDoubleSeconds(absl::Now() - start));
   }
 
+  // The spin row: hublink+spin only, every (key, args) cell on every transport, the repetitions
+  // interleaved across all of them (rep 1 of every cell, then rep 2, ...).
+  void RunSpin(const std::vector<std::pair<std::string, std::string>>& cells,
+               const std::vector<std::string>& transports) {
+    const absl::Time start = absl::Now();
+    for (int rep = 0; rep < reps_; ++rep) {
+      for (const auto& [key, args] : cells) {
+        for (const std::string& transport : transports) {
+          std::fprintf(stderr, "bench: %s %s %s rep %d\n", key.c_str(), kVariantNames[kHublinkSpin],
+                       transport.c_str(), rep + 1);
+          table_[key][kHublinkSpin][transport].push_back(Run(kHublinkSpin, transport, args));
+        }
+      }
+    }
+    absl::StrAppendFormat(&timing_, "spin %.0f s, ", absl::ToDoubleSeconds(absl::Now() - start));
+  }
+
   static double Median(const std::vector<Values>& runs, const std::string& field) {
     std::vector<double> values;
     for (const Values& run : runs) {
@@ -321,6 +347,29 @@ class Driver {
   double Cell(const std::string& key, Variant variant, const std::string& transport,
               const std::string& field) {
     return Median(table_[key][variant][transport], field);
+  }
+
+  // The runs of one cell, or null when that cell was never run (its row not in --rows). Unlike
+  // Cell(), adds no empty entry to table_.
+  const std::vector<Values>* Find(const std::string& key, Variant variant,
+                                  const std::string& transport) const {
+    auto by_key = table_.find(key);
+    if (by_key == table_.end()) return nullptr;
+    auto by_variant = by_key->second.find(variant);
+    if (by_variant == by_key->second.end()) return nullptr;
+    auto by_transport = by_variant->second.find(transport);
+    if (by_transport == by_variant->second.end()) return nullptr;
+    return &by_transport->second;
+  }
+  // Median of `field` in one cell: -1 on failure (as Median), -2 when the cell was not run.
+  double SpinCell(const std::string& key, Variant variant, const std::string& transport,
+                  const std::string& field) const {
+    const std::vector<Values>* runs = Find(key, variant, transport);
+    return runs == nullptr ? -2 : Median(*runs, field);
+  }
+  // As Number(), but "n/a" for a cell that was not run.
+  static std::string SpinNumber(double value, int digits = 0) {
+    return value == -2 ? "n/a" : Number(value, digits);
   }
 
   // Advantage of hublink: >1 means hublink is better.
@@ -537,6 +586,66 @@ class Driver {
                        /*client_cpu=*/true);
       }
     }
+    if (Row("spin")) SpinReport();
+  }
+
+  // Section 9: hublink+spin against this run's hublink and Paho cells of the qos0, qos1 and latency
+  // rows ("n/a" where those rows were not run). Ratios as elsewhere: >1 = hublink+spin better.
+  void SpinReport() {
+    Header(
+        absl::StrCat("9. hublink with spin_before_sleep = ", spin_us_, " µs"),
+        {"row", "transport", "hublink+spin msgs/s", "vs hublink", "vs Paho",
+         "broker µs/msg (h+s / h / P)", "client CPU s/100k (h+s / h / P)", "peak RSS KiB (h+s)"});
+    const Variant compared[] = {kHublinkSpin, kHublink, kPaho};
+    for (const auto& [key, label] :
+         {std::make_pair("qos0_64", "QoS0 64 B"), std::make_pair("qos0_4k", "QoS0 4 KiB"),
+          std::make_pair("qos1_64", "QoS1 64 B")}) {
+      const std::string spin_key = absl::StrCat("spin_", key);
+      for (const std::string& transport : transports_) {
+        double rate[3];
+        std::string broker, cpu;
+        for (int i = 0; i < 3; ++i) {
+          const std::string& k = compared[i] == kHublinkSpin ? spin_key : key;
+          rate[i] = SpinCell(k, compared[i], transport, "msgs_per_s");
+          absl::StrAppend(&broker, i ? " / " : "",
+                          SpinNumber(SpinCell(k, compared[i], transport, "broker_us_per_msg"), 2));
+          absl::StrAppend(&cpu, i ? " / " : "",
+                          SpinNumber(SpinCell(k, compared[i], transport, "cpu_per_100k"), 3));
+        }
+        std::string cell = SpinNumber(rate[0]);
+        if (const std::vector<Values>* runs = Find(spin_key, kHublinkSpin, transport)) {
+          if (int stalled = Count(*runs, "stalled"); stalled > 0) {
+            cell +=
+                absl::StrFormat(" STALL in %d/%d runs", stalled, static_cast<int>(runs->size()));
+          }
+        }
+        Line({label, transport, cell, Ratio(rate[0], rate[1], true), Ratio(rate[0], rate[2], true),
+              broker, cpu, SpinNumber(SpinCell(spin_key, kHublinkSpin, transport, "rss_kib"))});
+      }
+    }
+    out_ += "\n";
+    Line({"row", "transport", "p50 / p99 µs: hublink+spin", "hublink", "Paho+NODELAY",
+          "p50 vs hublink", "p50 vs Paho+N", "p99 vs Paho+N"});
+    Line(std::vector<std::string>(8, "---"));
+    for (const std::string& transport : transports_) {
+      const std::pair<std::string, Variant> cells[] = {
+          {"spin_latency", kHublinkSpin}, {"latency", kHublink}, {"latency", kPahoNodelay}};
+      std::vector<std::string> line = {"QoS1 round trip", transport};
+      double p50[3], p99[3];
+      for (int i = 0; i < 3; ++i) {
+        p50[i] = SpinCell(cells[i].first, cells[i].second, transport, "p50_us");
+        p99[i] = SpinCell(cells[i].first, cells[i].second, transport, "p99_us");
+        std::string cell =
+            p50[i] == -2 ? "n/a" : absl::StrCat(Number(p50[i]), " / ", Number(p99[i]));
+        const std::vector<Values>* runs = Find(cells[i].first, cells[i].second, transport);
+        if (runs != nullptr && Count(*runs, "capped") > 0) cell += " (time-capped)";
+        line.push_back(cell);
+      }
+      line.push_back(Ratio(p50[0], p50[1], false));
+      line.push_back(Ratio(p50[0], p50[2], false));
+      line.push_back(Ratio(p99[0], p99[2], false));
+      Line(line);
+    }
   }
 
   int Main() {
@@ -555,11 +664,18 @@ class Driver {
     const std::vector<std::string>& transports = transports_;
     const std::string throughput =
         absl::StrCat("--scenario=throughput --seconds=", sizes_.throughput_seconds);
+    // The spin row reuses these four.
+    const std::string qos0_64_args = absl::StrCat(
+        throughput, " --qos=0 --size=64 --window=256 --count=", sizes_.qos0_small_count);
+    const std::string qos0_4k_args = absl::StrCat(
+        throughput, " --qos=0 --size=4096 --window=256 --count=", sizes_.qos0_large_count);
+    const std::string qos1_64_args =
+        absl::StrCat(throughput, " --qos=1 --size=64 --window=64 --count=", sizes_.qos1_count);
+    const std::string latency_args =
+        absl::StrCat("--scenario=latency --warmup=5 --count=", sizes_.latency_count,
+                     " --seconds=", sizes_.latency_seconds);
     if (Row("qos0")) {
-      RunMatrix("qos0_64",
-                absl::StrCat(throughput,
-                             " --qos=0 --size=64 --window=256 --count=", sizes_.qos0_small_count),
-                all, transports);
+      RunMatrix("qos0_64", qos0_64_args, all, transports);
       // A reference, not a ceiling: a raw publisher in 64 KiB writes, no client library.
       for (int rep = 0; rep < reps_; ++rep) {
         std::fprintf(stderr, "bench: raw-socket reference rep %d\n", rep + 1);
@@ -568,22 +684,20 @@ class Driver {
                       absl::StrCat("--flood --size=64 --count=", sizes_.qos0_small_count,
                                    " --seconds=", sizes_.throughput_seconds)));
       }
-      RunMatrix("qos0_4k",
-                absl::StrCat(throughput,
-                             " --qos=0 --size=4096 --window=256 --count=", sizes_.qos0_large_count),
-                all, transports);
+      RunMatrix("qos0_4k", qos0_4k_args, all, transports);
     }
     if (Row("qos1")) {
-      RunMatrix(
-          "qos1_64",
-          absl::StrCat(throughput, " --qos=1 --size=64 --window=64 --count=", sizes_.qos1_count),
-          all, transports);
+      RunMatrix("qos1_64", qos1_64_args, all, transports);
+    }
+    if (Row("spin")) {
+      RunSpin({{"spin_qos0_64", qos0_64_args},
+               {"spin_qos0_4k", qos0_4k_args},
+               {"spin_qos1_64", qos1_64_args},
+               {"spin_latency", latency_args}},
+              transports);
     }
     if (Row("latency")) {
-      RunMatrix("latency",
-                absl::StrCat("--scenario=latency --warmup=5 --count=", sizes_.latency_count,
-                             " --seconds=", sizes_.latency_seconds),
-                all, transports);
+      RunMatrix("latency", latency_args, all, transports);
     }
     if (Row("connect")) {
       // Without Paho+NODELAY: each connect step is one write awaiting a reply,
@@ -655,6 +769,7 @@ class Driver {
   std::vector<std::string> transports_;
   std::vector<std::string> pair_transports_;  // cross and paced
   std::vector<int64_t> paced_rates_;
+  int64_t spin_us_ = 20;  // hublink+spin's --spin_us
   std::string log_file_;
   std::string ca_file_;
   std::unique_ptr<MosquittoBroker> broker_;

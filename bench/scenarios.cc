@@ -133,6 +133,26 @@ class Sink : public ConnectionListener {
   int64_t bytes() const { return bytes_.load(); }
   absl::Time last() const { return absl::FromUnixNanos(last_nanos_.load()); }
 
+  // The delivery fields of a RESULT line, for a window from `start` to `end` (the rate ends at the
+  // last message received) in which this process used `cpu` and the broker `broker_cpu`.
+  void AddDelivery(Result& result, absl::Time start, absl::Time end, absl::Duration cpu,
+                   absl::Duration broker_cpu) const {
+    const int64_t count = received();
+    const double seconds = absl::ToDoubleSeconds((count > 0 ? last() : end) - start);
+    const double window_s = absl::ToDoubleSeconds(end - start);
+    result.Add("received", count)
+        .Add("seconds", seconds)
+        .Add("msgs_per_s", seconds > 0 ? count / seconds : 0.0)
+        .Add("mb_per_s", seconds > 0 ? bytes() / seconds / 1e6 : 0.0)
+        .Add("cpu_s", absl::ToDoubleSeconds(cpu))
+        .Add("cpu_per_100k", count > 0 ? absl::ToDoubleSeconds(cpu) * 1e5 / count : 0.0)
+        .Add("rss_kib", PeakRssKib())
+        .Add("broker_cpu_pct",
+             window_s > 0 ? 100.0 * absl::ToDoubleSeconds(broker_cpu) / window_s : 0.0)
+        .Add("broker_cpu_s", absl::ToDoubleSeconds(broker_cpu))
+        .Add("stalled", static_cast<int64_t>(count < expected_));
+  }
+
  private:
   const int64_t expected_;
   const bool mark_first_;
@@ -240,23 +260,10 @@ int ThroughputSubscriber(const ThroughputParams& p, ConnectionFactory& factory) 
   } else {
     std::fprintf(stderr, "bench: no message arrived\n");
   }
-  const int64_t received = sink.received();
-  const double seconds = absl::ToDoubleSeconds((received > 0 ? sink.last() : end.at) - first.at);
-  const absl::Duration cpu = end.cpu - first.cpu, broker_cpu = end.broker_cpu - first.broker_cpu;
-  const double window_s = absl::ToDoubleSeconds(end.at - first.at);
   Result result;
-  result.Add("role", "sub")
-      .Add("received", received)
-      .Add("seconds", seconds)
-      .Add("msgs_per_s", seconds > 0 ? received / seconds : 0.0)
-      .Add("mb_per_s", seconds > 0 ? sink.bytes() / seconds / 1e6 : 0.0)
-      .Add("cpu_s", absl::ToDoubleSeconds(cpu))
-      .Add("cpu_per_100k", received > 0 ? absl::ToDoubleSeconds(cpu) * 1e5 / received : 0.0)
-      .Add("rss_kib", PeakRssKib())
-      .Add("broker_cpu_pct",
-           window_s > 0 ? 100.0 * absl::ToDoubleSeconds(broker_cpu) / window_s : 0.0)
-      .Add("broker_cpu_s", absl::ToDoubleSeconds(broker_cpu))
-      .Add("stalled", static_cast<int64_t>(received < p.count));
+  result.Add("role", "sub");
+  sink.AddDelivery(result, first.at, end.at, end.cpu - first.cpu,
+                   end.broker_cpu - first.broker_cpu);
   sub->Disconnect();
   result.Print();
   return 0;
@@ -337,23 +344,11 @@ int Throughput(const Flags& flags, ConnectionFactory& factory) {
   const absl::Duration cpu = ProcessCpu() - cpu0;
   const absl::Duration broker_cpu = ProcessCpuOf(p.broker) - broker0;
 
-  const int64_t received = sink.received();
-  const double seconds = absl::ToDoubleSeconds((received > 0 ? sink.last() : end) - start);
   Result result;
   result.Add("sent", sender.sent())
       .Add("completed", sender.completed())
-      .Add("failed", sender.failed())
-      .Add("received", received)
-      .Add("seconds", seconds)
-      .Add("msgs_per_s", seconds > 0 ? received / seconds : 0.0)
-      .Add("mb_per_s", seconds > 0 ? sink.bytes() / seconds / 1e6 : 0.0)
-      .Add("cpu_s", absl::ToDoubleSeconds(cpu))
-      .Add("cpu_per_100k", received > 0 ? absl::ToDoubleSeconds(cpu) * 1e5 / received : 0.0)
-      .Add("rss_kib", PeakRssKib())
-      .Add("broker_cpu_pct",
-           100.0 * absl::ToDoubleSeconds(broker_cpu) / absl::ToDoubleSeconds(end - start))
-      .Add("broker_cpu_s", absl::ToDoubleSeconds(broker_cpu))
-      .Add("stalled", static_cast<int64_t>(received < p.count));
+      .Add("failed", sender.failed());
+  sink.AddDelivery(result, start, end, cpu, broker_cpu);
   pub->Disconnect();
   sub->Disconnect();
   result.Print();

@@ -55,6 +55,13 @@ class Listener {
 
 class TcpTransportTest : public TcpStackTest {
  protected:
+  // Opens "tcp" with `config` to `server` on 127.0.0.1; the server's end of the connection, or -1.
+  int OpenAccepted(Listener& server, const std::string& config = "") {
+    Open("127.0.0.1", server.port(), config);
+    EXPECT_EQ(listener_.opened, 1);
+    return listener_.opened == 1 ? server.Accept() : -1;
+  }
+
   // Opens "tcp" with `config` (text format TcpConfig) to host:port and runs until open or closed.
   void Open(const std::string& host, int port, const std::string& config = "",
             absl::optional<absl::Duration> policy_connect_timeout = absl::nullopt) {
@@ -138,9 +145,7 @@ TEST_F(TcpTransportTest, ConnectsOverIpv6Loopback) {
 
 TEST_F(TcpTransportTest, ResetByPeerIsReported) {
   Listener server;
-  Open("127.0.0.1", server.port());
-  ASSERT_EQ(listener_.opened, 1);
-  int peer = server.Accept();
+  int peer = OpenAccepted(server);
   ASSERT_GE(peer, 0);
   linger hard{1, 0};  // close with RST
   setsockopt(peer, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
@@ -164,9 +169,7 @@ TEST_F(TcpTransportTest, ResetByPeerIsReported) {
 // stream that the next read sees once the reset was consumed.
 TEST_F(TcpTransportTest, SendErrorIsNotHiddenByTheEndOfStreamThatFollows) {
   Listener server;
-  Open("127.0.0.1", server.port());
-  ASSERT_EQ(listener_.opened, 1);
-  int peer = server.Accept();
+  int peer = OpenAccepted(server);
   ASSERT_GE(peer, 0);
   linger hard{1, 0};  // close with RST
   setsockopt(peer, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
@@ -186,10 +189,9 @@ TEST_F(TcpTransportTest, SendErrorIsNotHiddenByTheEndOfStreamThatFollows) {
 // gives up after close_timeout instead of hanging, and says so.
 TEST_F(TcpTransportTest, CloseIsBoundedWhenThePeerNeverReads) {
   Listener server;
-  Open("127.0.0.1", server.port(),
-       "max_buffered_bytes: 1048576 high_water_bytes: 262144 close_timeout { nanos: 200000000 }");
-  ASSERT_EQ(listener_.opened, 1);
-  int peer = server.Accept();
+  int peer = OpenAccepted(
+      server,
+      "max_buffered_bytes: 1048576 high_water_bytes: 262144 close_timeout { nanos: 200000000 }");
   ASSERT_GE(peer, 0);
   std::string chunk(64 * 1024, 'n');
   absl::Status status;
@@ -209,9 +211,7 @@ TEST_F(TcpTransportTest, CloseIsBoundedWhenThePeerNeverReads) {
 
 TEST_F(TcpTransportTest, BackpressureRejectsPastTheLimitThenSignalsWritable) {
   Listener server;
-  Open("127.0.0.1", server.port(), "max_buffered_bytes: 4194304 high_water_bytes: 1048576");
-  ASSERT_EQ(listener_.opened, 1);
-  int peer = server.Accept();
+  int peer = OpenAccepted(server, "max_buffered_bytes: 4194304 high_water_bytes: 1048576");
   ASSERT_GE(peer, 0);
   std::string chunk(256 * 1024, 'z');
   size_t accepted = 0;
@@ -243,9 +243,7 @@ TEST_F(TcpTransportTest, BackpressureRejectsPastTheLimitThenSignalsWritable) {
 // writes up to the hard limit: mqtt::Session holds QoS 0 data until then (issue 15, goal 5).
 TEST_F(TcpTransportTest, AboveSoftLimitFromTheHighWaterMarkUntilOnWritable) {
   Listener server;
-  Open("127.0.0.1", server.port(), "max_buffered_bytes: 4194304 high_water_bytes: 262144");
-  ASSERT_EQ(listener_.opened, 1);
-  int peer = server.Accept();
+  int peer = OpenAccepted(server, "max_buffered_bytes: 4194304 high_water_bytes: 262144");
   ASSERT_GE(peer, 0);
   EXPECT_FALSE(transport_->AboveSoftLimit());
   std::string chunk(64 * 1024, 'h');
@@ -279,9 +277,7 @@ TEST_F(TcpTransportTest, AboveSoftLimitFromTheHighWaterMarkUntilOnWritable) {
 TEST_F(TcpTransportTest, RefusedWriteBelowHighWaterStillGetsOnWritable) {
   Listener server;
   // The high-water mark sits near the hard limit, so a refused write can leave the queue below it.
-  Open("127.0.0.1", server.port(), "max_buffered_bytes: 4194304 high_water_bytes: 4000000");
-  ASSERT_EQ(listener_.opened, 1);
-  int peer = server.Accept();
+  int peer = OpenAccepted(server, "max_buffered_bytes: 4194304 high_water_bytes: 4000000");
   ASSERT_GE(peer, 0);
   std::string chunk(3 << 20, 'w');
   absl::Status status;
@@ -309,9 +305,7 @@ TEST_F(TcpTransportTest, RefusedWriteBelowHighWaterStillGetsOnWritable) {
 
 TEST_F(TcpTransportTest, CloseFlushesQueuedBytesBeforeFin) {
   Listener server;
-  Open("127.0.0.1", server.port());
-  ASSERT_EQ(listener_.opened, 1);
-  int peer = server.Accept();
+  int peer = OpenAccepted(server);
   std::string big(8 << 20, 'q');
   ASSERT_TRUE(transport_->Write(big).ok());
   transport_->Close();

@@ -267,25 +267,46 @@ class TlsMemoryTest : public ::testing::TestWithParam<size_t> {
   struct Link {
     std::unique_ptr<MemoryTlsServer> server;
     std::unique_ptr<Attempt> client;
+    GatedTransport* gate = nullptr;  // ConnectGated() only
   };
 
   // Opens tls over a memory pipe to a fresh MemoryTlsServer and runs until the client opens or
   // closes.
   Link Connect(ConfiguredTransport& tls, const std::string& host = "broker.local",
                const std::string& greeting = "HELLO\n") {
+    return Open(tls, host, greeting, /*gated=*/false, nullptr);
+  }
+
+  // Connect() with a GatedTransport between tls and the pipe and a server that echoes nothing; runs
+  // until the greeting arrived.
+  Link ConnectGated(ConfiguredTransport& tls, bool* below_destroyed = nullptr) {
+    return Open(tls, "broker.local", "HELLO\n", /*gated=*/true, below_destroyed);
+  }
+
+  Link Open(ConfiguredTransport& tls, const std::string& host, const std::string& greeting,
+            bool gated, bool* below_destroyed) {
     MemoryPipe pipe = MakeMemoryPipe(*loop_, GetParam());
     Link link;
     link.server =
         std::make_unique<MemoryTlsServer>(std::move(pipe.server), server_ctx_.get(), greeting);
+    link.server->echo = !gated;
+    std::unique_ptr<Transport> below = std::move(pipe.client);
+    if (gated) {
+      auto gate = std::make_unique<GatedTransport>(*loop_, std::move(below), below_destroyed);
+      link.gate = gate.get();
+      below = std::move(gate);
+    }
     link.client = std::make_unique<Attempt>(*loop_, host, 8883);
-    auto top = tls.Create(link.client->context, std::move(pipe.client));
+    auto top = tls.Create(link.client->context, std::move(below));
     EXPECT_TRUE(top.ok()) << top.status();
     if (!top.ok()) return link;
     link.client->transport = std::move(top).value();
     link.server->Open();
     link.client->transport->Open(&link.client->listener);
     RecordingListener& l = link.client->listener;
-    RunUntil(*loop_, [&] { return l.opened > 0 || l.closed.has_value(); });
+    RunUntil(*loop_, [&] {
+      return (gated ? l.data.size() >= greeting.size() : l.opened > 0) || l.closed.has_value();
+    });
     return link;
   }
 
@@ -399,35 +420,27 @@ TEST_P(TlsMemoryTest, EveryReconnectResumesAndCostsLess) {
 TEST_P(TlsMemoryTest, BackpressureBelowHoldsCiphertextAndDelaysTheClose) {
   auto tls = Configure(config_);
   ASSERT_NE(tls, nullptr);
-  MemoryPipe pipe = MakeMemoryPipe(*loop_, GetParam());
-  MemoryTlsServer server(std::move(pipe.server), server_ctx_.get(), "HELLO\n");
-  server.echo = false;
-  auto gated = std::make_unique<GatedTransport>(*loop_, std::move(pipe.client));
-  GatedTransport* gate = gated.get();
-  Attempt attempt(*loop_, "broker.local", 8883);
-  auto top = tls->Create(attempt.context, std::move(gated));
-  ASSERT_TRUE(top.ok());
-  server.Open();
-  (*top)->Open(&attempt.listener);
-  ASSERT_TRUE(RunUntil(
-      *loop_, [&] { return attempt.listener.data.size() >= 6 || attempt.listener.closed; }));
-  ASSERT_EQ(attempt.listener.opened, 1);
+  Link link = ConnectGated(*tls);
+  ASSERT_EQ(link.client->listener.opened, 1);
+  GatedTransport* gate = link.gate;
+  Transport& top = *link.client->transport;
+  RecordingListener& l = link.client->listener;
 
   gate->full = true;
   const std::string message(3000, 'm');
-  ASSERT_TRUE((*top)->Write(message).ok()) << "the first refused write is held, not lost";
-  EXPECT_GT((*top)->BufferedBytes(), message.size());
-  EXPECT_EQ((*top)->Write("more").code(), absl::StatusCode::kResourceExhausted);
-  (*top)->Close();
+  ASSERT_TRUE(top.Write(message).ok()) << "the first refused write is held, not lost";
+  EXPECT_GT(top.BufferedBytes(), message.size());
+  EXPECT_EQ(top.Write("more").code(), absl::StatusCode::kResourceExhausted);
+  top.Close();
   EXPECT_EQ(gate->close_calls, 0) << "closed below while records were still held";
 
   gate->Drain();
-  ASSERT_TRUE(RunUntil(*loop_, [&] { return attempt.listener.closed.has_value(); }));
-  EXPECT_TRUE(attempt.listener.closed->ok()) << *attempt.listener.closed;
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return l.closed.has_value(); }));
+  EXPECT_TRUE(l.closed->ok()) << *l.closed;
   EXPECT_EQ(gate->close_calls, 1);
-  EXPECT_EQ(server.received, message);
-  EXPECT_TRUE(server.got_close_notify);
-  EXPECT_EQ(attempt.listener.writable, 0) << "OnWritable after Close()";
+  EXPECT_EQ(link.server->received, message);
+  EXPECT_TRUE(link.server->got_close_notify);
+  EXPECT_EQ(l.writable, 0) << "OnWritable after Close()";
 }
 
 // The layer owes OnWritable() while the layer below does, or while it holds records the layer
@@ -435,33 +448,23 @@ TEST_P(TlsMemoryTest, BackpressureBelowHoldsCiphertextAndDelaysTheClose) {
 TEST_P(TlsMemoryTest, AboveSoftLimitWhileTheLayerBelowIsOrRecordsAreHeld) {
   auto tls = Configure(config_);
   ASSERT_NE(tls, nullptr);
-  MemoryPipe pipe = MakeMemoryPipe(*loop_, GetParam());
-  MemoryTlsServer server(std::move(pipe.server), server_ctx_.get(), "HELLO\n");
-  server.echo = false;
-  auto gated = std::make_unique<GatedTransport>(*loop_, std::move(pipe.client));
-  GatedTransport* gate = gated.get();
-  Attempt attempt(*loop_, "broker.local", 8883);
-  auto top = tls->Create(attempt.context, std::move(gated));
-  ASSERT_TRUE(top.ok());
-  server.Open();
-  (*top)->Open(&attempt.listener);
-  ASSERT_TRUE(RunUntil(
-      *loop_, [&] { return attempt.listener.data.size() >= 6 || attempt.listener.closed; }));
-  ASSERT_EQ(attempt.listener.opened, 1);
-  EXPECT_FALSE((*top)->AboveSoftLimit());
-  gate->above_soft_limit = true;
-  EXPECT_TRUE((*top)->AboveSoftLimit());
-  gate->above_soft_limit = false;
-  EXPECT_FALSE((*top)->AboveSoftLimit());
+  Link link = ConnectGated(*tls);
+  ASSERT_EQ(link.client->listener.opened, 1);
+  Transport& top = *link.client->transport;
+  EXPECT_FALSE(top.AboveSoftLimit());
+  link.gate->above_soft_limit = true;
+  EXPECT_TRUE(top.AboveSoftLimit());
+  link.gate->above_soft_limit = false;
+  EXPECT_FALSE(top.AboveSoftLimit());
 
-  gate->full = true;
+  link.gate->full = true;
   const std::string message(3000, 'm');
-  ASSERT_TRUE((*top)->Write(message).ok()) << "the first refused write is held, not lost";
-  EXPECT_TRUE((*top)->AboveSoftLimit());
-  gate->Drain();
-  ASSERT_TRUE(RunUntil(*loop_, [&] { return attempt.listener.writable > 0; }));
-  EXPECT_FALSE((*top)->AboveSoftLimit());
-  ASSERT_TRUE(RunUntil(*loop_, [&] { return server.received == message; }));
+  ASSERT_TRUE(top.Write(message).ok()) << "the first refused write is held, not lost";
+  EXPECT_TRUE(top.AboveSoftLimit());
+  link.gate->Drain();
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return link.client->listener.writable > 0; }));
+  EXPECT_FALSE(top.AboveSoftLimit());
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return link.server->received == message; }));
 }
 
 TEST_P(TlsMemoryTest, PeerCloseWithoutCloseNotify) {
@@ -580,37 +583,26 @@ TEST_P(TlsMemoryTest, CloseIsBoundedWhenTheLayerBelowNeverDrains) {
   config_.mutable_close_timeout()->set_nanos(50 * 1000 * 1000);
   auto tls = Configure(config_);
   ASSERT_NE(tls, nullptr);
-  MemoryPipe pipe = MakeMemoryPipe(*loop_, GetParam());
-  MemoryTlsServer server(std::move(pipe.server), server_ctx_.get(), "HELLO\n");
-  server.echo = false;
   bool below_destroyed = false;
-  auto gated = std::make_unique<GatedTransport>(*loop_, std::move(pipe.client), &below_destroyed);
-  GatedTransport* gate = gated.get();
-  Attempt attempt(*loop_, "broker.local", 8883);
-  auto top = tls->Create(attempt.context, std::move(gated));
-  ASSERT_TRUE(top.ok());
-  server.Open();
-  (*top)->Open(&attempt.listener);
-  ASSERT_TRUE(RunUntil(
-      *loop_, [&] { return attempt.listener.data.size() >= 6 || attempt.listener.closed; }));
-  ASSERT_EQ(attempt.listener.opened, 1);
+  Link link = ConnectGated(*tls, &below_destroyed);
+  RecordingListener& l = link.client->listener;
+  ASSERT_EQ(l.opened, 1);
+  Transport& top = *link.client->transport;
 
-  gate->full = true;  // the peer stopped reading, for good
-  ASSERT_TRUE((*top)->Write(std::string(3000, 'm')).ok());
-  (*top)->Close();
-  ASSERT_TRUE(RunUntil(*loop_, [&] { return attempt.listener.closed.has_value(); }))
+  link.gate->full = true;  // the peer stopped reading, for good
+  ASSERT_TRUE(top.Write(std::string(3000, 'm')).ok());
+  top.Close();
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return l.closed.has_value(); }))
       << "Close() never completed while the layer below stayed full";
-  EXPECT_EQ(attempt.listener.closed->code(), absl::StatusCode::kDeadlineExceeded)
-      << *attempt.listener.closed;
-  EXPECT_TRUE(
-      absl::StartsWith(attempt.listener.closed->message(), "tls: close timed out after 50ms"))
-      << *attempt.listener.closed;
+  EXPECT_EQ(l.closed->code(), absl::StatusCode::kDeadlineExceeded) << *l.closed;
+  EXPECT_TRUE(absl::StartsWith(l.closed->message(), "tls: close timed out after 50ms"))
+      << *l.closed;
   EXPECT_TRUE(below_destroyed) << "the connection below was not abandoned";
-  EXPECT_EQ((*top)->BufferedBytes(), 0u);
+  EXPECT_EQ(top.BufferedBytes(), 0u);
   // The abandoned link reaches the peer as a reset.
-  ASSERT_TRUE(RunUntil(*loop_, [&] { return server.closed.has_value(); }));
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return link.server->closed.has_value(); }));
   Settle(*loop_);
-  EXPECT_EQ(attempt.listener.closed_count, 1);
+  EXPECT_EQ(l.closed_count, 1);
 }
 
 TEST_P(TlsMemoryTest, SecondOpenIsRefusedAndTheFirstListenerKeepsTheConnection) {

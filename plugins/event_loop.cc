@@ -152,7 +152,7 @@ int EventLoop::RunOnce(absl::Duration timeout) {
   constexpr int kMaxEvents = 64;
   epoll_event events[kMaxEvents];
   int n = 0;
-  if (wait_ms != 0 && worked_last_turn_ && spin_ > absl::ZeroDuration()) {
+  if (wait_ms != 0 && read_last_turn_ && spin_ > absl::ZeroDuration()) {
     const absl::Time spin_until = Now() + std::min(spin_, wait);
     do {
       n = epoll_wait(epoll_fd_, events, kMaxEvents, 0);
@@ -160,6 +160,7 @@ int EventLoop::RunOnce(absl::Duration timeout) {
   }
   if (n == 0) n = epoll_wait(epoll_fd_, events, kMaxEvents, wait_ms);
   int ran = 0;
+  bool peer_bytes = false;
   for (int i = 0; i < n; ++i) {
     int fd = events[i].data.fd;
     if (fd == wake_fd_) {
@@ -170,12 +171,14 @@ int EventLoop::RunOnce(absl::Duration timeout) {
     auto it = watchers_.find(fd);
     if (it == watchers_.end()) continue;  // unwatched by an earlier callback of this turn
     std::shared_ptr<FdCallback> callback = it->second;
-    (*callback)(FromEpoll(events[i].events));
+    const uint32_t ready = FromEpoll(events[i].events);
+    peer_bytes = peer_bytes || (ready & kReadable) != 0;
+    (*callback)(ready);
     ++ran;
   }
   ran += RunDueTimers();
   ran += RunPosted();
-  worked_last_turn_ = ran > 0;
+  read_last_turn_ = peer_bytes;
   return ran;
 }
 

@@ -80,13 +80,13 @@ class EventLoop {
   bool IsLoopThread() const;
   absl::Time Now() const { return absl::Now(); }
 
-  // After a turn that did work, poll without blocking for up to `spin` before sleeping; zero (the
-  // default) sleeps at once. Why: on a busy stream every write a peer makes to a sleeping reader
-  // pays for waking it (on loopback that wake-up runs in the sender's system call: a broker
-  // spends about a third more CPU per message on a subscriber that sleeps between messages). A
-  // spinning loop is awake when the next bytes come, at the price of up to `spin` of this
-  // thread's CPU per burst of activity; an idle loop still sleeps. On the loop thread, or before
-  // the loop runs.
+  // After a turn that read bytes from a peer, poll without blocking for up to `spin` before
+  // sleeping; zero (the default) sleeps at once. Why: on a busy stream every write a peer makes to
+  // a sleeping reader pays for waking it (on loopback that wake-up runs in the sender's system
+  // call: a broker spends about a fifth more CPU per message on a subscriber that sleeps between
+  // messages). A spinning loop is awake when the next bytes come, at the price of up to `spin` of
+  // this thread's CPU per burst of traffic. Posted tasks and timers start no spin, and an idle loop
+  // sleeps. On the loop thread, or before the loop runs.
   void set_spin_before_sleep(absl::Duration spin) { spin_ = spin; }
 
  private:
@@ -98,7 +98,7 @@ class EventLoop {
   const int epoll_fd_;
   const int wake_fd_;
   absl::Duration spin_ = absl::ZeroDuration();
-  bool worked_last_turn_ = false;  // loop thread only
+  bool read_last_turn_ = false;  // loop thread only
   std::atomic<bool> stop_requested_{false};
   std::atomic<std::thread::id> loop_thread_{};
 

@@ -94,6 +94,34 @@ absl::Duration ThreadCpu() {
   return absl::DurationFromTimespec(ts);
 }
 
+// A socketpair whose first end the loop watches, appending what it reads to `got`.
+struct WatchedPair {
+  explicit WatchedPair(EventLoop& loop) : loop(loop) {
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+    EXPECT_TRUE(loop.Watch(fds[0], EventLoop::kReadable,
+                           [this](uint32_t) {
+                             char buf[16];
+                             ssize_t n = read(fds[0], buf, sizeof(buf));
+                             if (n > 0) got.append(buf, n);
+                           })
+                    .ok());
+  }
+  ~WatchedPair() {
+    loop.Unwatch(fds[0]);
+    close(fds[0]);
+    close(fds[1]);
+  }
+  // Writes `bytes` from the other end and runs the loop until they were read.
+  void Feed(const std::string& bytes) {
+    got.clear();
+    ASSERT_EQ(write(fds[1], bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+    while (got.size() < bytes.size()) loop.RunOnce(absl::Seconds(10));
+  }
+  EventLoop& loop;
+  int fds[2] = {-1, -1};
+  std::string got;
+};
+
 // What arrives while the loop spins (bytes on a watched fd, a task posted from another thread) is
 // handled in that turn, as it would be after a sleep.
 TEST(EventLoopTest, SpinningLoopHandlesWhatArrivesWhileItSpins) {
@@ -101,44 +129,40 @@ TEST(EventLoopTest, SpinningLoopHandlesWhatArrivesWhileItSpins) {
   // Long enough that the arrivals below come during the spin, whatever the machine's load; the
   // turn ends as soon as they do.
   loop->set_spin_before_sleep(absl::Seconds(30));
-  int fds[2];
-  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
-  std::string got;
-  ASSERT_TRUE(loop->Watch(fds[0], EventLoop::kReadable,
-                          [&](uint32_t) {
-                            char buf[16];
-                            ssize_t n = read(fds[0], buf, sizeof(buf));
-                            if (n > 0) got.append(buf, n);
-                          })
-                  .ok());
-  std::atomic<bool> first_turn_done{false};
-  loop->Post([&] { first_turn_done = true; });
-  ASSERT_EQ(loop->RunOnce(absl::ZeroDuration()), 1);  // a turn that did work: the next one spins
-  std::thread writer([&] { ASSERT_EQ(write(fds[1], "spun", 4), 4); });
-  while (got.empty()) ASSERT_GE(loop->RunOnce(absl::Seconds(60)), 0);
+  WatchedPair pair(*loop);
+  pair.Feed("a");  // a turn that read from a peer: the next one spins
+  pair.got.clear();
+  std::thread writer([&] { ASSERT_EQ(write(pair.fds[1], "spun", 4), 4); });
+  while (pair.got.size() < 4) ASSERT_GE(loop->RunOnce(absl::Seconds(60)), 0);
   writer.join();
-  EXPECT_EQ(got, "spun");
+  EXPECT_EQ(pair.got, "spun");
   bool posted_ran = false;
   std::thread poster([&] { loop->Post([&] { posted_ran = true; }); });
   while (!posted_ran) loop->RunOnce(absl::Seconds(60));
   poster.join();
-  EXPECT_TRUE(first_turn_done);
-  loop->Unwatch(fds[0]);
-  close(fds[0]);
-  close(fds[1]);
 }
 
-// The spin follows work only: a loop that found nothing to do sleeps, whatever the spin.
-TEST(EventLoopTest, SpinningLoopSleepsOnceIdle) {
+// The spin follows bytes from a peer, the traffic whose wake-ups it saves the peer; posted tasks
+// and timers alone do not start one, and a turn that found nothing sleeps. Checked by this thread's
+// CPU time: a sleeping epoll_wait costs microseconds, a spin its length.
+TEST(EventLoopTest, SpinningLoopSpinsOnlyAfterReadingAndSleepsOnceIdle) {
   auto loop = NewLoop();
-  loop->set_spin_before_sleep(absl::Milliseconds(20));
+  loop->set_spin_before_sleep(absl::Milliseconds(100));
+  WatchedPair pair(*loop);
   loop->Post([] {});
   ASSERT_EQ(loop->RunOnce(absl::ZeroDuration()), 1);
-  EXPECT_EQ(loop->RunOnce(absl::Milliseconds(30)), 0);  // spins up to 20 ms, then sleeps
-  const absl::Duration before = ThreadCpu();
-  EXPECT_EQ(loop->RunOnce(absl::Milliseconds(200)), 0);  // nothing happened last turn: sleeps
-  // A sleeping epoll_wait costs microseconds; spinning through this turn would cost ~200 ms.
-  EXPECT_LT(ThreadCpu() - before, absl::Milliseconds(50));
+  absl::Duration before = ThreadCpu();
+  EXPECT_EQ(loop->RunOnce(absl::Milliseconds(150)), 0);
+  EXPECT_LT(ThreadCpu() - before, absl::Milliseconds(50)) << "spun after a posted task";
+
+  pair.Feed("x");
+  before = ThreadCpu();
+  EXPECT_EQ(loop->RunOnce(absl::Milliseconds(150)), 0);
+  // 100 ms of spinning; even a thread that shares a loaded core gets far more than this of it.
+  EXPECT_GE(ThreadCpu() - before, absl::Milliseconds(5)) << "did not spin after reading";
+  before = ThreadCpu();
+  EXPECT_EQ(loop->RunOnce(absl::Milliseconds(150)), 0);
+  EXPECT_LT(ThreadCpu() - before, absl::Milliseconds(50)) << "spun after an idle turn";
 }
 
 TEST(EventLoopTest, FdReadinessAndUnwatchFromInsideACallback) {

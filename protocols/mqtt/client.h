@@ -168,7 +168,7 @@ class Client {
     // Null: the client creates a loop and runs it on a thread of its own.
     EventLoop* loop = nullptr;
     // For the loop the client creates (with your own `loop`, call its set_spin_before_sleep): after
-    // handling traffic, poll for up to this long before sleeping. Off by default. A few tens of
+    // reading from the broker, poll for up to this long before sleeping. Off by default. A few tens of
     // microseconds make a busy subscriber cheaper for the broker (it no longer pays a wake-up per
     // message) and faster, at up to this much client CPU per burst; see EventLoop.
     absl::Duration spin_before_sleep = absl::ZeroDuration();

@@ -506,7 +506,7 @@ void RegisterFlags(absl::string_view command, CommandFlags& flags, FlagParser& p
                    "attempt");
     parser.AddInt(
         "spin_us", &flags.spin_us,
-        "after handling traffic, poll this many microseconds before sleeping (default "
+        "after reading from the broker, poll this many microseconds before sleeping (default "
         "0): a busy subscriber then costs the broker less per message, for more CPU here");
   }
   if (command == "pub") {

@@ -221,7 +221,8 @@ class Client {
   // stay queued for the next Connect().
   std::future<absl::Status> Disconnect();
 
-  // Resolves when the QoS flow completes (QoS 0: handed to the transport; 1: PUBACK; 2: PUBCOMP).
+  // Resolves when the QoS flow completes (QoS 0: handed to the transport, which waits while the
+  // transports are over their soft limit; 1: PUBACK; 2: PUBCOMP).
   // Publishes made while disconnected are queued (bounded, see MqttConfig.offline_queue).
   // From other threads, publishes the loop has not taken yet are bounded by the same limits: one
   // that does not fit fails at once with kResourceExhausted. That is backpressure, not loss of

@@ -55,7 +55,8 @@ struct Message {
 
 using MessageHandler = std::function<void(const Message&)>;
 // Resolved once: OK when the QoS flow completed (QoS 0: handed to the transport, or with
-// coalesce_writes to the batch the transport gets at the end of this loop turn; QoS 1: PUBACK; QoS
+// coalesce_writes to the batch the transport gets at the end of this loop turn; while the
+// transports are over their soft limit QoS 0 waits in the queue first; QoS 1: PUBACK; QoS
 // 2: PUBCOMP; SUBSCRIBE: SUBACK granted), otherwise why not: kAborted when the outcome is unknown
 // (a QoS 2 message released with PUBREL whose session the broker dropped), the MessageStore's own
 // status when it could not record a step of the flow (the message's flow ends there).

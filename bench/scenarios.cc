@@ -174,6 +174,13 @@ Target TargetFromFlags(const Flags& flags) {
   return target;
 }
 
+bool ConnectOne(Connection& c) {
+  c.StartConnect();
+  if (c.WaitConnected(kConnectTimeout)) return true;
+  std::fprintf(stderr, "bench: connect failed\n");
+  return false;
+}
+
 bool ConnectBoth(Connection& a, Connection& b) {
   a.StartConnect();
   b.StartConnect();
@@ -238,11 +245,7 @@ int ThroughputSubscriber(const ThroughputParams& p, ConnectionFactory& factory) 
   Sink sink(p.count, /*mark_first=*/true, p.broker);
   std::unique_ptr<Connection> sub =
       factory.Make(p.sub_target, absl::StrCat("s", p.run), static_cast<int>(p.window), &sink);
-  sub->StartConnect();
-  if (!sub->WaitConnected(kConnectTimeout)) {
-    std::fprintf(stderr, "bench: connect failed\n");
-    return 2;
-  }
+  if (!ConnectOne(*sub)) return 2;
   if (!sub->Subscribe(p.topic, p.qos, kConnectTimeout)) {
     std::fprintf(stderr, "bench: subscribe failed\n");
     return 2;
@@ -275,11 +278,7 @@ int ThroughputPublisher(const ThroughputParams& p, ConnectionFactory& factory) {
   PublishWindow sender(p.window);
   std::unique_ptr<Connection> pub =
       factory.Make(p.target, absl::StrCat("p", p.run), static_cast<int>(p.window), &sender);
-  pub->StartConnect();
-  if (!pub->WaitConnected(kConnectTimeout)) {
-    std::fprintf(stderr, "bench: connect failed\n");
-    return 2;
-  }
+  if (!ConnectOne(*pub)) return 2;
   const Mark start = MarkNow(p.broker);
   const absl::Time deadline = start.at + p.cap;
   PublishAll(*pub, sender, p.topic, p.payload, p.qos, p.count, p.rate, start.at, deadline);

@@ -12,22 +12,7 @@ while (($#)) && [[ "$1" != "--" ]]; do
 done
 shift  # --
 # Below the ephemeral range, so that no outgoing connection takes the port before the hub binds it.
-free_port() {
-  /usr/bin/python3 -c '
-import random, socket
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-for _ in range(200 if low > 2048 else 0):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", random.randrange(max(1024, low - 10000), low)))
-        break
-    except OSError:
-        s.close()
-else:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
+free_port() { /usr/bin/python3 "$(dirname "$0")/../tests/free_port.py"; }
 export LOCAL_HUB_DIR="${TEST_TMPDIR:-$(mktemp -d)}/hub"
 export LOCAL_HUB_MQTT_PORT LOCAL_HUB_WS_PORT LOCAL_HUB_WSS_PORT
 LOCAL_HUB_MQTT_PORT=$(free_port) LOCAL_HUB_WS_PORT=$(free_port) LOCAL_HUB_WSS_PORT=$(free_port)

@@ -36,5 +36,5 @@ def tencent_sample(name, deps, expect, template = None):
         srcs = ["local_hub_sample_test.sh"],
         # Test args are split like a shell's words: each expected line is one quoted word.
         args = ["$(rootpath :local_hub_sample.sh)"] + args + ["'%s'" % line for line in expect],
-        data = data + [":local_hub_sample.sh"],
+        data = data + [":local_hub_sample.sh", "//tests:free_port.py"],
     )

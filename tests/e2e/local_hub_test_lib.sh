@@ -18,22 +18,8 @@ check() {
 }
 
 # Below the ephemeral range, so that no outgoing connection takes the port before the hub binds it.
-free_port() {
-  /usr/bin/python3 -c '
-import random, socket
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-for _ in range(200 if low > 2048 else 0):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", random.randrange(max(1024, low - 10000), low)))
-        break
-    except OSError:
-        s.close()
-else:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
+local_hub_test_lib_dir=$(dirname "${BASH_SOURCE[0]}")
+free_port() { /usr/bin/python3 "$local_hub_test_lib_dir/../free_port.py"; }
 
 # Background processes the test starts; the exit trap kills them before it stops the hub.
 pids=()

@@ -1,5 +1,6 @@
 #include "plugins/event_loop.h"
 
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -152,7 +153,17 @@ int EventLoop::RunOnce(absl::Duration timeout) {
   constexpr int kMaxEvents = 64;
   epoll_event events[kMaxEvents];
   int n = 0;
-  if (wait_ms != 0 && read_last_turn_ && spin_ > absl::ZeroDuration()) {
+  const absl::Duration moderate = std::min(moderate_next_wait_, wait);
+  moderate_next_wait_ = absl::ZeroDuration();
+  if (wait_ms != 0 && moderate > absl::ZeroDuration()) {
+    ++moderated_waits_;
+    // Only the wake fd: posted work ends the window at once, fd readiness does not. An EINTR
+    // ends it early, which is harmless.
+    pollfd wake{wake_fd_, POLLIN, 0};
+    const timespec window = absl::ToTimespec(moderate);
+    (void)ppoll(&wake, 1, &window, nullptr);
+    n = epoll_wait(epoll_fd_, events, kMaxEvents, 0);
+  } else if (wait_ms != 0 && read_last_turn_ && spin_ > absl::ZeroDuration()) {
     const absl::Time spin_until = Now() + std::min(spin_, wait);
     do {
       n = epoll_wait(epoll_fd_, events, kMaxEvents, 0);

@@ -165,6 +165,71 @@ TEST(EventLoopTest, SpinningLoopSpinsOnlyAfterReadingAndSleepsOnceIdle) {
   EXPECT_LT(ThreadCpu() - before, absl::Milliseconds(50)) << "spun after an idle turn";
 }
 
+// ModerateNextWait: bytes that arrive, or are already there, wait for the window's end; the fds are
+// then read in that same turn. ppoll never returns before its timeout (no signal here), so the
+// elapsed time is a lower bound, not a race.
+TEST(EventLoopTest, ModeratedWaitLeavesReadyFdsUntilTheWindowEnds) {
+  auto loop = NewLoop();
+  WatchedPair pair(*loop);
+  ASSERT_EQ(write(pair.fds[1], "x", 1), 1);
+  loop->ModerateNextWait(absl::Milliseconds(30));
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(loop->RunOnce(absl::Seconds(60)), 1);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(30));
+  EXPECT_EQ(pair.got, "x");
+  EXPECT_EQ(loop->moderated_waits(), 1);
+}
+
+// Posted work and timers end a moderated wait at once: a window of an hour, a test that ends.
+TEST(EventLoopTest, PostedTasksAndTimersEndAModeratedWait) {
+  auto loop = NewLoop();
+  WatchedPair pair(*loop);
+  ASSERT_EQ(write(pair.fds[1], "a", 1), 1);
+  loop->ModerateNextWait(absl::Hours(1));
+  bool posted_ran = false;
+  // Posted before or during the wait: either way the turn runs the task and reads the fd.
+  std::thread poster([&] { loop->Post([&] { posted_ran = true; }); });
+  EXPECT_EQ(loop->RunOnce(absl::Hours(1)), 2);
+  poster.join();
+  EXPECT_TRUE(posted_ran);
+  EXPECT_EQ(pair.got, "a");
+
+  pair.got.clear();
+  ASSERT_EQ(write(pair.fds[1], "b", 1), 1);
+  bool timer_ran = false;
+  loop->RunAfter(absl::Milliseconds(1), [&] { timer_ran = true; });
+  loop->ModerateNextWait(absl::Hours(1));
+  const int64_t moderated = loop->moderated_waits();
+  EXPECT_EQ(loop->RunOnce(absl::Hours(1)), 2);
+  EXPECT_TRUE(timer_ran);
+  EXPECT_EQ(pair.got, "b");
+  EXPECT_EQ(loop->moderated_waits(), moderated + 1);  // the timer's millisecond was moderated
+}
+
+// A request covers the next wait only, lapses if that turn does not block, and a zero or negative
+// window asks nothing: the fd then ends the wait as usual (a window of an hour would hang here).
+TEST(EventLoopTest, ModerationIsForTheNextWaitOnly) {
+  auto loop = NewLoop();
+  WatchedPair pair(*loop);
+  loop->ModerateNextWait(absl::Milliseconds(1));
+  EXPECT_EQ(loop->RunOnce(absl::Milliseconds(2)), 0);
+  EXPECT_EQ(loop->moderated_waits(), 1);
+  pair.Feed("after");  // not moderated: Feed runs the loop with a 10 s timeout per turn
+  EXPECT_EQ(loop->moderated_waits(), 1);
+
+  loop->ModerateNextWait(absl::Hours(1));
+  loop->Post([] {});  // work pending: the turn does not block, so the request lapses
+  EXPECT_EQ(loop->RunOnce(absl::Hours(1)), 1);
+  pair.Feed("lapsed");
+  EXPECT_EQ(loop->moderated_waits(), 1);
+
+  loop->ModerateNextWait(absl::ZeroDuration());
+  pair.Feed("zero");
+  loop->ModerateNextWait(-absl::Hours(1));
+  pair.Feed("negative");
+  EXPECT_EQ(loop->moderated_waits(), 1);
+}
+
 TEST(EventLoopTest, FdReadinessAndUnwatchFromInsideACallback) {
   auto loop = NewLoop();
   int fds[2];

@@ -54,7 +54,7 @@
 // Bumped whenever a class a plugin implements or calls (plugins/*.h) changes layout or virtual
 // functions: a library built against another value is refused.
 #ifndef HUBLINK_PLUGIN_ABI_VERSION
-#define HUBLINK_PLUGIN_ABI_VERSION 3
+#define HUBLINK_PLUGIN_ABI_VERSION 4
 #endif
 
 #define HUBLINK_PLUGIN_DEFAULT_SYMBOL "HublinkRegisterPlugins"

@@ -60,6 +60,12 @@ std::string PipelineText(const Target& target, const std::string& client_id, int
   return text;
 }
 
+// How each client's loop waits (Client::Options); the library's defaults unless flags say.
+struct LoopTuning {
+  absl::Duration spin_before_sleep = absl::ZeroDuration();
+  absl::Duration read_moderation = Client::Options().read_moderation;
+};
+
 class HublinkConnection : public Connection {
  public:
   struct State {
@@ -74,7 +80,7 @@ class HublinkConnection : public Connection {
 
   static std::unique_ptr<Connection> Make(const Target& target, const std::string& client_id,
                                           int max_inflight, ConnectionListener* listener,
-                                          bool log_stages, absl::Duration spin_before_sleep) {
+                                          bool log_stages, const LoopTuning& tuning) {
     absl::StatusOr<Pipeline> config =
         ParsePipelineText(PipelineText(target, client_id, max_inflight), "bench");
     if (!config.ok()) Die(config.status());
@@ -82,7 +88,8 @@ class HublinkConnection : public Connection {
     Client::Options options;
     // --spin_us: the loop polls without blocking this long after a turn with I/O before it sleeps
     // (the library's default is off); the driver's hublink+spin variant.
-    options.spin_before_sleep = spin_before_sleep;
+    options.spin_before_sleep = tuning.spin_before_sleep;
+    options.read_moderation = tuning.read_moderation;
     options.on_event = [state](const ConnectionEvent& event) {
       if (state->settled.HasBeenNotified()) return;
       if (event.kind == ConnectionEvent::Kind::kConnected) {
@@ -152,17 +159,15 @@ class HublinkConnection : public Connection {
 
 class HublinkFactory : public ConnectionFactory {
  public:
-  HublinkFactory(bool log_stages, absl::Duration spin_before_sleep)
-      : log_stages_(log_stages), spin_before_sleep_(spin_before_sleep) {}
+  HublinkFactory(bool log_stages, LoopTuning tuning) : log_stages_(log_stages), tuning_(tuning) {}
   std::unique_ptr<Connection> Make(const Target& target, const std::string& client_id,
                                    int max_inflight, ConnectionListener* listener) override {
-    return HublinkConnection::Make(target, client_id, max_inflight, listener, log_stages_,
-                                   spin_before_sleep_);
+    return HublinkConnection::Make(target, client_id, max_inflight, listener, log_stages_, tuning_);
   }
 
  private:
   const bool log_stages_;
-  const absl::Duration spin_before_sleep_;
+  const LoopTuning tuning_;
 };
 
 }  // namespace
@@ -172,11 +177,22 @@ class HublinkFactory : public ConnectionFactory {
 int main(int argc, char** argv) {
   hublink::bench::Flags flags(argc, argv);
   // --spin_us=N: Client::Options::spin_before_sleep on every client of the run (0 = off).
+  // --read_moderation_us=N: Client::Options::read_moderation (the library's default when absent).
   const int64_t spin_us = flags.GetInt("spin_us", 0);
   if (spin_us < 0) {
     std::fprintf(stderr, "bench: hublink: --spin_us must be >= 0\n");
     return 2;
   }
-  hublink::bench::HublinkFactory factory(flags.Has("stages"), absl::Microseconds(spin_us));
+  hublink::bench::LoopTuning tuning;
+  tuning.spin_before_sleep = absl::Microseconds(spin_us);
+  if (flags.Has("read_moderation_us")) {
+    const int64_t moderation_us = flags.GetInt("read_moderation_us", 0);
+    if (moderation_us < 0) {
+      std::fprintf(stderr, "bench: hublink: --read_moderation_us must be >= 0\n");
+      return 2;
+    }
+    tuning.read_moderation = absl::Microseconds(moderation_us);
+  }
+  hublink::bench::HublinkFactory factory(flags.Has("stages"), tuning);
   return hublink::bench::RunScenario(flags, factory);
 }

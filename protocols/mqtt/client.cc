@@ -500,7 +500,11 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
     void OnData(absl::string_view bytes) override {
       if (!finished && !closing) {
         Impl* owner = impl;  // the attempt may be retired meanwhile; the Impl stays
+        const uint64_t packets_before = owner->session_->packets_received();
         owner->session_->OnLinkData(bytes);
+        if (owner->session_->packets_received() - packets_before >= 2) {
+          owner->loop_.ModerateNextWait(owner->options_.read_moderation);
+        }
         owner->ArmFlush();  // acknowledgements are store writes too (BATCH syncs them in time)
       }
     }
@@ -992,6 +996,11 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(
   if (pipeline->protocol() == nullptr) {
     return absl::InvalidArgumentError(
         "client: the pipeline names no protocol; add protocol { name: \"mqtt\" }");
+  }
+  if (options.read_moderation < absl::ZeroDuration() ||
+      options.spin_before_sleep < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "client: read_moderation and spin_before_sleep must be zero (off) or more");
   }
   std::unique_ptr<EventLoop> owned_loop;
   EventLoop* loop = options.loop;

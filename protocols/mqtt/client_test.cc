@@ -1290,6 +1290,67 @@ TEST(ClientTest, ClientsWhoseLoopsSpinDeliverEverythingInOrder) {
   for (int i = 0; i < kCount; ++i) ASSERT_EQ(seen[i], i);
 }
 
+// Options::read_moderation: a read that brings two or more packets (here 20 QoS 1 messages that
+// wait in the socket: the subscriber's loop is not run while the broker forwards them, before it
+// acknowledges each to the publisher) moderates the loop's next wait; a read of one packet does
+// not, nor does any read with read_moderation = 0. Everything still arrives, in order.
+class ReadModerationTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(ReadModerationTest, StreamsAreModeratedSinglePacketsAreNot) {
+  const bool moderation_on = GetParam();
+  auto broker = Broker::Start();
+  ASSERT_NE(broker, nullptr);
+  auto loop = *EventLoop::Create();
+  Client::Options options;
+  options.loop = loop.get();
+  if (!moderation_on) options.read_moderation = absl::ZeroDuration();
+  auto subscriber =
+      *Client::Create(MakePipeline(broker->port(), R"(client_id: "moderated-sub")"), options);
+  std::vector<std::string> seen;
+  auto subscribed = subscriber->Subscribe(
+      "mod/t", 1, [&](const mqtt::Message& m) { seen.emplace_back(m.payload); });
+  subscriber->Connect();
+  ASSERT_TRUE(testing::RunUntil(*loop, [&] {
+    return subscribed.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  }));
+  ASSERT_TRUE(subscribed.get().ok());
+  loop->RunOnce(absl::ZeroDuration());  // a turn that does not block: any request lapses
+  const int64_t moderated_before = loop->moderated_waits();
+
+  auto publisher =
+      MakeClient(MakePipeline(broker->port(), R"(client_id: "moderated-pub")"), nullptr);
+  publisher->Connect();
+  ASSERT_TRUE(Await(publisher->Publish("mod/t", "single", 1)).ok());
+  ASSERT_TRUE(testing::RunUntil(*loop, [&] { return seen.size() == 1; }));
+  loop->RunOnce(absl::Milliseconds(5));  // a wait, which a request would have moderated
+  EXPECT_EQ(loop->moderated_waits(), moderated_before) << "one packet per read was moderated";
+
+  std::vector<std::future<absl::Status>> acked;
+  for (int i = 0; i < 20; ++i) acked.push_back(publisher->Publish("mod/t", absl::StrCat(i), 1));
+  for (auto& ack : acked) ASSERT_TRUE(Await(ack).ok());
+  ASSERT_TRUE(testing::RunUntil(*loop, [&] { return seen.size() == 21; }));
+  // The turn that read the stream asked for moderation; the next wait is moderated.
+  loop->RunOnce(absl::Milliseconds(5));
+  if (moderation_on) {
+    EXPECT_GT(loop->moderated_waits(), moderated_before);
+  } else {
+    EXPECT_EQ(loop->moderated_waits(), moderated_before);
+  }
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(seen[i + 1], absl::StrCat(i));
+  subscriber.reset();  // on the loop thread, with the loop idle
+}
+
+INSTANTIATE_TEST_SUITE_P(OnAndOff, ReadModerationTest, ::testing::Bool());
+
+TEST(ClientTest, NegativeLoopTuningIsRefused) {
+  Client::Options options;
+  options.read_moderation = -absl::Microseconds(1);
+  auto client = Client::Create(MakePipeline(1883, R"(client_id: "negative")"), options);
+  ASSERT_FALSE(client.ok());
+  EXPECT_EQ(client.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(client.status().message(), "read_moderation")) << client.status();
+}
+
 TEST(ClientTest, PublishesFromSeveralThreadsKeepEachThreadsOrder) {
   auto broker = Broker::Start();
   ASSERT_NE(broker, nullptr);

@@ -545,6 +545,7 @@ void Session::OnLinkClosed(const absl::Status& status) {
 
 absl::Status Session::HandlePacket(const Packet& packet) {
   if (closing_ || link_ == nullptr) return Stopped();
+  ++packets_received_;
   if (state_ == State::kAwaitingConnack && packet.type != PacketType::kConnack) {
     return absl::DataLossError(
         absl::StrCat("mqtt: ", PacketTypeName(packet.type), " before CONNACK"));

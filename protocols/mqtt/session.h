@@ -181,6 +181,8 @@ class Session : public Protocol {
   // re-delivery that is not handed to the application again excluded), over the session's life.
   uint64_t publishes_sent() const { return publishes_sent_; }
   uint64_t publishes_received() const { return publishes_received_; }
+  // Every packet decoded from links (CONNACK, acknowledgements, PUBLISH, PINGRESP...).
+  uint64_t packets_received() const { return packets_received_; }
 
  protected:
   void* FindInterface(absl::string_view id) override { return OfferInterface<Session>(this, id); }
@@ -293,6 +295,7 @@ class Session : public Protocol {
   uint64_t next_seq_ = 1;
   uint64_t publishes_sent_ = 0;
   uint64_t publishes_received_ = 0;
+  uint64_t packets_received_ = 0;
   uint16_t next_packet_id_ = 1;
 
   // Incoming QoS 2 packet ids acknowledged with PUBREC and not yet released: duplicates are not

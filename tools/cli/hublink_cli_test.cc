@@ -289,7 +289,7 @@ TEST_F(HublinkBrokerTest, PubReachesSubOverTcpAndWebSocket) {
 }
 
 // --spin_us: the client's loop polls before sleeping; everything still arrives, and a negative
-// value is refused with a message naming the flag.
+// value is refused with a message naming the flag. The same for --read_moderation_us.
 TEST_F(HublinkBrokerTest, PubAndSubWithSpinningLoops) {
   const std::string tcp_port = absl::StrCat("--port=", broker_->tcp_port());
   CliRun retained =
@@ -306,6 +306,17 @@ TEST_F(HublinkBrokerTest, PubAndSubWithSpinningLoops) {
   EXPECT_NE(negative.code, 0);
   EXPECT_TRUE(absl::StrContains(negative.err, "--spin_us=-1: must be 0 (off) or more"))
       << negative.err;
+  // --read_moderation_us (Client::Options::read_moderation): off, then refused when negative.
+  CliRun unmoderated = Hublink({"sub", "--host=127.0.0.1", tcp_port, "--topic=spin/#", "--count=1",
+                                "--timeout=20", "--read_moderation_us=0"});
+  ASSERT_EQ(unmoderated.code, 0) << unmoderated.err;
+  EXPECT_EQ(unmoderated.out, "spin/a spun\n");
+  CliRun negative_moderation = Hublink(
+      {"sub", "--host=127.0.0.1", tcp_port, "--topic=t", "--count=1", "--read_moderation_us=-5"});
+  EXPECT_NE(negative_moderation.code, 0);
+  EXPECT_TRUE(absl::StrContains(negative_moderation.err,
+                                "--read_moderation_us=-5: must be 0 (off) or more"))
+      << negative_moderation.err;
 }
 
 // Issue 13: pub --outbox=DIR says "accepted N" once every message is on disk, "published N" once

@@ -91,17 +91,17 @@ class EventLoop {
 
   // The next time this loop would block, it first waits up to `window` for posted tasks and timers
   // only, then takes without blocking whatever fds became ready meanwhile (and blocks as usual if
-  // none did). For a reader that has just seen a peer stream at it, e.g. two or more packets in
+  // none did). For a reader that has just seen a peer stream at it, e.g. two or more messages in
   // one read (mqtt::Client asks after such a read). Why: a peer that sends many small writes to a
   // reader asleep in epoll pays a wake-up per write, inside its own send (a broker spent 25 µs of
   // CPU per forwarded 64 B message to a hublink subscriber that slept between messages, Paho's
   // costs it 17; with a 50 µs window, 19, and the subscriber's own CPU halved). During the window
   // the peer's writes pile up without waking anyone and are taken in one read. A byte arriving
   // during the window waits at most `window` plus the kernel's timer slack (50 µs by default), so
-  // ask only where a stream is under way: a request-response exchange (one packet per read) should
-  // not. The request is for the next wait only (it lapses if that turn finds work and does not
-  // block), and it replaces spin_before_sleep for that wait. Zero or negative: no effect. On the
-  // loop thread.
+  // ask only where a stream is under way, never for a request-response exchange, whose answers
+  // would wait out the window. The request is for the next wait only (it lapses if that turn
+  // finds work and does not block), and it replaces spin_before_sleep for that wait. Zero or
+  // negative: no effect. On the loop thread.
   void ModerateNextWait(absl::Duration window) { moderate_next_wait_ = window; }
   // How many waits were moderated so far (stats, tests). On the loop thread.
   int64_t moderated_waits() const { return moderated_waits_; }

@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/types/optional.h"
 #include "plugins/duration.h"
 #include "plugins/log.h"
 #include "plugins/read_file.h"
@@ -501,10 +502,12 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
       if (!finished && !closing) {
         Impl* owner = impl;  // the attempt may be retired meanwhile; the Impl stays
         const uint64_t packets_before = owner->session_->packets_received();
+        const uint64_t publishes_before = owner->session_->publishes_received();
+        const uint64_t sent_before = owner->session_->publishes_sent();
         owner->session_->OnLinkData(bytes);
-        if (owner->session_->packets_received() - packets_before >= 2) {
-          owner->loop_.ModerateNextWait(owner->options_.read_moderation);
-        }
+        owner->ModerateIfStreaming(owner->session_->packets_received() - packets_before,
+                                   owner->session_->publishes_received() - publishes_before,
+                                   sent_before);
         owner->ArmFlush();  // acknowledgements are store writes too (BATCH syncs them in time)
       }
     }
@@ -889,7 +892,27 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
   }
 
   std::shared_ptr<const ResolvedPipeline> pipeline_;
+  // After a read that decoded `packets`, `publishes` of them PUBLISH, when publishes_sent() was
+  // `sent_before` as it began: is the broker streaming at us? Yes if the read held two or more
+  // PUBLISH, or two or more other packets (acknowledgements of a window of our publishes), or if
+  // its PUBLISH follows an earlier one with no PUBLISH of ours in between (ours include answers
+  // written while that earlier one was handled), so it cannot be an answer to one. A
+  // request-response exchange (a command and our reply, a QoS 1 ping, its PUBACK and its pong)
+  // brings at most one of each per read and is never moderated, whatever its pace; were it
+  // moderated once, its next reads could hold two packets each and keep it so.
+  void ModerateIfStreaming(uint64_t packets, uint64_t publishes, uint64_t sent_before) {
+    bool streaming = publishes >= 2 || packets - publishes >= 2;
+    if (publishes > 0) {
+      streaming = streaming || (sent_before_last_inbound_publish_.has_value() &&
+                                *sent_before_last_inbound_publish_ == sent_before);
+      sent_before_last_inbound_publish_ = sent_before;
+    }
+    if (streaming) loop_.ModerateNextWait(options_.read_moderation);
+  }
+
   Options options_;
+  // publishes_sent() before the read that held the last inbound PUBLISH (ModerateIfStreaming).
+  absl::optional<uint64_t> sent_before_last_inbound_publish_;
   EventLoop& loop_;
   std::unique_ptr<Protocol> protocol_;
   mqtt::Session* session_;

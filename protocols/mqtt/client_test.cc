@@ -1290,13 +1290,15 @@ TEST(ClientTest, ClientsWhoseLoopsSpinDeliverEverythingInOrder) {
   for (int i = 0; i < kCount; ++i) ASSERT_EQ(seen[i], i);
 }
 
-// Options::read_moderation: a read that brings two or more packets (here 20 QoS 1 messages that
-// wait in the socket: the subscriber's loop is not run while the broker forwards them, before it
-// acknowledges each to the publisher) moderates the loop's next wait; a read of one packet does
-// not, nor does any read with read_moderation = 0. Everything still arrives, in order.
+// Options::read_moderation. The subscriber runs on a loop this test drives, so each step's packets
+// wait in its socket until the test reads them (mosquitto forwards a QoS 1 message before it
+// acknowledges it to the publisher). Moderated: a read of two or more packets (a burst of 20), and
+// a PUBLISH that follows an earlier one with none of ours in between. Not moderated: requests the
+// subscriber answers, however many, and the first message after an answer. Nothing ever with
+// read_moderation = 0. Everything arrives, in order.
 class ReadModerationTest : public ::testing::TestWithParam<bool> {};
 
-TEST_P(ReadModerationTest, StreamsAreModeratedSinglePacketsAreNot) {
+TEST_P(ReadModerationTest, StreamsAreModeratedRequestsAndAnswersAreNot) {
   const bool moderation_on = GetParam();
   auto broker = Broker::Start();
   ASSERT_NE(broker, nullptr);
@@ -1307,8 +1309,10 @@ TEST_P(ReadModerationTest, StreamsAreModeratedSinglePacketsAreNot) {
   auto subscriber =
       *Client::Create(MakePipeline(broker->port(), R"(client_id: "moderated-sub")"), options);
   std::vector<std::string> seen;
-  auto subscribed = subscriber->Subscribe(
-      "mod/t", 1, [&](const mqtt::Message& m) { seen.emplace_back(m.payload); });
+  auto subscribed = subscriber->Subscribe("mod/#", 1, [&](const mqtt::Message& m) {
+    seen.emplace_back(m.payload);
+    if (m.topic == "mod/request") subscriber->Publish("answers", m.payload, 0, false, nullptr);
+  });
   subscriber->Connect();
   ASSERT_TRUE(testing::RunUntil(*loop, [&] {
     return subscribed.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
@@ -1320,23 +1324,32 @@ TEST_P(ReadModerationTest, StreamsAreModeratedSinglePacketsAreNot) {
   auto publisher =
       MakeClient(MakePipeline(broker->port(), R"(client_id: "moderated-pub")"), nullptr);
   publisher->Connect();
-  ASSERT_TRUE(Await(publisher->Publish("mod/t", "single", 1)).ok());
-  ASSERT_TRUE(testing::RunUntil(*loop, [&] { return seen.size() == 1; }));
-  loop->RunOnce(absl::Milliseconds(5));  // a wait, which a request would have moderated
-  EXPECT_EQ(loop->moderated_waits(), moderated_before) << "one packet per read was moderated";
+  // One message, read alone; then a wait, which a request for moderation would have moderated.
+  auto deliver_one = [&](const std::string& topic, const std::string& payload) {
+    const size_t count = seen.size();
+    ASSERT_TRUE(Await(publisher->Publish(topic, payload, 1)).ok());
+    ASSERT_TRUE(testing::RunUntil(*loop, [&] { return seen.size() == count + 1; }));
+    loop->RunOnce(absl::Milliseconds(5));
+  };
+  for (int i = 0; i < 3; ++i) deliver_one("mod/request", absl::StrCat("request ", i));
+  deliver_one("mod/t", "after an answer");
+  EXPECT_EQ(loop->moderated_waits(), moderated_before) << "a request or answered read moderated";
+
+  deliver_one("mod/t", "unanswered");  // follows an unanswered PUBLISH: a stream
+  EXPECT_EQ(loop->moderated_waits(), moderated_before + (moderation_on ? 1 : 0));
 
   std::vector<std::future<absl::Status>> acked;
   for (int i = 0; i < 20; ++i) acked.push_back(publisher->Publish("mod/t", absl::StrCat(i), 1));
   for (auto& ack : acked) ASSERT_TRUE(Await(ack).ok());
-  ASSERT_TRUE(testing::RunUntil(*loop, [&] { return seen.size() == 21; }));
-  // The turn that read the stream asked for moderation; the next wait is moderated.
+  const int64_t moderated_before_burst = loop->moderated_waits();
+  ASSERT_TRUE(testing::RunUntil(*loop, [&] { return seen.size() == 25; }));
   loop->RunOnce(absl::Milliseconds(5));
   if (moderation_on) {
-    EXPECT_GT(loop->moderated_waits(), moderated_before);
+    EXPECT_GT(loop->moderated_waits(), moderated_before_burst);
   } else {
     EXPECT_EQ(loop->moderated_waits(), moderated_before);
   }
-  for (int i = 0; i < 20; ++i) EXPECT_EQ(seen[i + 1], absl::StrCat(i));
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(seen[i + 5], absl::StrCat(i));
   subscriber.reset();  // on the loop thread, with the loop idle
 }
 

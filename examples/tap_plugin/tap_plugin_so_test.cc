@@ -232,7 +232,7 @@ TEST(TapPluginSo, UnusableLibrariesAreRefusedWithErrorsNamingThem) {
        "",
        {absl::StrCat("plugin library ", kAbiMismatch,
                      ": built against hublink 0.1.0 (plugin ABI 99"),
-        "but this program is hublink 0.9.0 (plugin ABI 3", "rebuild the library"}},
+        "but this program is hublink 0.9.0 (plugin ABI 4", "rebuild the library"}},
       {"name of a built-in",
        {absl::StrCat("--plugin=", kDuplicate)},
        "",

@@ -891,7 +891,6 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
     if (options_.on_event) options_.on_event(event);
   }
 
-  std::shared_ptr<const ResolvedPipeline> pipeline_;
   // After a read that decoded `packets`, `publishes` of them PUBLISH, when publishes_sent() was
   // `sent_before` as it began: is the broker streaming at us? Yes if the read held two or more
   // PUBLISH, or two or more other packets (acknowledgements of a window of our publishes), or if
@@ -910,6 +909,7 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
     if (streaming) loop_.ModerateNextWait(options_.read_moderation);
   }
 
+  std::shared_ptr<const ResolvedPipeline> pipeline_;
   Options options_;
   // publishes_sent() before the read that held the last inbound PUBLISH (ModerateIfStreaming).
   absl::optional<uint64_t> sent_before_last_inbound_publish_;

@@ -50,10 +50,12 @@ struct CommandFlags {
   std::string outbox;  // pub: the durable store's directory
   int first_seq = 0;   // pub: {seq} of the first message
   bool message_set = false;
-  bool verbose = false;         // pub, sub: every layer's milestones and a timing line per attempt
-  int spin_us = 0;              // pub, sub: Client::Options::spin_before_sleep
-  int read_moderation_us = 50;  // pub, sub: Client::Options::read_moderation
-  int metrics_port = 0;         // sub: serve Prometheus metrics on 127.0.0.1:PORT
+  bool verbose = false;  // pub, sub: every layer's milestones and a timing line per attempt
+  int spin_us = 0;       // pub, sub: Client::Options::spin_before_sleep
+  // pub, sub: Client::Options::read_moderation, the library's default unless the flag is given
+  int read_moderation_us =
+      static_cast<int>(absl::ToInt64Microseconds(Client::Options().read_moderation));
+  int metrics_port = 0;                   // sub: serve Prometheus metrics on 127.0.0.1:PORT
   std::vector<std::string> plugin_paths;  // every command: --plugin=PATH shared objects
   std::string describe;                   // plugins: one plugin's config, field by field
 };

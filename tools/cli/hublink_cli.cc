@@ -166,6 +166,15 @@ int Fail(std::ostream& err, absl::string_view command, const absl::Status& statu
   return 1;
 }
 
+// The loop-tuning flags: microseconds, 0 for off.
+absl::StatusOr<absl::Duration> MicrosecondsFlag(absl::string_view name, int value) {
+  if (value < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, "=", value, ": must be 0 (off) or more microseconds"));
+  }
+  return absl::Microseconds(value);
+}
+
 absl::StatusOr<std::unique_ptr<Client>> MakeClient(const CommandFlags& flags,
                                                    const Pipeline& pipeline,
                                                    const Registry& registry, Watch& watch,
@@ -174,18 +183,10 @@ absl::StatusOr<std::unique_ptr<Client>> MakeClient(const CommandFlags& flags,
   HUBLINK_ASSIGN_OR_RETURN(
       std::unique_ptr<ResolvedPipeline> resolved,
       ResolvedPipeline::Resolve(pipeline, registry, PipelineSource(flags.connection)));
-  if (flags.spin_us < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--spin_us=", flags.spin_us, ": must be 0 (off) or more microseconds"));
-  }
-  if (flags.read_moderation_us < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--read_moderation_us=", flags.read_moderation_us,
-                     ": must be 0 (off) or more microseconds"));
-  }
   Client::Options options;
-  options.spin_before_sleep = absl::Microseconds(flags.spin_us);
-  options.read_moderation = absl::Microseconds(flags.read_moderation_us);
+  HUBLINK_ASSIGN_OR_RETURN(options.spin_before_sleep, MicrosecondsFlag("spin_us", flags.spin_us));
+  HUBLINK_ASSIGN_OR_RETURN(options.read_moderation,
+                           MicrosecondsFlag("read_moderation_us", flags.read_moderation_us));
   const bool verbose = flags.verbose;
   options.on_event = [&watch, &err, verbose](const ConnectionEvent& event) {
     if (verbose && !event.phases.empty()) {
@@ -518,9 +519,10 @@ void RegisterFlags(absl::string_view command, CommandFlags& flags, FlagParser& p
         "after reading from the broker, poll this many microseconds before sleeping (default "
         "0): a busy subscriber then costs the broker less per message, for more CPU here");
     parser.AddInt("read_moderation_us", &flags.read_moderation_us,
-                  "when one read brings two or more packets (a stream), let the broker's writes "
-                  "pile up this many microseconds before the next read (default 50, 0 off): "
-                  "cheaper for the broker and for this process, up to that much later per message");
+                  "while the broker streams at this client (never for a request and its "
+                  "answer), let its writes pile up this many microseconds before the next read "
+                  "(default 50, 0 off): cheaper for the broker and for this process, up to that "
+                  "much later per streamed message");
   }
   if (command == "pub") {
     parser.AddString("message", &flags.message, "payload to publish");

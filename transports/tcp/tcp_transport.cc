@@ -39,7 +39,7 @@ namespace {
 using transports::TcpConfig;
 
 constexpr uint64_t kDefaultMaxBuffered = 64ull << 20;
-constexpr uint64_t kDefaultHighWater = 1ull << 20;
+constexpr uint64_t kDefaultHighWater = 256ull << 10;
 constexpr absl::Duration kDefaultConnectTimeout = absl::Seconds(10);
 // How long an orderly close may take (flush, then the peer's FIN) unless close_timeout says.
 constexpr absl::Duration kDefaultCloseTimeout = absl::Seconds(3);

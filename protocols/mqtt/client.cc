@@ -323,14 +323,20 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
     }
   }
 
+  // `owned_payload`, when set, holds `payload` and the session may take its buffer.
   void Publish(absl::string_view topic, absl::string_view payload, int qos, bool retain,
-               mqtt::Completion done) {
+               mqtt::Completion done, std::string* owned_payload = nullptr) {
     if (qos < 0 || qos > 2) {
       if (done)
         done(absl::InvalidArgumentError(absl::StrCat("mqtt: QoS ", qos, " is not 0, 1 or 2")));
       return;
     }
-    session_->Publish(topic, payload, static_cast<uint8_t>(qos), retain, std::move(done));
+    if (owned_payload != nullptr) {
+      session_->PublishTaking(topic, *owned_payload, static_cast<uint8_t>(qos), retain,
+                              std::move(done));
+    } else {
+      session_->Publish(topic, payload, static_cast<uint8_t>(qos), retain, std::move(done));
+    }
     ArmFlush();
   }
 
@@ -384,8 +390,10 @@ class Client::Impl : public mqtt::SessionObserver, public mqtt::FileStoreEventSi
         running_.call = nullptr;
         call(*this);
       } else {
+        // A message that has to wait takes the slot's buffer rather than a second copy; the slot
+        // then allocates again on its next use.
         Publish(running_.topic, running_.payload, running_.qos, running_.retain,
-                std::move(running_.done));
+                std::move(running_.done), &running_.payload);
         running_.done = nullptr;
       }
     }

@@ -988,6 +988,16 @@ absl::Status Session::CheckBrokerSupports(uint8_t qos, bool retain) const {
 
 void Session::Publish(absl::string_view topic, absl::string_view payload, uint8_t qos, bool retain,
                       Completion done) {
+  PublishFrom(topic, payload, nullptr, qos, retain, std::move(done));
+}
+
+void Session::PublishTaking(absl::string_view topic, std::string& payload, uint8_t qos, bool retain,
+                            Completion done) {
+  PublishFrom(topic, payload, &payload, qos, retain, std::move(done));
+}
+
+void Session::PublishFrom(absl::string_view topic, absl::string_view payload,
+                          std::string* owned_payload, uint8_t qos, bool retain, Completion done) {
   Scope scope(*this);
   absl::Status valid = ValidateTopicName(topic);
   if (valid.ok() && qos > 2) {
@@ -1017,12 +1027,13 @@ void Session::Publish(absl::string_view topic, absl::string_view payload, uint8_
       return;
     }
   }
-  absl::Status queued = Enqueue(topic, payload, qos, retain, std::move(done));
+  absl::Status queued = Enqueue(topic, payload, owned_payload, qos, retain, std::move(done));
   if (queued.ok()) Pump();
 }
 
-absl::Status Session::Enqueue(absl::string_view topic, absl::string_view payload, uint8_t qos,
-                              bool retain, Completion done) {
+absl::Status Session::Enqueue(absl::string_view topic, absl::string_view payload,
+                              std::string* owned_payload, uint8_t qos, bool retain,
+                              Completion done) {
   size_t bytes = topic.size() + payload.size();
   absl::Status refused;
   if (bytes > options_.max_queued_bytes) {
@@ -1060,7 +1071,7 @@ absl::Status Session::Enqueue(absl::string_view topic, absl::string_view payload
     m.qos = qos;
     m.retain = retain;
     m.topic = std::string(topic);
-    m.payload = std::string(payload);
+    m.payload = owned_payload != nullptr ? std::move(*owned_payload) : std::string(payload);
     uint64_t seq = m.seq;
     refused = store_->Add(std::move(m));
     if (refused.ok()) {

@@ -664,6 +664,46 @@ TEST_F(SessionTest, DataWaitsWhileTheLinkIsAboveItsSoftLimit) {
   }
 }
 
+// PublishTaking: a message that has to wait keeps the caller's buffer instead of a copy of it
+// (the Client's hand-off slots, which would otherwise hold a burst a second time); one that goes
+// out at once leaves the buffer alone.
+TEST_F(SessionTest, PublishTakingMovesAWaitingPayloadAndLeavesASentOne) {
+  MessageStore* store = store_.get();
+  Open();
+  Connack();
+  const std::string big(4096, 'x');
+  std::string sent_now = big;
+  session().PublishTaking("t", sent_now, 0, false, nullptr);
+  EXPECT_EQ(sent_now, big);
+  std::vector<Sent> sent = TakeSent();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].payload, big);
+
+  link_->above_soft_limit = true;
+  std::string waits = big;
+  const char* const buffer = waits.data();
+  session().PublishTaking("t", waits, 0, false, nullptr);
+  EXPECT_TRUE(waits.empty());
+  ASSERT_EQ(session().queued(), 1u);
+  // The caller's buffer itself, not a copy, is what waits.
+  ASSERT_EQ(store->Sequences().size(), 1u);
+  const StoredMessage* stored = store->Find(store->Sequences()[0]);
+  ASSERT_NE(stored, nullptr);
+  EXPECT_EQ(stored->payload.data(), buffer);
+  link_->above_soft_limit = false;
+  session().OnLinkWritable();
+  sent = TakeSent();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].payload, big);
+
+  // Plain Publish still copies: the caller's string is untouched.
+  link_->above_soft_limit = true;
+  std::string kept = big;
+  session().Publish("t", kept, 0, false, nullptr);
+  EXPECT_EQ(kept, big);
+  EXPECT_EQ(session().queued(), 1u);
+}
+
 // Handing queued data on stops as soon as the link goes over its soft limit again, and what is
 // left waits for the next OnLinkWritable.
 TEST_F(SessionTest, PumpingQueuedDataStopsAtTheLinksSoftLimit) {

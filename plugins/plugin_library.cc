@@ -58,6 +58,15 @@ absl::StatusOr<void*> LoadOnce(const std::string& path) {
   if (path.empty()) {
     return absl::InvalidArgumentError("plugin_libraries: path is missing; name a .so file");
   }
+#ifdef HUBLINK_STATIC_DEPS
+  // The library would bring its own libprotobuf.so beside the program's static copy: two
+  // descriptor pools and two sets of message classes in one process, half-bound to each other.
+  return absl::FailedPreconditionError(absl::StrCat(
+      "plugin library ", path,
+      ": this program links protobuf and Abseil statically (--config=static_deps), and a plugin "
+      "library takes them from the program; rebuild the program without --config=static_deps to "
+      "load plugin libraries"));
+#endif
   if (path.find('/') != std::string::npos) {
     struct stat st;
     if (stat(path.c_str(), &st) != 0) {

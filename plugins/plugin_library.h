@@ -27,7 +27,9 @@
 // hublink, Abseil and protobuf to the host: the host binary exports its symbols (link it with
 // -rdynamic) and the library is linked without its own copy of them (docs/plugin-authoring.md,
 // "Ship your plugin as a shared object"). Two copies of a generated .pb.cc in one process abort at
-// load time, so this is not optional.
+// load time, so this is not optional. For the same reason a program built with
+// --config=static_deps (protobuf and Abseil linked statically) refuses every library with
+// kFailedPrecondition: the library would bring a second, shared protobuf.
 #ifndef HUBLINK_PLUGINS_PLUGIN_LIBRARY_H_
 #define HUBLINK_PLUGINS_PLUGIN_LIBRARY_H_
 

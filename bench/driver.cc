@@ -35,9 +35,12 @@ using testing::MosquittoBroker;
 using Values = std::map<std::string, std::string>;
 
 // kHublinkSpin: hublink_bench --spin_us=<--spin_us> (Client::Options::spin_before_sleep; the
-// library's default is off), run only by the spin row.
-enum Variant { kHublink, kPaho, kPahoNodelay, kHublinkSpin };
-const char* const kVariantNames[] = {"hublink", "paho", "paho+nodelay", "hublink+spin"};
+// library's default is off), run only by the spin row. kHublinkStatic: --hublink_static_bin, the
+// same client built with --config=static_deps (protobuf and Abseil linked statically), run only by
+// the static row.
+enum Variant { kHublink, kPaho, kPahoNodelay, kHublinkSpin, kHublinkStatic };
+const char* const kVariantNames[] = {"hublink", "paho", "paho+nodelay", "hublink+spin",
+                                     "hublink static"};
 
 struct Sizes {
   int64_t qos0_small_count, qos0_large_count, qos1_count, latency_count, connect_count, probe_count,
@@ -77,7 +80,10 @@ class Driver {
       paced_rates_.push_back(value);
     }
     spin_us_ = flags.GetInt("spin_us", 20);
-    std::string rows = flags.Get("rows", "qos0,qos1,spin,latency,connect,allocs");
+    // The static row needs its binary: bench/run.sh builds it and passes it.
+    std::string rows = flags.Get("rows", flags.Has("hublink_static_bin")
+                                             ? "qos0,qos1,spin,static,latency,connect,allocs"
+                                             : "qos0,qos1,spin,latency,connect,allocs");
     for (absl::string_view row : absl::StrSplit(rows, ',')) rows_.emplace_back(row);
     log_file_ = absl::StrCat(testing::TempDir(), "/bench_clients.log");
   }
@@ -85,7 +91,7 @@ class Driver {
   // An unknown row or transport would measure nothing and still print a table: refuse it.
   absl::Status Validate() const {
     // cross and paced are not in the default --rows.
-    static constexpr absl::string_view kRows[] = {"qos0",    "qos1",   "spin",  "latency",
+    static constexpr absl::string_view kRows[] = {"qos0",    "qos1",   "spin",  "static", "latency",
                                                   "connect", "allocs", "cross", "paced"};
     static constexpr absl::string_view kTransports[] = {"tcp", "ws", "tls", "wss"};
     for (const std::string& row : rows_) {
@@ -103,6 +109,11 @@ class Driver {
       }
     }
     if (spin_us_ < 0) return absl::InvalidArgumentError("--spin_us: microseconds, >= 0");
+    if (Row("static") && flags_.Get("hublink_static_bin").empty()) {
+      return absl::InvalidArgumentError(
+          "--rows=static needs --hublink_static_bin: hublink_bench built with "
+          "--config=static_deps (bench/run.sh builds and passes it)");
+    }
     for (int64_t rate : paced_rates_) {
       if (rate <= 0) {
         return absl::InvalidArgumentError(
@@ -152,6 +163,7 @@ class Driver {
     if (variant == kHublinkSpin) {
       return absl::StrCat(flags_.Get("hublink_bin"), " --spin_us=", spin_us_);
     }
+    if (variant == kHublinkStatic) return flags_.Get("hublink_static_bin");
     std::string binary = variant == kHublink ? flags_.Get("hublink_bin") : flags_.Get("paho_bin");
     std::string preload =
         variant == kPahoNodelay ? absl::StrCat("env LD_PRELOAD=", flags_.Get("shim"), " ") : "";
@@ -305,21 +317,23 @@ class Driver {
     absl::StrAppendFormat(&timing_, "%s %.0f s, ", key, absl::ToDoubleSeconds(absl::Now() - start));
   }
 
-  // The spin row: hublink+spin only, every (key, args) cell on every transport, the repetitions
-  // interleaved across all of them (rep 1 of every cell, then rep 2, ...).
-  void RunSpin(const std::vector<std::pair<std::string, std::string>>& cells,
-               const std::vector<std::string>& transports) {
+  // The spin and static rows: one hublink variant only, every (key, args) cell on every
+  // transport, the repetitions interleaved across all of them (rep 1 of every cell, then rep 2,
+  // ...).
+  void RunVariantRow(const std::string& row, Variant variant,
+                     const std::vector<std::pair<std::string, std::string>>& cells,
+                     const std::vector<std::string>& transports) {
     const absl::Time start = absl::Now();
     for (int rep = 0; rep < reps_; ++rep) {
       for (const auto& [key, args] : cells) {
         for (const std::string& transport : transports) {
-          std::fprintf(stderr, "bench: %s %s %s rep %d\n", key.c_str(), kVariantNames[kHublinkSpin],
+          std::fprintf(stderr, "bench: %s %s %s rep %d\n", key.c_str(), kVariantNames[variant],
                        transport.c_str(), rep + 1);
-          table_[key][kHublinkSpin][transport].push_back(Run(kHublinkSpin, transport, args));
+          table_[key][variant][transport].push_back(Run(variant, transport, args));
         }
       }
     }
-    absl::StrAppendFormat(&timing_, "spin %.0f s, ", absl::ToDoubleSeconds(absl::Now() - start));
+    absl::StrAppendFormat(&timing_, "%s %.0f s, ", row, absl::ToDoubleSeconds(absl::Now() - start));
   }
 
   static double Median(const std::vector<Values>& runs, const std::string& field) {
@@ -587,42 +601,58 @@ class Driver {
       }
     }
     if (Row("spin")) SpinReport();
+    if (Row("static")) {
+      VariantTable(
+          "10. hublink linked statically (--config=static_deps: protobuf and Abseil from "
+          "their static archives)",
+          kHublinkStatic, "static_", "h st");
+    }
   }
 
-  // Section 9: hublink+spin against this run's hublink and Paho cells of the qos0, qos1 and latency
-  // rows ("n/a" where those rows were not run). Ratios as elsewhere: >1 = hublink+spin better.
-  void SpinReport() {
-    Header(
-        absl::StrCat("9. hublink with spin_before_sleep = ", spin_us_, " µs"),
-        {"row", "transport", "hublink+spin msgs/s", "vs hublink", "vs Paho",
-         "broker µs/msg (h+s / h / P)", "client CPU s/100k (h+s / h / P)", "peak RSS KiB (h+s)"});
-    const Variant compared[] = {kHublinkSpin, kHublink, kPaho};
+  // One hublink variant's cells (keys `prefix` + qos0_64, qos0_4k, qos1_64) against this run's
+  // hublink and Paho cells of the qos0 and qos1 rows ("n/a" where those rows were not run). Ratios
+  // as elsewhere: >1 = the variant better. `short_name` heads the "x / h / P" columns.
+  void VariantTable(const std::string& title, Variant variant, const std::string& prefix,
+                    const std::string& short_name) {
+    const std::string trio = absl::StrCat(" (", short_name, " / h / P)");
+    Header(title,
+           {"row", "transport", absl::StrCat(kVariantNames[variant], " msgs/s"), "vs hublink",
+            "vs Paho", "broker µs/msg" + trio, "client CPU s/100k" + trio, "peak RSS KiB" + trio});
+    const Variant compared[] = {variant, kHublink, kPaho};
     for (const auto& [key, label] :
          {std::make_pair("qos0_64", "QoS0 64 B"), std::make_pair("qos0_4k", "QoS0 4 KiB"),
           std::make_pair("qos1_64", "QoS1 64 B")}) {
-      const std::string spin_key = absl::StrCat("spin_", key);
+      const std::string variant_key = prefix + key;
       for (const std::string& transport : transports_) {
         double rate[3];
-        std::string broker, cpu;
+        std::string broker, cpu, rss;
         for (int i = 0; i < 3; ++i) {
-          const std::string& k = compared[i] == kHublinkSpin ? spin_key : key;
+          const std::string& k = compared[i] == variant ? variant_key : key;
           rate[i] = SpinCell(k, compared[i], transport, "msgs_per_s");
           absl::StrAppend(&broker, i ? " / " : "",
                           SpinNumber(SpinCell(k, compared[i], transport, "broker_us_per_msg"), 2));
           absl::StrAppend(&cpu, i ? " / " : "",
                           SpinNumber(SpinCell(k, compared[i], transport, "cpu_per_100k"), 3));
+          absl::StrAppend(&rss, i ? " / " : "",
+                          SpinNumber(SpinCell(k, compared[i], transport, "rss_kib")));
         }
         std::string cell = SpinNumber(rate[0]);
-        if (const std::vector<Values>* runs = Find(spin_key, kHublinkSpin, transport)) {
+        if (const std::vector<Values>* runs = Find(variant_key, variant, transport)) {
           if (int stalled = Count(*runs, "stalled"); stalled > 0) {
             cell +=
                 absl::StrFormat(" STALL in %d/%d runs", stalled, static_cast<int>(runs->size()));
           }
         }
         Line({label, transport, cell, Ratio(rate[0], rate[1], true), Ratio(rate[0], rate[2], true),
-              broker, cpu, SpinNumber(SpinCell(spin_key, kHublinkSpin, transport, "rss_kib"))});
+              broker, cpu, rss});
       }
     }
+  }
+
+  // Section 9: hublink+spin, and its round trips against this run's latency row.
+  void SpinReport() {
+    VariantTable(absl::StrCat("9. hublink with spin_before_sleep = ", spin_us_, " µs"),
+                 kHublinkSpin, "spin_", "h+s");
     out_ += "\n";
     Line({"row", "transport", "p50 / p99 µs: hublink+spin", "hublink", "Paho+NODELAY",
           "p50 vs hublink", "p50 vs Paho+N", "p99 vs Paho+N"});
@@ -664,7 +694,7 @@ class Driver {
     const std::vector<std::string>& transports = transports_;
     const std::string throughput =
         absl::StrCat("--scenario=throughput --seconds=", sizes_.throughput_seconds);
-    // The spin row reuses these four.
+    // The spin and static rows reuse these.
     const std::string qos0_64_args = absl::StrCat(
         throughput, " --qos=0 --size=64 --window=256 --count=", sizes_.qos0_small_count);
     const std::string qos0_4k_args = absl::StrCat(
@@ -690,11 +720,19 @@ class Driver {
       RunMatrix("qos1_64", qos1_64_args, all, transports);
     }
     if (Row("spin")) {
-      RunSpin({{"spin_qos0_64", qos0_64_args},
-               {"spin_qos0_4k", qos0_4k_args},
-               {"spin_qos1_64", qos1_64_args},
-               {"spin_latency", latency_args}},
-              transports);
+      RunVariantRow("spin", kHublinkSpin,
+                    {{"spin_qos0_64", qos0_64_args},
+                     {"spin_qos0_4k", qos0_4k_args},
+                     {"spin_qos1_64", qos1_64_args},
+                     {"spin_latency", latency_args}},
+                    transports);
+    }
+    if (Row("static")) {
+      RunVariantRow("static", kHublinkStatic,
+                    {{"static_qos0_64", qos0_64_args},
+                     {"static_qos0_4k", qos0_4k_args},
+                     {"static_qos1_64", qos1_64_args}},
+                    transports);
     }
     if (Row("latency")) {
       RunMatrix("latency", latency_args, all, transports);

@@ -518,11 +518,14 @@ void RegisterFlags(absl::string_view command, CommandFlags& flags, FlagParser& p
         "spin_us", &flags.spin_us,
         "after reading from the broker, poll this many microseconds before sleeping (default "
         "0): a busy subscriber then costs the broker less per message, for more CPU here");
-    parser.AddInt("read_moderation_us", &flags.read_moderation_us,
-                  "while the broker streams at this client (never for a request and its "
-                  "answer), let its writes pile up this many microseconds before the next read "
-                  "(default 50, 0 off): cheaper for the broker and for this process, up to that "
-                  "much later per streamed message");
+    parser.AddInt(
+        "read_moderation_us", &flags.read_moderation_us,
+        absl::StrCat("while the broker streams at this client (never for a request and its "
+                     "answer), let its writes pile up this many microseconds before the next read "
+                     "(default ",
+                     absl::ToInt64Microseconds(Client::Options().read_moderation),
+                     ", 0 off): cheaper for the broker and for this process, up to that much "
+                     "later per streamed message"));
   }
   if (command == "pub") {
     parser.AddString("message", &flags.message, "payload to publish");

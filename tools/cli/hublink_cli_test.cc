@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "plugins/log.h"
 #include "plugins/pipeline.h"
+#include "protocols/mqtt/client.h"
 #include "tests/test_util.h"
 #include "tools/cli/cli_test_util.h"
 
@@ -194,6 +195,12 @@ TEST(HublinkCliTest, CommandHelpPrintsThatCommandsFlagsAndExitsZero) {
   EXPECT_TRUE(absl::StrContains(help.out, "--message=")) << help.out;
   EXPECT_TRUE(absl::StrContains(help.out, "--device_info=")) << help.out;
   EXPECT_FALSE(absl::StrContains(help.out, "--connid")) << "sign's flag listed under pub";
+  // A flag's stated default is the library's, not a copy of it.
+  EXPECT_TRUE(absl::StrContains(
+      help.out,
+      absl::StrCat("(default ", absl::ToInt64Microseconds(Client::Options().read_moderation),
+                   ", 0 off)")))
+      << help.out;
   EXPECT_EQ(help.err, "");
   CliRun short_help = Hublink({"sign", "-h"});
   EXPECT_EQ(short_help.code, 0);

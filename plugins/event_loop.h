@@ -98,10 +98,9 @@ class EventLoop {
   // costs it 17; with a 50 µs window, 19, and the subscriber's own CPU halved; with 1 ms, 16.6-16.9,
   // since the reader's receive buffer then fills and the sender's kernel merges its writes into
   // large segments). During the window the peer's writes pile up without waking anyone and are
-  // taken in one read. A byte arriving
-  // during the window waits at most `window` plus the kernel's timer slack (50 µs by default), so
-  // ask only where a stream is under way, never for a request-response exchange, whose answers
-  // would wait out the window. The request is for the next wait only (it lapses if that turn
+  // taken in one read. A byte arriving during the window waits at most `window` plus the kernel's
+  // timer slack (50 µs by default), so ask only where a stream is under way, never for a
+  // request-response exchange, whose answers would wait out the window. The request is for the next wait only (it lapses if that turn
   // finds work and does not block), and it replaces spin_before_sleep for that wait. Zero or
   // negative: no effect. On the loop thread.
   void ModerateNextWait(absl::Duration window) { moderate_next_wait_ = window; }

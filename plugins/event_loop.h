@@ -100,9 +100,9 @@ class EventLoop {
   // large segments). During the window the peer's writes pile up without waking anyone and are
   // taken in one read. A byte arriving during the window waits at most `window` plus the kernel's
   // timer slack (50 µs by default), so ask only where a stream is under way, never for a
-  // request-response exchange, whose answers would wait out the window. The request is for the next wait only (it lapses if that turn
-  // finds work and does not block), and it replaces spin_before_sleep for that wait. Zero or
-  // negative: no effect. On the loop thread.
+  // request-response exchange, whose answers would wait out the window. The request is for the
+  // next wait only (it lapses if that turn finds work and does not block), and it replaces
+  // spin_before_sleep for that wait. Zero or negative: no effect. On the loop thread.
   void ModerateNextWait(absl::Duration window) { moderate_next_wait_ = window; }
   // How many waits were moderated so far (stats, tests). On the loop thread.
   int64_t moderated_waits() const { return moderated_waits_; }

@@ -376,13 +376,13 @@ class Driver {
     return &by_transport->second;
   }
   // Median of `field` in one cell: -1 on failure (as Median), -2 when the cell was not run.
-  double SpinCell(const std::string& key, Variant variant, const std::string& transport,
-                  const std::string& field) const {
+  double CellIfRun(const std::string& key, Variant variant, const std::string& transport,
+                   const std::string& field) const {
     const std::vector<Values>* runs = Find(key, variant, transport);
     return runs == nullptr ? -2 : Median(*runs, field);
   }
   // As Number(), but "n/a" for a cell that was not run.
-  static std::string SpinNumber(double value, int digits = 0) {
+  static std::string NumberOrNa(double value, int digits = 0) {
     return value == -2 ? "n/a" : Number(value, digits);
   }
 
@@ -628,15 +628,15 @@ class Driver {
         std::string broker, cpu, rss;
         for (int i = 0; i < 3; ++i) {
           const std::string& k = compared[i] == variant ? variant_key : key;
-          rate[i] = SpinCell(k, compared[i], transport, "msgs_per_s");
+          rate[i] = CellIfRun(k, compared[i], transport, "msgs_per_s");
           absl::StrAppend(&broker, i ? " / " : "",
-                          SpinNumber(SpinCell(k, compared[i], transport, "broker_us_per_msg"), 2));
+                          NumberOrNa(CellIfRun(k, compared[i], transport, "broker_us_per_msg"), 2));
           absl::StrAppend(&cpu, i ? " / " : "",
-                          SpinNumber(SpinCell(k, compared[i], transport, "cpu_per_100k"), 3));
+                          NumberOrNa(CellIfRun(k, compared[i], transport, "cpu_per_100k"), 3));
           absl::StrAppend(&rss, i ? " / " : "",
-                          SpinNumber(SpinCell(k, compared[i], transport, "rss_kib")));
+                          NumberOrNa(CellIfRun(k, compared[i], transport, "rss_kib")));
         }
-        std::string cell = SpinNumber(rate[0]);
+        std::string cell = NumberOrNa(rate[0]);
         if (const std::vector<Values>* runs = Find(variant_key, variant, transport)) {
           if (int stalled = Count(*runs, "stalled"); stalled > 0) {
             cell +=
@@ -663,8 +663,8 @@ class Driver {
       std::vector<std::string> line = {"QoS1 round trip", transport};
       double p50[3], p99[3];
       for (int i = 0; i < 3; ++i) {
-        p50[i] = SpinCell(cells[i].first, cells[i].second, transport, "p50_us");
-        p99[i] = SpinCell(cells[i].first, cells[i].second, transport, "p99_us");
+        p50[i] = CellIfRun(cells[i].first, cells[i].second, transport, "p50_us");
+        p99[i] = CellIfRun(cells[i].first, cells[i].second, transport, "p99_us");
         std::string cell =
             p50[i] == -2 ? "n/a" : absl::StrCat(Number(p50[i]), " / ", Number(p99[i]));
         const std::vector<Values>* runs = Find(cells[i].first, cells[i].second, transport);

@@ -19,15 +19,15 @@ trap 'rm -rf "$TMP"' EXIT
 # --symlink_prefix=/: no bazel-* links, so a shared checkout's links stay whoever's they were.
 BUILD=("${BAZEL[@]}" build -c opt --jobs="${BENCH_JOBS:-2}" --symlink_prefix=/)
 BIN="$("${BAZEL[@]}" info -c opt bazel-bin 2>/dev/null)/bench"
+if [[ " $* " == *" --micro "* ]]; then
+  "${BUILD[@]}" //bench:micro_benchmark >&2
+  exec "$BIN/micro_benchmark" --benchmark_min_time=0.2
+fi
 # The static row's client: the same hublink_bench with protobuf and Abseil linked statically. Both
 # builds write the same path, so this one is built first and copied aside.
 "${BUILD[@]}" --config=static_deps //bench:hublink_bench >&2
 cp "$BIN/hublink_bench" "$TMP/hublink_bench_static"
 "${BUILD[@]}" "${TARGETS[@]}" >&2
-
-if [[ " $* " == *" --micro "* ]]; then
-  exec "$BIN/micro_benchmark" --benchmark_min_time=0.2
-fi
 
 echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Linux $(uname -r)"
 echo "Clients: hublink $(git rev-parse --short HEAD 2>/dev/null || echo '?'), Paho C $(dpkg-query -W -f='${Version}' libpaho-mqtt1.3 2>/dev/null || echo '?'); broker: $(mosquitto -h 2>/dev/null | head -1 || true)"

@@ -58,15 +58,6 @@ absl::StatusOr<void*> LoadOnce(const std::string& path) {
   if (path.empty()) {
     return absl::InvalidArgumentError("plugin_libraries: path is missing; name a .so file");
   }
-#ifdef HUBLINK_STATIC_DEPS
-  // The library would bring its own libprotobuf.so beside the program's static copy: two
-  // descriptor pools and two sets of message classes in one process, half-bound to each other.
-  return absl::FailedPreconditionError(absl::StrCat(
-      "plugin library ", path,
-      ": this program links protobuf and Abseil statically (--config=static_deps), and a plugin "
-      "library takes them from the program; rebuild the program without --config=static_deps to "
-      "load plugin libraries"));
-#endif
   if (path.find('/') != std::string::npos) {
     struct stat st;
     if (stat(path.c_str(), &st) != 0) {
@@ -90,7 +81,8 @@ absl::StatusOr<void*> LoadOnce(const std::string& path) {
     return absl::InvalidArgumentError(absl::StrCat(
         "plugin library ", path, ": cannot load: ", error != nullptr ? error : "unknown error",
         absl::StrContains(error != nullptr ? error : "", "undefined symbol")
-            ? " (the program must export hublink's symbols: link it with -rdynamic)"
+            ? " (the program must export hublink's, Abseil's and protobuf's symbols to plugin "
+              "libraries: add //plugins:plugin_host to its deps)"
             : ""));
   }
   loaded.handles.emplace(key, handle);

@@ -24,12 +24,11 @@
 //   auto pipeline = hublink::LoadPipelineFile(path, *registry);
 //
 // A library is a shared object that exports the entry point of plugins/plugin_abi.h and leaves
-// hublink, Abseil and protobuf to the host: the host binary exports its symbols (link it with
-// -rdynamic) and the library is linked without its own copy of them (docs/plugin-authoring.md,
-// "Ship your plugin as a shared object"). Two copies of a generated .pb.cc in one process abort at
-// load time, so this is not optional. For the same reason a program built with
-// --config=static_deps (protobuf and Abseil linked statically) refuses every library with
-// kFailedPrecondition: the library would bring a second, shared protobuf.
+// hublink, Abseil and protobuf to the host: the host program depends on //plugins:plugin_host,
+// which links all of them and exports their symbols, and the library is linked without a copy of
+// any (docs/plugin-authoring.md, "Ship your plugin as a shared object"). Two copies of a generated
+// .pb.cc in one process abort at load time, so this is not optional. A program that is no plugin
+// host refuses a library with the loader's "undefined symbol" error and a hint.
 #ifndef HUBLINK_PLUGINS_PLUGIN_LIBRARY_H_
 #define HUBLINK_PLUGINS_PLUGIN_LIBRARY_H_
 

@@ -29,3 +29,13 @@ def hublink_cc_proto(name, srcs, deps = [], visibility = None, testonly = False)
         visibility = visibility,
         testonly = testonly,
     )
+
+    # The same code for a plugin shared object, which takes protobuf from the program that loads it.
+    native.cc_library(
+        name = name + "_for_plugin",
+        srcs = ccs,
+        hdrs = hdrs,
+        deps = [d + "_for_plugin" for d in deps],
+        visibility = visibility,
+        testonly = testonly,
+    )

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: every test target, then again under AddressSanitizer + UndefinedBehaviorSanitizer
-# (and the static-deps check in between).
+# (and the shared-libraries checks in between).
 # Tests start their own real peers (mosquitto, node ws, openssl s_server) on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash tools/bootstrap.sh  # idempotent: only installs what is missing
 
 bazel test //... "$@"
-# The one test that checks what --config=static_deps changes (protobuf and Abseil linked
-# statically; plugin libraries refused), in that build.
-bazel test --config=static_deps //plugins:static_deps_test "$@"
+# protobuf and Abseil are linked statically by default; --config=shared_deps links Debian's shared
+# libraries. The tests of what that changes (what is mapped, plugin hosts), in that build too.
+bazel test --config=shared_deps //plugins:link_mode_test //plugins:plugin_host_test "$@"
 bazel test --config=asan_ubsan //... "$@"

@@ -35,12 +35,12 @@ using testing::MosquittoBroker;
 using Values = std::map<std::string, std::string>;
 
 // kHublinkSpin: hublink_bench --spin_us=<--spin_us> (Client::Options::spin_before_sleep; the
-// library's default is off), run only by the spin row. kHublinkStatic: --hublink_static_bin, the
-// same client built with --config=static_deps (protobuf and Abseil linked statically), run only by
-// the static row.
-enum Variant { kHublink, kPaho, kPahoNodelay, kHublinkSpin, kHublinkStatic };
+// library's default is off), run only by the spin row. kHublinkShared: --hublink_shared_bin, the
+// same client built with --config=shared_deps (protobuf and Abseil as Debian's shared libraries
+// rather than linked statically), run only by the shared row.
+enum Variant { kHublink, kPaho, kPahoNodelay, kHublinkSpin, kHublinkShared };
 const char* const kVariantNames[] = {"hublink", "paho", "paho+nodelay", "hublink+spin",
-                                     "hublink static"};
+                                     "hublink shared"};
 
 struct Sizes {
   int64_t qos0_small_count, qos0_large_count, qos1_count, latency_count, connect_count, probe_count,
@@ -80,9 +80,9 @@ class Driver {
       paced_rates_.push_back(value);
     }
     spin_us_ = flags.GetInt("spin_us", 20);
-    // The static row needs its binary: bench/run.sh builds it and passes it.
-    std::string rows = flags.Get("rows", flags.Has("hublink_static_bin")
-                                             ? "qos0,qos1,spin,static,latency,connect,allocs"
+    // The shared row needs its binary: bench/run.sh builds it and passes it.
+    std::string rows = flags.Get("rows", flags.Has("hublink_shared_bin")
+                                             ? "qos0,qos1,spin,shared,latency,connect,allocs"
                                              : "qos0,qos1,spin,latency,connect,allocs");
     for (absl::string_view row : absl::StrSplit(rows, ',')) rows_.emplace_back(row);
     log_file_ = absl::StrCat(testing::TempDir(), "/bench_clients.log");
@@ -91,7 +91,7 @@ class Driver {
   // An unknown row or transport would measure nothing and still print a table: refuse it.
   absl::Status Validate() const {
     // cross and paced are not in the default --rows.
-    static constexpr absl::string_view kRows[] = {"qos0",    "qos1",   "spin",  "static", "latency",
+    static constexpr absl::string_view kRows[] = {"qos0",    "qos1",   "spin",  "shared", "latency",
                                                   "connect", "allocs", "cross", "paced"};
     static constexpr absl::string_view kTransports[] = {"tcp", "ws", "tls", "wss"};
     for (const std::string& row : rows_) {
@@ -109,10 +109,10 @@ class Driver {
       }
     }
     if (spin_us_ < 0) return absl::InvalidArgumentError("--spin_us: microseconds, >= 0");
-    if (Row("static") && flags_.Get("hublink_static_bin").empty()) {
+    if (Row("shared") && flags_.Get("hublink_shared_bin").empty()) {
       return absl::InvalidArgumentError(
-          "--rows=static needs --hublink_static_bin: hublink_bench built with "
-          "--config=static_deps (bench/run.sh builds and passes it)");
+          "--rows=shared needs --hublink_shared_bin: hublink_bench built with "
+          "--config=shared_deps (bench/run.sh builds and passes it)");
     }
     for (int64_t rate : paced_rates_) {
       if (rate <= 0) {
@@ -163,7 +163,7 @@ class Driver {
     if (variant == kHublinkSpin) {
       return absl::StrCat(flags_.Get("hublink_bin"), " --spin_us=", spin_us_);
     }
-    if (variant == kHublinkStatic) return flags_.Get("hublink_static_bin");
+    if (variant == kHublinkShared) return flags_.Get("hublink_shared_bin");
     std::string binary = variant == kHublink ? flags_.Get("hublink_bin") : flags_.Get("paho_bin");
     std::string preload =
         variant == kPahoNodelay ? absl::StrCat("env LD_PRELOAD=", flags_.Get("shim"), " ") : "";
@@ -317,7 +317,7 @@ class Driver {
     absl::StrAppendFormat(&timing_, "%s %.0f s, ", key, absl::ToDoubleSeconds(absl::Now() - start));
   }
 
-  // The spin and static rows: one hublink variant only, every (key, args) cell on every
+  // The spin and shared rows: one hublink variant only, every (key, args) cell on every
   // transport, the repetitions interleaved across all of them (rep 1 of every cell, then rep 2,
   // ...).
   void RunVariantRow(const std::string& row, Variant variant,
@@ -601,11 +601,11 @@ class Driver {
       }
     }
     if (Row("spin")) SpinReport();
-    if (Row("static")) {
+    if (Row("shared")) {
       VariantTable(
-          "10. hublink linked statically (--config=static_deps: protobuf and Abseil from "
-          "their static archives)",
-          kHublinkStatic, "static_", "h st");
+          "10. hublink with shared libraries (--config=shared_deps: protobuf and Abseil as "
+          "Debian's shared objects, not linked statically)",
+          kHublinkShared, "shared_", "h sh");
     }
   }
 
@@ -694,7 +694,7 @@ class Driver {
     const std::vector<std::string>& transports = transports_;
     const std::string throughput =
         absl::StrCat("--scenario=throughput --seconds=", sizes_.throughput_seconds);
-    // The spin and static rows reuse these.
+    // The spin and shared rows reuse these.
     const std::string qos0_64_args = absl::StrCat(
         throughput, " --qos=0 --size=64 --window=256 --count=", sizes_.qos0_small_count);
     const std::string qos0_4k_args = absl::StrCat(
@@ -727,11 +727,11 @@ class Driver {
                      {"spin_latency", latency_args}},
                     transports);
     }
-    if (Row("static")) {
-      RunVariantRow("static", kHublinkStatic,
-                    {{"static_qos0_64", qos0_64_args},
-                     {"static_qos0_4k", qos0_4k_args},
-                     {"static_qos1_64", qos1_64_args}},
+    if (Row("shared")) {
+      RunVariantRow("shared", kHublinkShared,
+                    {{"shared_qos0_64", qos0_64_args},
+                     {"shared_qos0_4k", qos0_4k_args},
+                     {"shared_qos1_64", qos1_64_args}},
                     transports);
     }
     if (Row("latency")) {

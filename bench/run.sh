@@ -23,10 +23,10 @@ if [[ " $* " == *" --micro "* ]]; then
   "${BUILD[@]}" //bench:micro_benchmark >&2
   exec "$BIN/micro_benchmark" --benchmark_min_time=0.2
 fi
-# The static row's client: the same hublink_bench with protobuf and Abseil linked statically. Both
+# The shared row's client: the same hublink_bench with protobuf and Abseil as shared libraries. Both
 # builds write the same path, so this one is built first and copied aside.
-"${BUILD[@]}" --config=static_deps //bench:hublink_bench >&2
-cp "$BIN/hublink_bench" "$TMP/hublink_bench_static"
+"${BUILD[@]}" --config=shared_deps //bench:hublink_bench >&2
+cp "$BIN/hublink_bench" "$TMP/hublink_bench_shared"
 "${BUILD[@]}" "${TARGETS[@]}" >&2
 
 echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Linux $(uname -r)"
@@ -37,7 +37,7 @@ cpu_ticks() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $9}' /proc/stat; }
 read -r total0 steal0 < <(cpu_ticks)
 echo "Load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 status=0
-"$BIN/driver" --hublink_bin="$BIN/hublink_bench" --hublink_static_bin="$TMP/hublink_bench_static" \
+"$BIN/driver" --hublink_bin="$BIN/hublink_bench" --hublink_shared_bin="$TMP/hublink_bench_shared" \
   --paho_bin="$BIN/paho_bench" \
   --probe_bin="$BIN/connect_probe" --shim="$BIN/nodelay_shim.so" "$@" || status=$?
 if ((status == 2)); then exit 2; fi  # bad usage (an unknown row or transport): nothing was measured

@@ -8,6 +8,8 @@ bash tools/bootstrap.sh  # idempotent: only installs what is missing
 
 bazel test //... "$@"
 # protobuf and Abseil are linked statically by default; --config=shared_deps links Debian's shared
-# libraries. The tests of what that changes (what is mapped, plugin hosts), in that build too.
-bazel test --config=shared_deps //plugins:link_mode_test //plugins:plugin_host_test "$@"
+# libraries. The tests of what that changes (what is mapped, plugin hosts, the CLI loading a plugin
+# library), in that build too.
+bazel test --config=shared_deps //plugins:link_mode_test //plugins:plugin_host_test \
+  //examples/tap_plugin:tap_plugin_so_test "$@"
 bazel test --config=asan_ubsan //... "$@"

@@ -1,9 +1,11 @@
 """C++ code from .proto files with the system protoc (Debian's protobuf-compiler), no downloads."""
 
-def hublink_cc_proto(name, srcs, deps = [], visibility = None, testonly = False):
+def hublink_cc_proto(name, srcs, deps = [], visibility = None, testonly = False, for_plugin = False):
     """Generates <file>.pb.{h,cc} for srcs and wraps them in cc_library `name`.
 
-    deps are other hublink_cc_proto targets whose .proto files srcs import.
+    deps are other hublink_cc_proto targets whose .proto files srcs import. for_plugin adds
+    `<name>_for_plugin`, the same code without protobuf, for a plugin shared object (which takes
+    protobuf from the program that loads it); deps then need it too.
     """
     hdrs = [s[:-len(".proto")] + ".pb.h" for s in srcs]
     ccs = [s[:-len(".proto")] + ".pb.cc" for s in srcs]
@@ -30,12 +32,12 @@ def hublink_cc_proto(name, srcs, deps = [], visibility = None, testonly = False)
         testonly = testonly,
     )
 
-    # The same code for a plugin shared object, which takes protobuf from the program that loads it.
-    native.cc_library(
-        name = name + "_for_plugin",
-        srcs = ccs,
-        hdrs = hdrs,
-        deps = [d + "_for_plugin" for d in deps],
-        visibility = visibility,
-        testonly = testonly,
-    )
+    if for_plugin:
+        native.cc_library(
+            name = name + "_for_plugin",
+            srcs = ccs,
+            hdrs = hdrs,
+            deps = [d + "_for_plugin" for d in deps],
+            visibility = visibility,
+            testonly = testonly,
+        )

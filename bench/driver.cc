@@ -348,6 +348,24 @@ class Driver {
     size_t n = values.size();
     return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
   }
+  // What a cell's median hides: runs that did not deliver every message within their time cap
+  // (STALL), and runs in which deliveries paused for 50 ms or more (PAUSE), such as mosquitto 2.0
+  // holding a WebSocket subscriber's last message until its loop's 100 ms timeout.
+  static std::string RunFlags(const std::vector<Values>& runs) {
+    std::string flags;
+    const int total = static_cast<int>(runs.size());
+    if (int stalled = Count(runs, "stalled"); stalled > 0) {
+      flags += absl::StrFormat(" STALL in %d/%d runs", stalled, total);
+    }
+    int paused = 0;
+    for (const Values& run : runs) {
+      auto it = run.find("max_gap_ms");
+      double gap_ms;
+      if (it != run.end() && absl::SimpleAtod(it->second, &gap_ms) && gap_ms >= 50) ++paused;
+    }
+    if (paused > 0) flags += absl::StrFormat(" PAUSE in %d/%d runs", paused, total);
+    return flags;
+  }
   // Runs whose `field` is non-zero.
   static int Count(const std::vector<Values>& runs, const std::string& field) {
     int count = 0;
@@ -423,11 +441,7 @@ class Driver {
         values[v] = Median(runs, "msgs_per_s");
         std::string cell =
             absl::StrCat(Number(values[v]), " (", Number(Median(runs, "mb_per_s"), 1), " MB/s)");
-        int stalled = Count(runs, "stalled");
-        if (stalled > 0) {
-          // A run that did not deliver every message within its time cap.
-          cell += absl::StrFormat(" STALL in %d/%d runs", stalled, static_cast<int>(runs.size()));
-        }
+        cell += RunFlags(runs);
         cells.push_back(cell);
         absl::StrAppend(&broker, v ? " / " : "", Number(Median(runs, "broker_cpu_pct")), "%");
         absl::StrAppend(&per_message, v ? " / " : "", Number(Median(runs, "broker_us_per_msg"), 2));
@@ -576,12 +590,7 @@ class Driver {
         for (Variant pub : {kHublink, kPaho}) {
           for (Variant sub : {kHublink, kPaho}) {
             const std::vector<Values>& runs = cross_[transport][pub][sub];
-            std::string rate = Number(Median(runs, "msgs_per_s"));
-            int stalled = Count(runs, "stalled");
-            if (stalled > 0) {
-              rate +=
-                  absl::StrFormat(" STALL in %d/%d runs", stalled, static_cast<int>(runs.size()));
-            }
+            std::string rate = Number(Median(runs, "msgs_per_s")) + RunFlags(runs);
             Line({kVariantNames[pub], kVariantNames[sub], transport, rate,
                   Number(Median(runs, "broker_us_per_msg"), 2),
                   Number(Median(runs, "pub_cpu_per_100k"), 3),
@@ -638,10 +647,7 @@ class Driver {
         }
         std::string cell = NumberOrNa(rate[0]);
         if (const std::vector<Values>* runs = Find(variant_key, variant, transport)) {
-          if (int stalled = Count(*runs, "stalled"); stalled > 0) {
-            cell +=
-                absl::StrFormat(" STALL in %d/%d runs", stalled, static_cast<int>(runs->size()));
-          }
+          cell += RunFlags(*runs);
         }
         Line({label, transport, cell, Ratio(rate[0], rate[1], true), Ratio(rate[0], rate[2], true),
               broker, cpu, rss});

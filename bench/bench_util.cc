@@ -1,5 +1,6 @@
 #include "bench/bench_util.h"
 
+#include <dirent.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -63,8 +64,34 @@ int64_t PeakRssKib() {
   return usage.ru_maxrss;
 }
 
+namespace {
+
+// The sum of the first field of /proc/<pid>/task/<tid>/schedstat over the process's threads: each
+// thread's time on a CPU, in nanoseconds. False when unreadable (a kernel without schedstat).
+bool SchedstatCpuOf(pid_t pid, absl::Duration* cpu) {
+  DIR* tasks = opendir(absl::StrCat("/proc/", pid, "/task").c_str());
+  if (tasks == nullptr) return false;
+  int64_t total_ns = 0;
+  bool any = false;
+  while (dirent* entry = readdir(tasks)) {
+    if (entry->d_name[0] == '.') continue;
+    std::ifstream in(absl::StrCat("/proc/", pid, "/task/", entry->d_name, "/schedstat"));
+    int64_t ns = 0;
+    if (!(in >> ns)) continue;  // a thread that ended meanwhile
+    total_ns += ns;
+    any = true;
+  }
+  closedir(tasks);
+  if (any) *cpu = absl::Nanoseconds(total_ns);
+  return any;
+}
+
+}  // namespace
+
 absl::Duration ProcessCpuOf(pid_t pid) {
   if (pid <= 0) return absl::ZeroDuration();
+  absl::Duration cpu;
+  if (SchedstatCpuOf(pid, &cpu)) return cpu;
   std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   // The command name (field 2) may hold spaces: fields are counted after its

@@ -1,7 +1,9 @@
 #include "transports/websocket/frame.h"
 
 #include <openssl/rand.h>
+#include <sys/random.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -36,9 +38,23 @@ void Mask(char* data, size_t size, const uint8_t key[4], size_t phase) {
   for (; i < size; ++i) data[i] = static_cast<char>(data[i] ^ pattern[i & 7]);
 }
 
+void FillSecureRandom(uint8_t* out, size_t size) {
+  size_t filled = 0;
+  while (filled < size) {
+    const ssize_t n = getrandom(out + filled, size - filled, 0);
+    if (n > 0) {
+      filled += static_cast<size_t>(n);
+    } else if (n < 0 && errno != EINTR) {
+      // No getrandom(2) (ENOSYS under an old kernel or a seccomp filter): BoringSSL's CSPRNG.
+      RAND_bytes(out + filled, size - filled);
+      return;
+    }
+  }
+}
+
 void MaskKeySource::Next(uint8_t key[4]) {
   if (used_ + 4 > sizeof(block_)) {
-    RAND_bytes(block_, sizeof(block_));
+    FillSecureRandom(block_, sizeof(block_));
     used_ = 0;
   }
   std::memcpy(key, block_ + used_, 4);

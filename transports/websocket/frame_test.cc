@@ -1,5 +1,6 @@
 #include "transports/websocket/frame.h"
 
+#include <algorithm>
 #include <set>
 #include <string>
 #include <vector>
@@ -79,6 +80,26 @@ TEST(MaskTest, KeysAreFreshAndSpread) {
   }
   // 1000 draws from 2^32: a repeat is a ~1e-4 event; more than one means a broken generator.
   EXPECT_GE(seen.size(), 999u);
+}
+
+TEST(MaskTest, SecureRandomFillsEveryByte) {
+  // Sizes that are not a multiple of anything the kernel might hand out in one call, and a pattern
+  // in the buffer that the fill must overwrite to its last byte.
+  for (size_t size : {size_t{1}, size_t{16}, size_t{257}, size_t{4099}}) {
+    std::vector<uint8_t> a(size, 0xAA), b(size, 0xAA);
+    FillSecureRandom(a.data(), a.size());
+    FillSecureRandom(b.data(), b.size());
+    if (size >= 16) {
+      EXPECT_NE(a, b) << "two draws of " << size << " bytes";
+      const size_t tail = std::min<size_t>(size, 16);
+      EXPECT_FALSE(std::all_of(a.end() - tail, a.end(), [](uint8_t v) { return v == 0xAA; }))
+          << "the last bytes were not written";
+    }
+    if (size >= 4096) {
+      // 4,099 uniform bytes miss one of the 256 values with probability ~256 * e^-16.
+      EXPECT_EQ(std::set<uint8_t>(a.begin(), a.end()).size(), 256u);
+    }
+  }
 }
 
 TEST(EncoderTest, LengthFormsAndMaskingRoundTrip) {

@@ -1,7 +1,6 @@
 #include "transports/websocket/upgrade.h"
 
 #include <openssl/base64.h>
-#include <openssl/rand.h>
 #include <openssl/sha.h>
 
 #include <cstdint>
@@ -12,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "transports/websocket/frame.h"
 
 namespace hublink {
 namespace websocket {
@@ -67,7 +67,7 @@ absl::Status RefusedError(int code, std::string message) {
 
 std::string GenerateKey() {
   uint8_t nonce[16];
-  RAND_bytes(nonce, sizeof(nonce));
+  FillSecureRandom(nonce, sizeof(nonce));
   return Base64(nonce, sizeof(nonce));
 }
 

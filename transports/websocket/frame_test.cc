@@ -85,7 +85,7 @@ TEST(MaskTest, KeysAreFreshAndSpread) {
 TEST(MaskTest, SecureRandomFillsEveryByte) {
   // Sizes that are not a multiple of anything the kernel might hand out in one call, and a pattern
   // in the buffer that the fill must overwrite to its last byte.
-  for (size_t size : {size_t{1}, size_t{16}, size_t{257}, size_t{4099}}) {
+  for (size_t size : {size_t{1}, size_t{16}, size_t{257}, size_t{8195}}) {
     std::vector<uint8_t> a(size, 0xAA), b(size, 0xAA);
     FillSecureRandom(a.data(), a.size());
     FillSecureRandom(b.data(), b.size());
@@ -95,8 +95,8 @@ TEST(MaskTest, SecureRandomFillsEveryByte) {
       EXPECT_FALSE(std::all_of(a.end() - tail, a.end(), [](uint8_t v) { return v == 0xAA; }))
           << "the last bytes were not written";
     }
-    if (size >= 4096) {
-      // 4,099 uniform bytes miss one of the 256 values with probability ~256 * e^-16.
+    if (size >= 8192) {
+      // 8,195 uniform bytes miss one of the 256 values with probability ~256 * e^-32.
       EXPECT_EQ(std::set<uint8_t>(a.begin(), a.end()).size(), 256u);
     }
   }

@@ -141,6 +141,7 @@ absl::Duration EventLoop::TimeToNextTimer(absl::Duration cap) const {
 
 int EventLoop::RunOnce(absl::Duration timeout) {
   loop_thread_.store(std::this_thread::get_id());
+  ++turns_;
   {
     std::lock_guard<std::mutex> lock(posted_mutex_);
     if (!posted_.empty()) timeout = absl::ZeroDuration();

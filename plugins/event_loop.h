@@ -106,6 +106,9 @@ class EventLoop {
   void ModerateNextWait(absl::Duration window) { moderate_next_wait_ = window; }
   // How many waits were moderated so far (stats, tests). On the loop thread.
   int64_t moderated_waits() const { return moderated_waits_; }
+  // How many turns (RunOnce calls) have begun, counting from 1: callbacks that see the same value
+  // run in the same turn. On the loop thread.
+  uint64_t turns() const { return turns_; }
 
  private:
   EventLoop(int epoll_fd, int wake_fd);
@@ -119,6 +122,7 @@ class EventLoop {
   bool read_last_turn_ = false;                               // loop thread only
   absl::Duration moderate_next_wait_ = absl::ZeroDuration();  // loop thread only
   int64_t moderated_waits_ = 0;                               // loop thread only
+  uint64_t turns_ = 0;                                        // loop thread only
   std::atomic<bool> stop_requested_{false};
   std::atomic<std::thread::id> loop_thread_{};
 

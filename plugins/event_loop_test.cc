@@ -50,6 +50,21 @@ TEST(EventLoopTest, RunOnceReturnsAfterTimeoutWhenIdle) {
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(15));
 }
 
+// turns(): callbacks of one turn see one value, the next turn's see the next.
+TEST(EventLoopTest, TurnsCountRunOnceCalls) {
+  auto loop = NewLoop();
+  std::vector<uint64_t> seen;
+  loop->Post([&] { seen.push_back(loop->turns()); });
+  loop->Post([&] { seen.push_back(loop->turns()); });
+  loop->RunOnce(absl::ZeroDuration());
+  loop->Post([&] { seen.push_back(loop->turns()); });
+  loop->RunOnce(absl::ZeroDuration());
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0], seen[1]);
+  EXPECT_EQ(seen[2], seen[0] + 1);
+  EXPECT_EQ(loop->turns(), seen[2]);
+}
+
 TEST(EventLoopTest, PostFromOtherThreadsWakesTheLoopAndKeepsOrder) {
   auto loop = NewLoop();
   std::vector<int> seen;

@@ -568,6 +568,11 @@ std::string ResolvedPipeline::DescribeStack(int index) const {
   return absl::StrJoin(stacks_.at(index).names, " > ");
 }
 
+bool ResolvedPipeline::StackHasLayer(int index, absl::string_view name) const {
+  const std::vector<std::string>& names = stacks_.at(index).names;
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
 absl::StatusOr<std::unique_ptr<Transport>> ResolvedPipeline::CreateStack(ConnectContext& context,
                                                                          int index) const {
   if (index < 0 || index >= stack_count()) {

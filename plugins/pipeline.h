@@ -105,6 +105,8 @@ class ResolvedPipeline {
   const Endpoint& stack_endpoint(int index) const;
   // "tcp > tls > websocket", for logs.
   std::string DescribeStack(int index = 0) const;
+  // Whether stack `index` has a layer of the transport plugin registered as `name`.
+  bool StackHasLayer(int index, absl::string_view name) const;
 
   // Builds one attempt's transports for stack `index`, lowest first, and returns the top one
   // (unopened).

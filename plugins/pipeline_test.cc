@@ -67,6 +67,8 @@ TEST_F(PipelineTest, ResolvesAndBuildsTheStackLowestFirst) {
   auto pipeline = ResolvedPipeline::Resolve(*config, *registry_);
   ASSERT_TRUE(pipeline.ok()) << pipeline.status();
   EXPECT_EQ((*pipeline)->DescribeStack(), "fake_base > fake_wrap");
+  EXPECT_TRUE((*pipeline)->StackHasLayer(0, "fake_wrap"));
+  EXPECT_FALSE((*pipeline)->StackHasLayer(0, "fake"));  // whole names only
   EXPECT_NE((*pipeline)->protocol(), nullptr);
   ASSERT_NE((*pipeline)->signer(), nullptr);
   ConnectContext context(*loop_, "127.0.0.1", 8080);

@@ -183,8 +183,12 @@ class Client {
     // (0.2 segments; Paho, a slower reader whose window stays closed, 16.6), at 15 % more
     // messages per second and a quarter of the client's CPU of 50 µs. A request-response exchange
     // (a command and its answer, a ping and its pong) is never moderated; in a stream a message
-    // may wait up to this long plus the kernel's timer slack (50 µs by default). Zero turns it
-    // off. Also applies to a loop you pass in `loop`.
+    // may wait up to this long plus the kernel's timer slack (50 µs by default). Acknowledgements
+    // of a window of our QoS 1/2 publishes are a stream too, even one per read, while two or more
+    // are still awaited; their wait is also capped at half the time the broker needs, at the pace
+    // measured, to acknowledge the rest, so a window-bound publisher never runs dry (not over a
+    // WebSocket layer, where mosquitto's front end stalls a publisher that goes quiet). Zero turns
+    // it off. Also applies to a loop you pass in `loop`.
     absl::Duration read_moderation = absl::Milliseconds(1);
     // Connection-state events, on the loop thread. The client logs every event: at DEBUG when
     // this is set (the handler reports them its own way), else at INFO (WARNING for kLost,

@@ -27,6 +27,7 @@
 #include "plugins/registry.h"
 #include "protocols/mqtt/mqtt_protocol.h"
 #include "tests/test_util.h"
+#include "tools/faultproxy/proxy_test_util.h"
 #include "transports/tcp/tcp_transport.h"
 #include "transports/websocket/websocket_transport.h"
 
@@ -1351,6 +1352,64 @@ TEST_P(ReadModerationTest, StreamsAreModeratedRequestsAndAnswersAreNot) {
   }
   for (int i = 0; i < 20; ++i) EXPECT_EQ(seen[i + 5], absl::StrCat(i));
   subscriber.reset();  // on the loop thread, with the loop idle
+}
+
+// The publisher's side of read_moderation: acknowledgements of a window of QoS 1 publishes are a
+// stream even when each read holds one of them (the broker acknowledges as it forwards, so a fast
+// publisher meets them one at a time and, without moderation, is woken inside the broker's write
+// for every one). faultproxy hands the broker's bytes on in 4-byte segments 30 ms apart, so every
+// PUBACK is read alone. Moderated: a read of one PUBACK while two or more of ours still await
+// theirs. Not moderated: a single publish and its PUBACK, and the window's last acknowledgements.
+TEST_P(ReadModerationTest, AcknowledgementsOfAWindowAreModeratedOneAtATime) {
+  const bool moderation_on = GetParam();
+  auto broker = Broker::Start();
+  ASSERT_NE(broker, nullptr);
+  auto proxy = faultproxy::testing::RunningProxy::Start(broker->port());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  faultproxy::testing::ControlClient control((*proxy)->control_port());
+  ASSERT_TRUE(control.ok());
+  auto loop = *EventLoop::Create();
+  Client::Options options;
+  options.loop = loop.get();
+  if (!moderation_on) options.read_moderation = absl::ZeroDuration();
+  auto publisher =
+      *Client::Create(MakePipeline((*proxy)->port(), R"(client_id: "window-pub")"), options);
+  publisher->Connect();
+  ASSERT_TRUE(testing::RunUntil(*loop, [&] { return publisher->connected(); }));
+  // Every packet the broker sends from here on is a 4-byte PUBACK.
+  const std::string reply = control.Command("segment size=4 gap=30ms dir=down");
+  ASSERT_TRUE(absl::StartsWith(reply, "ok")) << reply;
+
+  auto publish_and_drain = [&](int count) {
+    std::vector<std::future<absl::Status>> acked;
+    for (int i = 0; i < count; ++i) {
+      acked.push_back(publisher->Publish("window/t", absl::StrCat(i), 1));
+    }
+    ASSERT_TRUE(testing::RunUntil(*loop, [&] {
+      for (auto& ack : acked) {
+        if (ack.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return false;
+      }
+      return true;
+    }));
+    for (auto& ack : acked) EXPECT_TRUE(ack.get().ok());
+  };
+  publish_and_drain(1);
+  loop->RunOnce(absl::Milliseconds(5));
+  const int64_t after_single = loop->moderated_waits();
+
+  publish_and_drain(8);
+  const int64_t after_window = loop->moderated_waits();
+  loop->RunOnce(absl::Milliseconds(5));  // after the last PUBACK: nothing more is coming
+  EXPECT_EQ(loop->moderated_waits(), after_window);
+  if (moderation_on) {
+    EXPECT_EQ(after_single, 0) << "a single publish and its PUBACK were moderated";
+    // PUBACKs 1-6 leave 7 to 2 awaiting (the first has no pace yet); the 7th leaves 1, the 8th
+    // none.
+    EXPECT_GE(after_window, 1) << "no PUBACK of a window of 8 was moderated";
+  } else {
+    EXPECT_EQ(after_window, 0);
+  }
+  publisher.reset();  // on the loop thread, with the loop idle
 }
 
 INSTANTIATE_TEST_SUITE_P(OnAndOff, ReadModerationTest, ::testing::Bool());
